@@ -1,0 +1,62 @@
+"""Dependencies routes declare: the services, and the authenticated caller with a scope."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from keyplane.app import Keyplane
+from keyplane.services.common import Principal
+
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="ApiKey",
+    description="A keyplane API key: `Authorization: Bearer kp_live_…`.",
+)
+
+
+def get_keyplane(request: Request) -> Keyplane:
+    kp: Keyplane = request.app.state.keyplane
+    return kp
+
+
+Services = Annotated[Keyplane, Depends(get_keyplane)]
+Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def authenticated(kp: Services, credentials: Credentials) -> Principal:
+    return kp.verifier.authenticate(credentials.credentials if credentials else None)
+
+
+class Require:
+    """``Depends(Require("api_keys:write"))``: the caller, holding that scope."""
+
+    def __init__(self, scope: str) -> None:
+        self.scope = scope
+
+    def __call__(self, principal: Annotated[Principal, Depends(authenticated)]) -> Principal:
+        principal.require(self.scope)
+        return principal
+
+
+def _holding(scope: str) -> object:
+    return Depends(Require(scope))
+
+
+# One alias per scope a route needs; the route's signature then states its contract.
+KeysRead = Annotated[Principal, _holding("api_keys:read")]
+KeysWrite = Annotated[Principal, _holding("api_keys:write")]
+KeysDelete = Annotated[Principal, _holding("api_keys:delete")]
+AppsRead = Annotated[Principal, _holding("apps:read")]
+AppsWrite = Annotated[Principal, _holding("apps:write")]
+AppsDelete = Annotated[Principal, _holding("apps:delete")]
+ProfilesRead = Annotated[Principal, _holding("profiles:read")]
+ProfilesWrite = Annotated[Principal, _holding("profiles:write")]
+ProfilesDelete = Annotated[Principal, _holding("profiles:delete")]
+ResourcesRead = Annotated[Principal, _holding("resources:read")]
+ResourcesWrite = Annotated[Principal, _holding("resources:write")]
+ResourcesDelete = Annotated[Principal, _holding("resources:delete")]
+OrgRead = Annotated[Principal, _holding("org:read")]
+OrgWrite = Annotated[Principal, _holding("org:write")]

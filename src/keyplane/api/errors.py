@@ -1,0 +1,183 @@
+"""The one table from domain errors to RFC 9457 problem documents.
+
+Every 4xx leaves here as ``application/problem+json`` with ``type``, ``title``, ``status``,
+``detail`` and, for invalid input, ``errors: [{field, message}]``. Nothing a client sends
+may produce a 500: unexpected exceptions become a 500 problem without internals, and are
+logged (the log filter in ``keyplane.logs`` redacts anything shaped like a key).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from typing import Any, Final
+
+import orjson
+from fastapi import FastAPI, Request, Response
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from keyplane.domain.errors import (
+    Conflict,
+    Escalation,
+    FieldError,
+    Forbidden,
+    InvalidInput,
+    KeyplaneError,
+    MissingScope,
+    NotFound,
+    Unauthenticated,
+)
+
+log = logging.getLogger(__name__)
+
+PROBLEM_JSON: Final = "application/problem+json"
+TYPE_BASE: Final = "urn:keyplane:problem:"
+
+# domain error -> (status, type slug, title)
+TABLE: Final[dict[type[KeyplaneError], tuple[int, str, str]]] = {
+    Unauthenticated: (401, "unauthenticated", "Authentication required"),
+    MissingScope: (403, "missing-scope", "Missing scope"),
+    Escalation: (403, "scope-escalation", "Cannot grant scopes you do not hold"),
+    Forbidden: (403, "forbidden", "Forbidden"),
+    NotFound: (404, "not-found", "Not found"),
+    Conflict: (409, "conflict", "Conflict"),
+    InvalidInput: (422, "validation-error", "Invalid input"),
+}
+
+_HTTP_TITLES: Final = {
+    400: ("bad-request", "Bad request"),
+    404: ("not-found", "Not found"),
+    405: ("method-not-allowed", "Method not allowed"),
+    413: ("payload-too-large", "Request body too large"),
+    415: ("unsupported-media-type", "Unsupported media type"),
+}
+
+
+def problem(
+    status: int,
+    slug: str,
+    title: str,
+    detail: str,
+    *,
+    errors: Sequence[FieldError] = (),
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> Response:
+    body: dict[str, Any] = {
+        "type": TYPE_BASE + slug,
+        "title": title,
+        "status": status,
+        "detail": detail,
+    }
+    if errors:
+        body["errors"] = [{"field": e.field, "message": e.message} for e in errors]
+    body.update(extra)
+    return Response(
+        orjson.dumps(body), status_code=status, media_type=PROBLEM_JSON, headers=headers
+    )
+
+
+def domain_problem(exc: KeyplaneError) -> Response:
+    for cls in type(exc).__mro__:
+        if cls in TABLE:
+            status, slug, title = TABLE[cls]  # type: ignore[index]
+            break
+    else:  # pragma: no cover - every KeyplaneError subclass is in the table
+        status, slug, title = 500, "internal", "Internal error"
+    extra: dict[str, Any] = {}
+    headers = None
+    errors: Sequence[FieldError] = ()
+    if isinstance(exc, InvalidInput):
+        errors = exc.errors
+    elif isinstance(exc, Unauthenticated):
+        headers = {"WWW-Authenticate": 'Bearer realm="keyplane"'}
+    elif isinstance(exc, MissingScope):
+        extra["missing_scope"] = exc.scope
+    elif isinstance(exc, Escalation):
+        errors = [FieldError(exc.field, f"you do not hold {s!r}") for s in exc.scopes]
+    elif isinstance(exc, Conflict) and exc.field:
+        errors = [FieldError(exc.field, str(exc))]
+    return problem(status, slug, title, str(exc), errors=errors, headers=headers, **extra)
+
+
+def _field_name(loc: Sequence[str | int]) -> str:
+    parts = list(loc[1:]) if loc and loc[0] in ("body", "query", "path", "header") else list(loc)
+    name = ""
+    for part in parts:
+        if isinstance(part, int):
+            name += f"[{part}]"
+        elif part.startswith(("function-", "constrained-")) or part in ("list", "dict"):
+            continue
+        else:
+            name += f".{part}" if name else part
+    return name or "body"
+
+
+def validation_errors(raw: Sequence[dict[str, Any]]) -> list[FieldError]:
+    errors: list[FieldError] = []
+    for error in raw:
+        kind = error.get("type", "")
+        ctx = error.get("ctx") or {}
+        if kind == "immutable":
+            errors.extend(
+                FieldError(f, "is immutable: it cannot change after creation")
+                for f in ctx["fields"]
+            )
+            continue
+        field = _field_name(error.get("loc", ()))
+        if kind == "extra_forbidden":
+            message = "is not a field of this request"
+        elif kind == "missing":
+            message = "is required"
+        else:
+            message = str(error.get("msg", "is invalid"))
+            message = message.removeprefix("Value error, ")
+        errors.append(FieldError(field, message))
+    return errors
+
+
+async def _on_domain_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, KeyplaneError)  # noqa: S101 - registered for KeyplaneError only
+    return domain_problem(exc)
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)  # noqa: S101 - registered for it only
+    raw = list(exc.errors())
+    if any(e.get("type") == "json_invalid" for e in raw):
+        return problem(
+            400, "malformed-json", "Malformed JSON", "The request body is not valid JSON."
+        )
+    content_type = request.headers.get("content-type", "")
+    if request.method in ("POST", "PATCH", "PUT") and "json" not in content_type:
+        return problem(
+            415,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "Send the request body as JSON with 'Content-Type: application/json'.",
+        )
+    errors = validation_errors(raw)
+    detail = "; ".join(f"{e.field}: {e.message}" for e in errors)
+    return problem(422, "validation-error", "Invalid input", detail, errors=errors)
+
+
+async def _on_http_error(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)  # noqa: S101 - registered for it only
+    slug, title = _HTTP_TITLES.get(exc.status_code, ("http-error", "HTTP error"))
+    detail = exc.detail if isinstance(exc.detail, str) else title
+    return problem(exc.status_code, slug, title, detail, headers=exc.headers)
+
+
+async def _on_unexpected(_request: Request, exc: Exception) -> Response:
+    log.error("unexpected error", exc_info=exc)
+    return problem(
+        500, "internal", "Internal error", "Something went wrong on our side; it was logged."
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(KeyplaneError, _on_domain_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(Exception, _on_unexpected)

@@ -1,0 +1,30 @@
+"""The error responses each operation documents in OpenAPI."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from keyplane.api.schemas import Problem, ValidationProblem
+
+_DESCRIPTIONS = {
+    400: "Malformed request (bad JSON, a key in the URL).",
+    401: "Missing, malformed, unknown, disabled or expired API key.",
+    403: "The key lacks the scope this operation needs, or tried to grant more than it holds.",
+    404: "No such object in the caller's organization.",
+    409: "Conflicts with the current state (a name taken, an object in use).",
+    413: "Request body too large.",
+    422: "Invalid input; `errors` names each field and the reason.",
+}
+
+
+def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` for the given problem statuses (401 and 403 always apply)."""
+    wanted = sorted({400, 401, 403, 413, *statuses})
+    return {
+        status: {
+            "model": ValidationProblem if status == 422 else Problem,
+            "description": _DESCRIPTIONS[status],
+            "content": {"application/problem+json": {}},
+        }
+        for status in wanted
+    }

@@ -1,0 +1,71 @@
+"""/v1/keys: issue, list, read, change and delete keys."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query, Response
+
+from keyplane.api.deps import KeysDelete, KeysRead, KeysWrite, Services
+from keyplane.api.routes._docs import problems
+from keyplane.api.schemas import KeyCreate, KeyCreated, KeyOut, KeyUpdate, Paged, changes_from
+from keyplane.domain.limits import PAGE_DEFAULT, PAGE_MAX
+from keyplane.services.keys import KeyChanges, NewKey
+
+router = APIRouter(prefix="/v1/keys", tags=["keys"])
+
+Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description="Page size.")]
+Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
+
+
+@router.post("", status_code=201, responses=problems(409, 422), summary="Create a key")
+def create_key(body: KeyCreate, principal: KeysWrite, kp: Services) -> KeyCreated:
+    """Creates a key. The full key is in this response only: store it now."""
+    issued = kp.keys.create(
+        principal,
+        NewKey(
+            name=body.name,
+            description=body.description,
+            scopes=tuple(body.scopes),
+            app_id=body.app_id,
+            expires_at=body.expires_at,
+            expires_in_days=body.expires_in_days,
+            profile_id=body.profile_id,
+            metadata=body.metadata,
+            environment=body.environment,
+        ),
+    )
+    return KeyCreated.of_issued(issued)
+
+
+@router.get("", responses=problems(422), summary="List keys")
+def list_keys(
+    principal: KeysRead,
+    kp: Services,
+    limit: Limit = PAGE_DEFAULT,
+    cursor: Cursor = None,
+    status: Literal["active", "inactive", "expired"] | None = None,
+    app_id: str | None = None,
+) -> Paged[KeyOut]:
+    page = kp.keys.list(principal, limit=limit, cursor=cursor, status=status, app_id=app_id)
+    return Paged[KeyOut](data=[KeyOut.of(v) for v in page.items], next_cursor=page.next_cursor)
+
+
+@router.get("/{key_id}", responses=problems(404), summary="Read a key")
+def get_key(key_id: str, principal: KeysRead, kp: Services) -> KeyOut:
+    return KeyOut.of(kp.keys.get(principal, key_id))
+
+
+@router.patch("/{key_id}", responses=problems(404, 422), summary="Change a key")
+def update_key(key_id: str, body: KeyUpdate, principal: KeysWrite, kp: Services) -> KeyOut:
+    """Changes status, profile, description, metadata or expiry. Name, scopes, app and
+    secret are immutable: create a new key instead."""
+    changes = changes_from(body, KeyChanges, nullable=("profile_id", "expires_at"))
+    return KeyOut.of(kp.keys.update(principal, key_id, changes))
+
+
+@router.delete("/{key_id}", status_code=204, responses=problems(404), summary="Delete a key")
+def delete_key(key_id: str, principal: KeysDelete, kp: Services) -> Response:
+    """Deletes a key for good: every service using it stops working at once."""
+    kp.keys.delete(principal, key_id)
+    return Response(status_code=204)

@@ -1,0 +1,102 @@
+"""Wiring: the only place that picks implementations.
+
+``build(settings)`` assembles the services (the CLI uses it too); ``create_app(settings)``
+puts the HTTP layer on top.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from fastapi import FastAPI
+from sqlalchemy import Engine
+
+from keyplane import __version__
+from keyplane.domain.ports import Clock
+from keyplane.domain.tokens import KeyHasher
+from keyplane.memory import BufferedUsageRecorder, InProcessKeyCache
+from keyplane.services.apps import AppService
+from keyplane.services.keys import KeyService
+from keyplane.services.orgs import OrgService
+from keyplane.services.profiles import ProfileService
+from keyplane.services.resources import ResourceService
+from keyplane.services.verifying import Verifier
+from keyplane.settings import Settings
+from keyplane.storage.engine import make_engine, migrate
+from keyplane.storage.store import SqlStore
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Keyplane:
+    """The assembled services of one process."""
+
+    settings: Settings
+    engine: Engine
+    store: SqlStore
+    cache: InProcessKeyCache
+    usage: BufferedUsageRecorder
+    keys: KeyService
+    apps: AppService
+    profiles: ProfileService
+    resources: ResourceService
+    orgs: OrgService
+    verifier: Verifier
+
+    def close(self) -> None:
+        self.usage.stop()
+        self.engine.dispose()
+
+
+def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = True) -> Keyplane:
+    engine = make_engine(settings.database_url)
+    if run_migrations:
+        migrate(engine)
+    store = SqlStore(engine)
+    hasher = KeyHasher(settings.pepper())
+    cache = InProcessKeyCache(max_entries=settings.cache_max_entries)
+    usage = BufferedUsageRecorder(store.record_last_used, interval=settings.usage_flush_interval)
+    keys = KeyService(store, hasher, cache, clock)
+    return Keyplane(
+        settings=settings,
+        engine=engine,
+        store=store,
+        cache=cache,
+        usage=usage,
+        keys=keys,
+        apps=AppService(store, cache, clock),
+        profiles=ProfileService(store, cache, clock),
+        resources=ResourceService(store, clock),
+        orgs=OrgService(store, keys, cache, clock),
+        verifier=Verifier(store, hasher, cache, clock, usage),
+    )
+
+
+def create_app(settings: Settings | None = None, *, keyplane: Keyplane | None = None) -> FastAPI:
+    from keyplane.api import install  # the web layer is imported only when serving
+
+    kp = keyplane if keyplane is not None else build(settings or Settings())
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        kp.usage.start()
+        try:
+            yield
+        finally:
+            kp.close()
+
+    app = FastAPI(
+        title="keyplane",
+        version=__version__,
+        summary="Issue, scope, verify, rotate, expire, revoke and audit API keys.",
+        lifespan=lifespan,
+    )
+    app.state.keyplane = kp
+    install(app)
+    return app

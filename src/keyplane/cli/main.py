@@ -1,0 +1,122 @@
+"""``keyplane serve | migrate | orgs create``."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Annotated
+
+import typer
+
+from keyplane.app import Keyplane, build, create_app
+from keyplane.domain.errors import KeyplaneError
+from keyplane.logs import setup_logging
+from keyplane.settings import ConfigurationError, Settings
+
+app = typer.Typer(
+    help="keyplane: a control plane for API keys.", no_args_is_help=True, add_completion=False
+)
+orgs = typer.Typer(help="Organizations.", no_args_is_help=True)
+app.add_typer(orgs, name="orgs")
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        envvar="KEYPLANE_DATABASE_URL",
+        help="SQLAlchemy URL; default: a SQLite file keyplane.db here.",
+    ),
+]
+DEMO_ORG = "Demo"
+DEMO_EMAIL = "demo@example.com"
+
+
+def _settings(database_url: str | None) -> Settings:
+    settings = Settings()
+    if database_url:
+        settings = settings.model_copy(update={"database_url": database_url})
+    return settings
+
+
+def _build(database_url: str | None) -> Keyplane:
+    try:
+        return build(_settings(database_url))
+    except ConfigurationError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    database_url: DatabaseUrl = None,
+    demo: Annotated[
+        bool, typer.Option(help="Ensure a demo organization and print a full-access key for it.")
+    ] = False,
+) -> None:
+    """Run migrations if needed and serve the API."""
+    import uvicorn  # imported here: the other commands do not need a server
+
+    settings = _settings(database_url)
+    setup_logging(settings.log_level)
+    kp = _build(database_url)
+    base = f"http://{host}:{port}"
+    typer.echo(f"keyplane is serving at {base}  (API docs: {base}/docs)")
+    if demo:
+        issued = kp.orgs.demo(DEMO_ORG, DEMO_EMAIL)
+        typer.echo(
+            f"demo organization {issued.org.id}; a new full-access API key for it (shown once):"
+        )
+        typer.echo(f"  {issued.api_key}")
+        typer.echo(f"try:  curl -H 'Authorization: Bearer {issued.api_key}' {base}/v1/keys")
+    uvicorn.run(
+        create_app(keyplane=kp),
+        host=host,
+        port=port,
+        access_log=False,
+        log_config=None,
+        server_header=False,
+    )
+
+
+@app.command()
+def migrate(database_url: DatabaseUrl = None) -> None:
+    """Upgrade the database schema to the newest version."""
+    kp = _build(database_url)
+    kp.close()
+    typer.echo("database schema is up to date")
+
+
+@orgs.command("create")
+def create_org(
+    name: Annotated[str, typer.Argument(help="The organization's name.")],
+    owner_email: Annotated[str, typer.Option("--owner-email", help="Email of the owner user.")],
+    database_url: DatabaseUrl = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Create an organization, its owner and a full-access key (shown only now)."""
+    kp = _build(database_url)
+    try:
+        created = kp.orgs.create(name, owner_email)
+    except KeyplaneError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(1) from exc
+    finally:
+        kp.close()
+    if as_json:
+        typer.echo(
+            json.dumps(
+                {"org_id": created.org.id, "user_id": created.owner.id, "api_key": created.api_key}
+            )
+        )
+        return
+    typer.echo(f"organization  {created.org.id}  {created.org.name}")
+    typer.echo(f"owner         {created.owner.id}  {created.owner.email}")
+    typer.echo(f"api key       {created.api_key}")
+    typer.echo("Store the API key now: it has full access and cannot be shown again.")
+
+
+def main() -> None:
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    app()

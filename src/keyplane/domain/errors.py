@@ -1,0 +1,70 @@
+"""What can go wrong, in the domain's words. ``api/errors.py`` maps these to HTTP.
+
+KeyplaneError
+├── NotFound              an object that does not exist in the caller's organization
+├── Conflict              a name already taken, an object still in use, the last owner
+├── InvalidInput          a field with a reason (``errors``: one or more FieldError)
+├── Unauthenticated       no key, or a key that is malformed, unknown, disabled or expired
+└── Forbidden
+    ├── MissingScope      the caller lacks the scope an operation needs
+    └── Escalation        the caller tried to grant a scope it does not hold
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class KeyplaneError(Exception):
+    """Base of every error the domain and services raise on purpose."""
+
+
+class NotFound(KeyplaneError):
+    def __init__(self, kind: str, ident: str) -> None:
+        super().__init__(f"No {kind} with id {ident!r} exists in this organization.")
+        self.kind = kind
+        self.ident = ident
+
+
+class Conflict(KeyplaneError):
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+@dataclass(frozen=True, slots=True)
+class FieldError:
+    field: str
+    message: str
+
+
+class InvalidInput(KeyplaneError):
+    def __init__(self, *errors: FieldError) -> None:
+        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
+        self.errors = list(errors)
+
+    @classmethod
+    def field(cls, field: str, message: str) -> InvalidInput:
+        return cls(FieldError(field, message))
+
+
+class Unauthenticated(KeyplaneError):
+    """Deliberately vague: the message never says whether a key exists."""
+
+
+class Forbidden(KeyplaneError):
+    pass
+
+
+class MissingScope(Forbidden):
+    def __init__(self, scope: str) -> None:
+        super().__init__(f"This API key lacks the scope {scope!r} that this operation requires.")
+        self.scope = scope
+
+
+class Escalation(Forbidden):
+    def __init__(self, field: str, scopes: list[str]) -> None:
+        listed = ", ".join(repr(s) for s in scopes)
+        super().__init__(f"You cannot grant scopes you do not hold: {listed}.")
+        self.field = field
+        self.scopes = scopes

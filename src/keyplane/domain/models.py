@@ -1,0 +1,126 @@
+"""The objects keyplane manages, as plain immutable records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Generic, Literal, TypeVar
+
+from keyplane.domain.scopes import ScopeSet
+from keyplane.domain.tokens import Environment
+
+StoredStatus = Literal["active", "inactive"]
+KeyStatus = Literal["active", "inactive", "expired"]
+Role = Literal["owner", "admin", "developer", "viewer"]
+JSONObject = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Organization:
+    id: str
+    name: str
+    require_explicit_scopes: bool
+    max_key_lifetime_days: int | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    org_id: str
+    email: str
+    name: str
+    role: Role
+    created_at: datetime
+    password_hash: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class App:
+    id: str
+    org_id: str
+    name: str
+    description: str
+    scopes: tuple[str, ...]
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    key_count: int = 0
+
+    @property
+    def scope_set(self) -> ScopeSet:
+        return ScopeSet.of(self.scopes) if self.scopes else ScopeSet.full()
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    id: str
+    org_id: str
+    name: str
+    description: str
+    settings: JSONObject
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKey:
+    """A key's record. It never holds the key itself, only its keyed digest."""
+
+    id: str
+    org_id: str
+    name: str
+    description: str
+    digest: str = field(repr=False)
+    digest_version: int
+    masked_key: str
+    environment: Environment
+    scopes: tuple[str, ...]
+    app_id: str | None
+    profile_id: str | None
+    metadata: JSONObject
+    stored_status: StoredStatus
+    created_at: datetime
+    created_by: str
+    updated_at: datetime
+    expires_at: datetime | None = None
+    last_used_at: datetime | None = None
+
+    def status(self, now: datetime) -> KeyStatus:
+        """``expired`` once ``expires_at`` has passed, whatever the stored status."""
+        if self.expires_at is not None and self.expires_at <= now:
+            return "expired"
+        return self.stored_status
+
+
+def effective_scopes(own: tuple[str, ...], app: App | None) -> ScopeSet:
+    """A key's app's scopes, narrowed by its own if it has any; otherwise its own.
+
+    No scopes at all means full access (DESIGN.md, "Permissions").
+    """
+    own_set = ScopeSet.of(own) if own else None
+    if app is None:
+        return own_set if own_set is not None else ScopeSet.full()
+    return app.scope_set if own_set is None else app.scope_set.intersect(own_set)
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    items: list[T]
+    next_cursor: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class AuditEvent:
+    id: str
+    org_id: str
+    actor: str
+    action: str
+    target_type: str
+    target_id: str
+    details: JSONObject
+    created_at: datetime

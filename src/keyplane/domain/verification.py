@@ -1,0 +1,54 @@
+"""What the verification hot path knows about a key, and the answer it gives."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Final, Literal
+
+from keyplane.domain.models import JSONObject, StoredStatus
+from keyplane.domain.scopes import ScopeSet
+
+Code = Literal["VALID", "NOT_FOUND", "EXPIRED", "DISABLED", "INSUFFICIENT_SCOPE"]
+CODES: Final = ("VALID", "NOT_FOUND", "EXPIRED", "DISABLED", "INSUFFICIENT_SCOPE")
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileView:
+    id: str
+    name: str
+    settings: JSONObject
+
+
+@dataclass(frozen=True, slots=True)
+class CachedKey:
+    """Everything needed to answer a verification without the database."""
+
+    key_id: str
+    org_id: str
+    app_id: str | None
+    profile_id: str | None
+    stored_status: StoredStatus
+    expires_at: datetime | None
+    scopes: ScopeSet
+    profile: ProfileView | None
+    metadata: JSONObject
+    environment: str
+
+    def code_at(self, now: datetime) -> Code:
+        if self.expires_at is not None and self.expires_at <= now:
+            return "EXPIRED"
+        if self.stored_status != "active":
+            return "DISABLED"
+        return "VALID"
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    code: Code
+    key: CachedKey | None = None
+    missing_scopes: tuple[str, ...] = ()
+
+    @property
+    def valid(self) -> bool:
+        return self.code == "VALID"

@@ -1,0 +1,168 @@
+"""In-process implementations: the single-node default.
+
+``InProcessKeyCache`` keeps verification records by digest with secondary indexes so an
+invalidation by key, app, profile or organization touches only the entries it concerns.
+``BufferedUsageRecorder`` takes last-used times off the request path and writes them in
+one batch per interval (so at most one write per key per interval).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from datetime import datetime
+
+from keyplane.domain.verification import CachedKey
+
+log = logging.getLogger(__name__)
+
+
+class InProcessKeyCache:
+    """A KeyCache in this process's memory.
+
+    Reads are plain dict lookups without a lock (atomic under the GIL); writes and
+    invalidations take one lock so the indexes stay consistent with the entries.
+    """
+
+    def __init__(self, max_entries: int = 100_000, max_missing: int = 10_000) -> None:
+        self._entries: dict[str, CachedKey] = {}
+        self._missing: OrderedDict[str, None] = OrderedDict()
+        self._by_key: dict[str, str] = {}
+        self._by_app: dict[str, set[str]] = {}
+        self._by_profile: dict[str, set[str]] = {}
+        self._by_org: dict[str, set[str]] = {}
+        self._max_entries = max_entries
+        self._max_missing = max_missing
+        self._generation = 0
+        self._lock = threading.Lock()
+
+    def get(self, digest: str) -> CachedKey | None:
+        return self._entries.get(digest)
+
+    def known_missing(self, digest: str) -> bool:
+        return digest in self._missing
+
+    def generation(self) -> int:
+        return self._generation
+
+    def put(self, digest: str, entry: CachedKey, generation: int) -> None:
+        with self._lock:
+            if generation != self._generation:
+                return
+            if len(self._entries) >= self._max_entries:
+                self._drop(next(iter(self._entries)))
+            self._entries[digest] = entry
+            self._by_key[entry.key_id] = digest
+            self._by_org.setdefault(entry.org_id, set()).add(digest)
+            if entry.app_id:
+                self._by_app.setdefault(entry.app_id, set()).add(digest)
+            if entry.profile_id:
+                self._by_profile.setdefault(entry.profile_id, set()).add(digest)
+
+    def put_missing(self, digest: str, generation: int) -> None:
+        with self._lock:
+            if generation != self._generation:
+                return
+            self._missing[digest] = None
+            if len(self._missing) > self._max_missing:
+                self._missing.popitem(last=False)
+
+    def invalidate_key(self, key_id: str) -> None:
+        with self._lock:
+            self._generation += 1
+            digest = self._by_key.get(key_id)
+            if digest is not None:
+                self._drop(digest)
+
+    def invalidate_app(self, app_id: str) -> None:
+        self._invalidate_group(self._by_app, app_id)
+
+    def invalidate_profile(self, profile_id: str) -> None:
+        self._invalidate_group(self._by_profile, profile_id)
+
+    def invalidate_org(self, org_id: str) -> None:
+        self._invalidate_group(self._by_org, org_id)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._generation += 1
+            self._entries.clear()
+            self._missing.clear()
+            for index in (self._by_key, self._by_app, self._by_profile, self._by_org):
+                index.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def _invalidate_group(self, index: dict[str, set[str]], ident: str) -> None:
+        with self._lock:
+            self._generation += 1
+            for digest in list(index.get(ident, ())):
+                self._drop(digest)
+
+    def _drop(self, digest: str) -> None:
+        entry = self._entries.pop(digest, None)
+        if entry is None:
+            return
+        self._by_key.pop(entry.key_id, None)
+        _discard(self._by_org, entry.org_id, digest)
+        if entry.app_id:
+            _discard(self._by_app, entry.app_id, digest)
+        if entry.profile_id:
+            _discard(self._by_profile, entry.profile_id, digest)
+
+
+def _discard(index: dict[str, set[str]], ident: str, digest: str) -> None:
+    members = index.get(ident)
+    if members is not None:
+        members.discard(digest)
+        if not members:
+            del index[ident]
+
+
+class BufferedUsageRecorder:
+    """Collects last-used times and hands them to ``write`` in batches from one thread."""
+
+    def __init__(
+        self, write: Callable[[Mapping[str, datetime]], None], interval: float = 1.0
+    ) -> None:
+        self._write = write
+        self._interval = interval
+        self._pending: dict[str, datetime] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def touch(self, key_id: str, at: datetime) -> None:
+        # A dict assignment is atomic under the GIL; the lock is only taken to swap the batch.
+        self._pending[key_id] = at
+
+    def flush(self) -> None:
+        with self._lock:
+            batch, self._pending = self._pending, {}
+        if not batch:
+            return
+        try:
+            self._write(batch)
+        except Exception:
+            # Last-used times are advisory: losing one batch must never take verification down.
+            log.exception("could not record last-used times for %d keys", len(batch))
+
+    def start(self) -> None:
+        if self._thread is None:
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="keyplane-usage", daemon=True)
+            self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+        self.flush()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            self.flush()

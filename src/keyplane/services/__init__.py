@@ -1,0 +1,1 @@
+"""Use cases. Each service takes its collaborators explicitly; none knows HTTP or SQL."""

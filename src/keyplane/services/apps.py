@@ -1,0 +1,156 @@
+"""Apps: groups of keys sharing one scope set. A scope change governs every key at once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from keyplane.domain.catalogue import Catalogue
+from keyplane.domain.errors import Conflict, InvalidInput, NotFound
+from keyplane.domain.ids import new_id
+from keyplane.domain.models import App, Organization, Page
+from keyplane.domain.ports import Clock, KeyCache, Store, Transaction
+from keyplane.domain.scopes import ScopeSet
+from keyplane.services.common import (
+    UNSET,
+    Principal,
+    _Unset,
+    check_cursor,
+    check_description,
+    check_limit,
+    check_name,
+    load_org,
+    paginate,
+    record,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AppChanges:
+    name: str | _Unset = UNSET
+    description: str | _Unset = UNSET
+    scopes: tuple[str, ...] | _Unset = UNSET
+
+
+class AppService:
+    def __init__(self, store: Store, cache: KeyCache, clock: Clock) -> None:
+        self._store = store
+        self._cache = cache
+        self._clock = clock
+
+    def create(
+        self, principal: Principal, name: str, description: str = "", scopes: tuple[str, ...] = ()
+    ) -> App:
+        now = self._clock()
+        with self._store.transaction() as tx:
+            org = load_org(tx, principal.org_id)
+            name = self._unique_name(tx, org.id, name, None)
+            scope_set = _scopes(tx, org, principal, scopes)
+            app = App(
+                id=new_id("app"),
+                org_id=org.id,
+                name=name,
+                description=check_description(description),
+                scopes=tuple(scope_set.sorted()) if scopes else (),
+                created_by=principal.actor_id,
+                created_at=now,
+                updated_at=now,
+            )
+            tx.apps.insert(app)
+            record(
+                tx,
+                principal,
+                now,
+                "app.create",
+                "app",
+                app.id,
+                name=app.name,
+                scopes=list(app.scopes),
+                full_access=app.scope_set.is_full_access,
+            )
+            return app
+
+    def get(self, principal: Principal, app_id: str) -> App:
+        with self._store.transaction() as tx:
+            return _app(tx, principal.org_id, app_id)
+
+    def list(self, principal: Principal, *, limit: int, cursor: str | None = None) -> Page[App]:
+        check_limit(limit)
+        after = check_cursor(cursor, "app")
+        with self._store.transaction() as tx:
+            return paginate(
+                lambda n: tx.apps.list(principal.org_id, limit=n, after=after),
+                limit,
+                lambda a: a.id,
+            )
+
+    def update(self, principal: Principal, app_id: str, changes: AppChanges) -> App:
+        now = self._clock()
+        with self._store.transaction() as tx:
+            org = load_org(tx, principal.org_id)
+            app = _app(tx, org.id, app_id)
+            updated = app
+            changed: dict[str, object] = {}
+            if not isinstance(changes.name, _Unset):
+                updated = replace(updated, name=self._unique_name(tx, org.id, changes.name, app.id))
+                changed["name"] = updated.name
+            if not isinstance(changes.description, _Unset):
+                updated = replace(updated, description=check_description(changes.description))
+                changed["description"] = updated.description
+            if not isinstance(changes.scopes, _Unset):
+                scope_set = _scopes(tx, org, principal, changes.scopes)
+                updated = replace(
+                    updated, scopes=tuple(scope_set.sorted()) if changes.scopes else ()
+                )
+                changed["scopes"] = list(updated.scopes)
+                changed["previous_scopes"] = list(app.scopes)
+            updated = replace(updated, updated_at=now)
+            tx.apps.update(updated)
+            record(tx, principal, now, "app.update", "app", app.id, **changed)
+            result = _app(tx, org.id, app_id)
+        self._cache.invalidate_app(app_id)
+        return result
+
+    def delete(self, principal: Principal, app_id: str) -> list[str]:
+        """Deletes the app and every key in it; answers the deleted keys' ids."""
+        now = self._clock()
+        with self._store.transaction() as tx:
+            app = _app(tx, principal.org_id, app_id)
+            key_ids = tx.keys.ids_in_app(principal.org_id, app_id)
+            tx.apps.delete(principal.org_id, app_id)
+            record(
+                tx, principal, now, "app.delete", "app", app.id, name=app.name, deleted_keys=key_ids
+            )
+        self._cache.invalidate_app(app_id)
+        for key_id in key_ids:
+            self._cache.invalidate_key(key_id)
+        return key_ids
+
+    @staticmethod
+    def _unique_name(tx: Transaction, org_id: str, name: str, own_id: str | None) -> str:
+        name = check_name("name", name)
+        existing = tx.apps.find_by_name(org_id, name)
+        if existing is not None and existing.id != own_id:
+            raise Conflict(f"An app named {name!r} already exists ({existing.id}).", field="name")
+        return name
+
+
+def _scopes(
+    tx: Transaction, org: Organization, principal: Principal, scopes: tuple[str, ...]
+) -> ScopeSet:
+    scope_set = Catalogue(tx.resources.list(org.id)).validate("scopes", list(scopes))
+    if not scopes:
+        if org.require_explicit_scopes:
+            raise InvalidInput.field(
+                "scopes",
+                "this organization requires explicit scopes: an app without scopes would grant full access",
+            )
+        scope_set = ScopeSet.full()
+    principal.ensure_can_grant("scopes", scope_set)
+    return scope_set
+
+
+def _app(tx: Transaction, org_id: str, app_id: str) -> App:
+    app = tx.apps.get(org_id, app_id)
+    if app is None:
+        raise NotFound("app", app_id)
+    return app

@@ -1,0 +1,138 @@
+"""What every use case shares: who is acting, input checks, paging and audit events."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final, TypeVar
+
+import orjson
+
+from keyplane.domain.errors import Escalation, InvalidInput, MissingScope, NotFound
+from keyplane.domain.ids import Kind, has_kind, new_id
+from keyplane.domain.limits import DESCRIPTION_MAX, NAME_MAX, PAGE_MAX
+from keyplane.domain.models import AuditEvent, JSONObject, Organization, Page
+from keyplane.domain.ports import Transaction
+from keyplane.domain.scopes import ScopeSet
+
+
+class _Unset:
+    """Marks a field a partial update leaves alone (None is a value: "clear it")."""
+
+    _instance: _Unset | None = None
+
+    def __new__(cls) -> _Unset:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+UNSET: Final = _Unset()
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """The authenticated caller: an API key (``key_…``) or a console user (``usr_…``)."""
+
+    org_id: str
+    actor_id: str
+    scopes: ScopeSet
+
+    def require(self, scope: str) -> None:
+        if not self.scopes.covers(scope):
+            raise MissingScope(scope)
+
+    def ensure_can_grant(self, field: str, requested: ScopeSet) -> None:
+        """Nobody grants what they do not hold."""
+        if not requested.issubset(self.scopes):
+            excess = sorted(s for s in requested.scopes if not self.scopes.covers(s))
+            raise Escalation(field, excess)
+
+
+def check_name(field: str, value: str, maximum: int = NAME_MAX) -> str:
+    stripped = value.strip()
+    if not stripped:
+        raise InvalidInput.field(field, "must not be blank")
+    if len(stripped) > maximum:
+        raise InvalidInput.field(field, f"must be at most {maximum} characters")
+    return stripped
+
+
+def check_description(value: str) -> str:
+    value = value.strip()
+    if len(value) > DESCRIPTION_MAX:
+        raise InvalidInput.field("description", f"must be at most {DESCRIPTION_MAX} characters")
+    return value
+
+
+def load_org(tx: Transaction, org_id: str) -> Organization:
+    org = tx.orgs.get(org_id)
+    if org is None:
+        raise NotFound("organization", org_id)
+    return org
+
+
+def check_json_size(field: str, value: JSONObject, maximum: int) -> JSONObject:
+    size = len(orjson.dumps(value))
+    if size > maximum:
+        raise InvalidInput.field(field, f"is {size} bytes as JSON; the limit is {maximum} bytes")
+    return value
+
+
+def check_cursor(cursor: str | None, kind: Kind) -> str | None:
+    if cursor is not None and not has_kind(cursor, kind):
+        raise InvalidInput.field("cursor", "is not a cursor this list returned")
+    return cursor
+
+
+def check_limit(limit: int) -> int:
+    if not 1 <= limit <= PAGE_MAX:
+        raise InvalidInput.field("limit", f"must be between 1 and {PAGE_MAX}")
+    return limit
+
+
+T = TypeVar("T")
+U = TypeVar("U")
+
+
+def paginate(fetch: Callable[[int], Sequence[T]], limit: int, ident: Callable[[T], str]) -> Page[T]:
+    """Fetch one more than asked; its presence says there is a next page."""
+    rows = list(fetch(limit + 1))
+    if len(rows) > limit:
+        rows = rows[:limit]
+        return Page(rows, ident(rows[-1]))
+    return Page(rows, None)
+
+
+def record(
+    tx: Transaction,
+    principal: Principal,
+    now: datetime,
+    action: str,
+    target_type: str,
+    target_id: str,
+    **details: Any,
+) -> None:
+    """An audit event, written in the same transaction as the change it describes.
+
+    Callers pass names, ids and scopes: never a key, a digest or a password.
+    """
+    tx.audit.append(
+        AuditEvent(
+            id=new_id("evt"),
+            org_id=principal.org_id,
+            actor=principal.actor_id,
+            action=action,
+            target_type=target_type,
+            target_id=target_id,
+            details=details,
+            created_at=now,
+        )
+    )

@@ -1,0 +1,320 @@
+"""Issuing and managing keys: create, list, read, change, delete."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+
+from keyplane.domain.catalogue import Catalogue
+from keyplane.domain.errors import InvalidInput, NotFound
+from keyplane.domain.ids import new_id
+from keyplane.domain.limits import (
+    EXPIRES_IN_DAYS_MAX,
+    EXPIRES_IN_DAYS_MIN,
+    METADATA_MAX_BYTES,
+)
+from keyplane.domain.models import (
+    ApiKey,
+    App,
+    JSONObject,
+    KeyStatus,
+    Organization,
+    Page,
+    StoredStatus,
+    effective_scopes,
+)
+from keyplane.domain.ports import Clock, KeyCache, Store, Transaction
+from keyplane.domain.scopes import ScopeSet
+from keyplane.domain.tokens import Environment, KeyHasher, mask_key, mint_key
+from keyplane.services.common import (
+    UNSET,
+    Principal,
+    _Unset,
+    check_cursor,
+    check_description,
+    check_json_size,
+    check_limit,
+    check_name,
+    load_org,
+    paginate,
+    record,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class NewKey:
+    name: str
+    description: str = ""
+    scopes: tuple[str, ...] = ()
+    app_id: str | None = None
+    expires_at: datetime | None = None
+    expires_in_days: int | None = None
+    profile_id: str | None = None
+    metadata: JSONObject = field(default_factory=dict)
+    environment: Environment = "live"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyChanges:
+    status: StoredStatus | _Unset = UNSET
+    profile_id: str | _Unset | None = UNSET
+    description: str | _Unset = UNSET
+    metadata: JSONObject | _Unset = UNSET
+    expires_at: datetime | _Unset | None = UNSET
+
+
+@dataclass(frozen=True, slots=True)
+class KeyView:
+    """A key as shown after creation: its record, derived status and effective scopes."""
+
+    key: ApiKey
+    status: KeyStatus
+    effective: ScopeSet
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedKey:
+    """The only object that ever carries a full key: the answer to a creation."""
+
+    view: KeyView
+    secret: str = field(repr=False)
+
+
+class KeyService:
+    def __init__(self, store: Store, hasher: KeyHasher, cache: KeyCache, clock: Clock) -> None:
+        self._store = store
+        self._hasher = hasher
+        self._cache = cache
+        self._clock = clock
+
+    def create(self, principal: Principal, new: NewKey) -> IssuedKey:
+        now = self._clock()
+        with self._store.transaction() as tx:
+            org = load_org(tx, principal.org_id)
+            issued = self._issue(tx, principal, org, new, now)
+            record(
+                tx,
+                principal,
+                now,
+                "key.create",
+                "key",
+                issued.view.key.id,
+                name=issued.view.key.name,
+                scopes=list(issued.view.key.scopes),
+                effective_scopes=issued.view.effective.sorted(),
+                full_access=issued.view.effective.is_full_access,
+                app_id=issued.view.key.app_id,
+                environment=issued.view.key.environment,
+                expires_at=_iso(issued.view.key.expires_at),
+            )
+            return issued
+
+    def issue_in(
+        self, tx: Transaction, principal: Principal, org: Organization, new: NewKey
+    ) -> IssuedKey:
+        """Issue inside a caller's transaction (organization bootstrap)."""
+        return self._issue(tx, principal, org, new, self._clock())
+
+    def _issue(
+        self, tx: Transaction, principal: Principal, org: Organization, new: NewKey, now: datetime
+    ) -> IssuedKey:
+        name = check_name("name", new.name)
+        description = check_description(new.description)
+        metadata = check_json_size("metadata", new.metadata, METADATA_MAX_BYTES)
+        own = Catalogue(tx.resources.list(org.id)).validate("scopes", list(new.scopes))
+        app = _app_for(tx, org.id, new.app_id)
+        if not new.scopes and app is None and org.require_explicit_scopes:
+            raise InvalidInput.field(
+                "scopes",
+                "this organization requires explicit scopes: a key without scopes would have full access",
+            )
+        effective = effective_scopes(tuple(own.sorted()) if new.scopes else (), app)
+        principal.ensure_can_grant("scopes", effective)
+        if new.profile_id is not None and tx.profiles.get(org.id, new.profile_id) is None:
+            raise InvalidInput.field(
+                "profile_id", f"no profile {new.profile_id!r} in this organization"
+            )
+        expires_at = _initial_expiry(org, new, now)
+
+        secret = mint_key(new.environment)
+        key = ApiKey(
+            id=new_id("key"),
+            org_id=org.id,
+            name=name,
+            description=description,
+            digest=self._hasher.digest(secret),
+            digest_version=self._hasher.version,
+            masked_key=mask_key(secret),
+            environment=new.environment,
+            scopes=tuple(own.sorted()) if new.scopes else (),
+            app_id=app.id if app else None,
+            profile_id=new.profile_id,
+            metadata=metadata,
+            stored_status="active",
+            created_at=now,
+            created_by=principal.actor_id,
+            updated_at=now,
+            expires_at=expires_at,
+        )
+        tx.keys.insert(key)
+        return IssuedKey(KeyView(key, key.status(now), effective), secret)
+
+    def get(self, principal: Principal, key_id: str) -> KeyView:
+        with self._store.transaction() as tx:
+            return self._view(tx, _key(tx, principal.org_id, key_id), self._clock())
+
+    def list(
+        self,
+        principal: Principal,
+        *,
+        limit: int,
+        cursor: str | None = None,
+        status: KeyStatus | None = None,
+        app_id: str | None = None,
+    ) -> Page[KeyView]:
+        check_limit(limit)
+        after = check_cursor(cursor, "key")
+        now = self._clock()
+        with self._store.transaction() as tx:
+            page = paginate(
+                lambda n: tx.keys.list(
+                    principal.org_id, now=now, limit=n, after=after, status=status, app_id=app_id
+                ),
+                limit,
+                lambda k: k.id,
+            )
+            apps: dict[str, App | None] = {}
+            views = []
+            for key in page.items:
+                if key.app_id is not None and key.app_id not in apps:
+                    apps[key.app_id] = tx.apps.get(principal.org_id, key.app_id)
+                app = apps.get(key.app_id) if key.app_id else None
+                views.append(KeyView(key, key.status(now), effective_scopes(key.scopes, app)))
+            return Page(views, page.next_cursor)
+
+    def update(self, principal: Principal, key_id: str, changes: KeyChanges) -> KeyView:
+        now = self._clock()
+        with self._store.transaction() as tx:
+            org = load_org(tx, principal.org_id)
+            key = _key(tx, org.id, key_id)
+            updated = key
+            changed: dict[str, object] = {}
+            if not isinstance(changes.status, _Unset):
+                updated = replace(updated, stored_status=changes.status)
+                changed["status"] = changes.status
+            if not isinstance(changes.description, _Unset):
+                updated = replace(updated, description=check_description(changes.description))
+                changed["description"] = updated.description
+            if not isinstance(changes.metadata, _Unset):
+                metadata = check_json_size("metadata", changes.metadata, METADATA_MAX_BYTES)
+                updated = replace(updated, metadata=metadata)
+                changed["metadata_keys"] = sorted(metadata)
+            if not isinstance(changes.profile_id, _Unset):
+                profile_id = changes.profile_id
+                if profile_id is not None and tx.profiles.get(org.id, profile_id) is None:
+                    raise InvalidInput.field(
+                        "profile_id", f"no profile {profile_id!r} in this organization"
+                    )
+                updated = replace(updated, profile_id=profile_id)
+                changed["profile_id"] = profile_id
+            if not isinstance(changes.expires_at, _Unset):
+                expires_at = _changed_expiry(org, key, changes.expires_at, now)
+                updated = replace(updated, expires_at=expires_at)
+                changed["expires_at"] = _iso(expires_at)
+            updated = replace(updated, updated_at=now)
+            tx.keys.update(updated)
+            record(tx, principal, now, "key.update", "key", key.id, **changed)
+            view = self._view(tx, updated, now)
+        self._cache.invalidate_key(key_id)
+        return view
+
+    def delete(self, principal: Principal, key_id: str) -> None:
+        now = self._clock()
+        with self._store.transaction() as tx:
+            key = _key(tx, principal.org_id, key_id)
+            tx.keys.delete(principal.org_id, key_id)
+            record(tx, principal, now, "key.delete", "key", key.id, name=key.name)
+        self._cache.invalidate_key(key_id)
+
+    def _view(self, tx: Transaction, key: ApiKey, now: datetime) -> KeyView:
+        app = tx.apps.get(key.org_id, key.app_id) if key.app_id else None
+        return KeyView(key, key.status(now), effective_scopes(key.scopes, app))
+
+
+def _key(tx: Transaction, org_id: str, key_id: str) -> ApiKey:
+    key = tx.keys.get(org_id, key_id)
+    if key is None:
+        raise NotFound("key", key_id)
+    return key
+
+
+def _app_for(tx: Transaction, org_id: str, app_id: str | None) -> App | None:
+    if app_id is None:
+        return None
+    app = tx.apps.get(org_id, app_id)
+    if app is None:
+        raise InvalidInput.field("app_id", f"no app {app_id!r} in this organization")
+    return app
+
+
+def _initial_expiry(org: Organization, new: NewKey, now: datetime) -> datetime | None:
+    if new.expires_at is not None and new.expires_in_days is not None:
+        raise InvalidInput.field(
+            "expires_in_days", "give either expires_at or expires_in_days, not both"
+        )
+    expires_at = new.expires_at
+    if new.expires_in_days is not None:
+        if not EXPIRES_IN_DAYS_MIN <= new.expires_in_days <= EXPIRES_IN_DAYS_MAX:
+            raise InvalidInput.field(
+                "expires_in_days",
+                f"must be between {EXPIRES_IN_DAYS_MIN} and {EXPIRES_IN_DAYS_MAX}",
+            )
+        expires_at = now + timedelta(days=new.expires_in_days)
+    field_name = "expires_in_days" if new.expires_in_days is not None else "expires_at"
+    return _within_policy(org, field_name, expires_at, created_at=now, now=now)
+
+
+def _changed_expiry(
+    org: Organization, key: ApiKey, expires_at: datetime | None, now: datetime
+) -> datetime | None:
+    moves_earlier = expires_at is not None and (
+        key.expires_at is None or expires_at <= key.expires_at
+    )
+    if moves_earlier:
+        return _within_policy(
+            org, "expires_at", expires_at, created_at=key.created_at, now=now, cap=False
+        )
+    return _within_policy(org, "expires_at", expires_at, created_at=key.created_at, now=now)
+
+
+def _within_policy(
+    org: Organization,
+    field_name: str,
+    expires_at: datetime | None,
+    *,
+    created_at: datetime,
+    now: datetime,
+    cap: bool = True,
+) -> datetime | None:
+    """An expiry in the future and, when the org caps key lifetime, within that cap."""
+    maximum = org.max_key_lifetime_days
+    if expires_at is None:
+        if maximum is not None:
+            raise InvalidInput.field(
+                field_name, f"this organization requires every key to expire within {maximum} days"
+            )
+        return None
+    if expires_at.tzinfo is None:
+        raise InvalidInput.field(field_name, "must include a time zone offset (RFC 3339)")
+    if expires_at <= now:
+        raise InvalidInput.field(field_name, "must be in the future")
+    if cap and maximum is not None and expires_at > created_at + timedelta(days=maximum):
+        raise InvalidInput.field(
+            field_name,
+            f"exceeds this organization's maximum key lifetime of {maximum} days from creation",
+        )
+    return expires_at
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None

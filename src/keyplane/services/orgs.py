@@ -1,0 +1,158 @@
+"""Organizations: the tenant boundary, its key policies, and bootstrapping a new one."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field, replace
+
+from keyplane.domain.errors import Conflict, InvalidInput
+from keyplane.domain.ids import new_id
+from keyplane.domain.limits import EXPIRES_IN_DAYS_MAX
+from keyplane.domain.models import Organization, User
+from keyplane.domain.ports import Clock, KeyCache, Store
+from keyplane.domain.scopes import ScopeSet
+from keyplane.services.common import UNSET, Principal, _Unset, check_name, load_org, record
+from keyplane.services.keys import KeyService, NewKey
+
+# Deliberately loose: one @, something on each side, a dot in the domain. Deliverability is
+# proven by the set-password mail, not by a regular expression.
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+
+@dataclass(frozen=True, slots=True)
+class OrgChanges:
+    name: str | _Unset = UNSET
+    require_explicit_scopes: bool | _Unset = UNSET
+    max_key_lifetime_days: int | _Unset | None = UNSET
+
+
+@dataclass(frozen=True, slots=True)
+class Bootstrapped:
+    org: Organization
+    owner: User
+    key_id: str
+    api_key: str = field(repr=False)
+
+
+def check_email(value: str) -> str:
+    email = value.strip().lower()
+    if len(email) > 254 or _EMAIL.fullmatch(email) is None:
+        raise InvalidInput.field("owner_email", "is not an email address")
+    return email
+
+
+class OrgService:
+    def __init__(self, store: Store, keys: KeyService, cache: KeyCache, clock: Clock) -> None:
+        self._store = store
+        self._keys = keys
+        self._cache = cache
+        self._clock = clock
+
+    def create(self, name: str, owner_email: str, owner_name: str = "") -> Bootstrapped:
+        """A new organization, its owner, and a full-access key for the owner (shown once)."""
+        now = self._clock()
+        email = check_email(owner_email)
+        org = Organization(
+            id=new_id("org"),
+            name=check_name("name", name),
+            require_explicit_scopes=False,
+            max_key_lifetime_days=None,
+            created_at=now,
+            updated_at=now,
+        )
+        owner = User(
+            id=new_id("usr"),
+            org_id=org.id,
+            email=email,
+            name=owner_name.strip() or email.split("@")[0],
+            role="owner",
+            created_at=now,
+        )
+        principal = Principal(org.id, owner.id, ScopeSet.full())
+        with self._store.transaction() as tx:
+            if tx.users.find_by_email(email) is not None:
+                raise Conflict(f"A user with email {email!r} already exists.", field="owner_email")
+            tx.orgs.insert(org)
+            tx.users.insert(owner)
+            issued = self._keys.issue_in(
+                tx,
+                principal,
+                org,
+                NewKey(name="Owner key", description=f"Full-access key for {email}"),
+            )
+            record(tx, principal, now, "org.create", "org", org.id, name=org.name, owner=owner.id)
+            record(
+                tx,
+                principal,
+                now,
+                "key.create",
+                "key",
+                issued.view.key.id,
+                name=issued.view.key.name,
+                full_access=True,
+            )
+        return Bootstrapped(org, owner, issued.view.key.id, issued.secret)
+
+    def demo(self, name: str, owner_email: str) -> Bootstrapped:
+        """The demo organization (created on first use) with a new full-access key.
+
+        Keys are shown once, so a restart cannot show the previous one: it issues another.
+        """
+        with self._store.transaction() as tx:
+            org = tx.orgs.find_by_name(name)
+            owner = tx.users.find_owner(org.id) if org is not None else None
+            if org is not None and owner is not None:
+                principal = Principal(org.id, owner.id, ScopeSet.full())
+                now = self._clock()
+                issued = self._keys.issue_in(
+                    tx, principal, org, NewKey(name=f"Demo key {now:%Y-%m-%d %H:%M}")
+                )
+                record(
+                    tx,
+                    principal,
+                    now,
+                    "key.create",
+                    "key",
+                    issued.view.key.id,
+                    name=issued.view.key.name,
+                    full_access=True,
+                )
+                return Bootstrapped(org, owner, issued.view.key.id, issued.secret)
+        return self.create(name, owner_email)
+
+    def get(self, principal: Principal) -> Organization:
+        with self._store.transaction() as tx:
+            return load_org(tx, principal.org_id)
+
+    def update(self, principal: Principal, changes: OrgChanges) -> Organization:
+        now = self._clock()
+        with self._store.transaction() as tx:
+            org = load_org(tx, principal.org_id)
+            updated = org
+            if not isinstance(changes.name, _Unset):
+                updated = replace(updated, name=check_name("name", changes.name))
+            if not isinstance(changes.require_explicit_scopes, _Unset):
+                updated = replace(updated, require_explicit_scopes=changes.require_explicit_scopes)
+            if not isinstance(changes.max_key_lifetime_days, _Unset):
+                days = changes.max_key_lifetime_days
+                if days is not None and not 1 <= days <= EXPIRES_IN_DAYS_MAX:
+                    raise InvalidInput.field(
+                        "max_key_lifetime_days",
+                        f"must be between 1 and {EXPIRES_IN_DAYS_MAX}, or null",
+                    )
+                updated = replace(updated, max_key_lifetime_days=days)
+            updated = replace(updated, updated_at=now)
+            tx.orgs.update(updated)
+            record(
+                tx,
+                principal,
+                now,
+                "org.update",
+                "org",
+                org.id,
+                name=updated.name,
+                require_explicit_scopes=updated.require_explicit_scopes,
+                max_key_lifetime_days=updated.max_key_lifetime_days,
+            )
+        self._cache.invalidate_org(org.id)
+        return updated

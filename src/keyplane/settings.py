@@ -1,0 +1,78 @@
+"""Configuration from ``KEYPLANE_*`` environment variables, read once."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from keyplane.storage.engine import is_sqlite, sqlite_path
+
+log = logging.getLogger(__name__)
+
+
+class ConfigurationError(RuntimeError):
+    """Settings that cannot work; the message says what to set."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="KEYPLANE_", extra="ignore")
+
+    database_url: str = "sqlite:///keyplane.db"
+    secret_key: SecretStr | None = None
+    secret_key_file: Path | None = None
+    usage_flush_interval: float = Field(default=1.0, gt=0)
+    cache_max_entries: int = Field(default=100_000, ge=1)
+    log_level: str = "info"
+
+    def pepper(self) -> bytes:
+        """The key-hashing secret: given, read from a file, or generated beside SQLite."""
+        if self.secret_key is not None:
+            value = self.secret_key.get_secret_value().encode()
+            if len(value) < 32:
+                raise ConfigurationError("KEYPLANE_SECRET_KEY must be at least 32 characters long")
+            return value
+        if self.secret_key_file is not None:
+            return _read_secret(self.secret_key_file)
+        path = sqlite_path(self.database_url)
+        if path is not None:
+            return _read_or_create_secret(path.with_name(path.name + ".secret"))
+        if is_sqlite(self.database_url):
+            return secrets.token_bytes(32)  # in-memory database: nothing outlives the process
+        raise ConfigurationError(
+            "Set KEYPLANE_SECRET_KEY (or KEYPLANE_SECRET_KEY_FILE) when using PostgreSQL: "
+            "every node must hash keys with the same secret."
+        )
+
+
+def _read_secret(path: Path) -> bytes:
+    try:
+        value = path.read_bytes().strip()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot read the secret key file {path}: {exc.strerror}") from exc
+    if len(value) < 32:
+        raise ConfigurationError(f"the secret key in {path} must be at least 32 characters long")
+    return value
+
+
+def _read_or_create_secret(path: Path) -> bytes:
+    if path.exists():
+        return _read_secret(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48).encode()
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process created it first: use theirs
+        return _read_secret(path)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(value + b"\n")
+    log.warning(
+        "generated a new key-hashing secret at %s (owner-only). Keep it with the database: "
+        "without it no existing key can be verified.",
+        path,
+    )
+    return value

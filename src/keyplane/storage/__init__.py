@@ -1,0 +1,1 @@
+"""SQLAlchemy-backed storage: tables, the SqlStore and Alembic migrations."""
