@@ -81,7 +81,7 @@ def problem(
 def domain_problem(exc: KeyplaneError) -> Response:
     for cls in type(exc).__mro__:
         if cls in TABLE:
-            status, slug, title = TABLE[cls]  # type: ignore[index]
+            status, slug, title = TABLE[cls]
             break
     else:  # pragma: no cover - every KeyplaneError subclass is in the table
         status, slug, title = 500, "internal", "Internal error"
@@ -166,7 +166,8 @@ async def _on_http_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101 - registered for it only
     slug, title = _HTTP_TITLES.get(exc.status_code, ("http-error", "HTTP error"))
     detail = exc.detail if isinstance(exc.detail, str) else title
-    return problem(exc.status_code, slug, title, detail, headers=exc.headers)
+    headers = dict(exc.headers) if exc.headers else None
+    return problem(exc.status_code, slug, title, detail, headers=headers)
 
 
 async def _on_unexpected(_request: Request, exc: Exception) -> Response:

@@ -73,12 +73,12 @@ class AppService:
         with self._store.transaction() as tx:
             return _app(tx, principal.org_id, app_id)
 
-    def list(self, principal: Principal, *, limit: int, cursor: str | None = None) -> Page[App]:
+    def page(self, principal: Principal, *, limit: int, cursor: str | None = None) -> Page[App]:
         check_limit(limit)
         after = check_cursor(cursor, "app")
         with self._store.transaction() as tx:
             return paginate(
-                lambda n: tx.apps.list(principal.org_id, limit=n, after=after),
+                lambda n: tx.apps.page(principal.org_id, limit=n, after=after),
                 limit,
                 lambda a: a.id,
             )
@@ -137,12 +137,13 @@ class AppService:
 def _scopes(
     tx: Transaction, org: Organization, principal: Principal, scopes: tuple[str, ...]
 ) -> ScopeSet:
-    scope_set = Catalogue(tx.resources.list(org.id)).validate("scopes", list(scopes))
+    scope_set = Catalogue(tx.resources.all(org.id)).validate("scopes", list(scopes))
     if not scopes:
         if org.require_explicit_scopes:
             raise InvalidInput.field(
                 "scopes",
-                "this organization requires explicit scopes: an app without scopes would grant full access",
+                "this organization requires explicit scopes: "
+                "an app without scopes would grant full access",
             )
         scope_set = ScopeSet.full()
     principal.ensure_can_grant("scopes", scope_set)

@@ -121,12 +121,13 @@ class KeyService:
         name = check_name("name", new.name)
         description = check_description(new.description)
         metadata = check_json_size("metadata", new.metadata, METADATA_MAX_BYTES)
-        own = Catalogue(tx.resources.list(org.id)).validate("scopes", list(new.scopes))
+        own = Catalogue(tx.resources.all(org.id)).validate("scopes", list(new.scopes))
         app = _app_for(tx, org.id, new.app_id)
         if not new.scopes and app is None and org.require_explicit_scopes:
             raise InvalidInput.field(
                 "scopes",
-                "this organization requires explicit scopes: a key without scopes would have full access",
+                "this organization requires explicit scopes: "
+                "a key without scopes would have full access",
             )
         effective = effective_scopes(tuple(own.sorted()) if new.scopes else (), app)
         principal.ensure_can_grant("scopes", effective)
@@ -163,7 +164,7 @@ class KeyService:
         with self._store.transaction() as tx:
             return self._view(tx, _key(tx, principal.org_id, key_id), self._clock())
 
-    def list(
+    def page(
         self,
         principal: Principal,
         *,
@@ -177,7 +178,7 @@ class KeyService:
         now = self._clock()
         with self._store.transaction() as tx:
             page = paginate(
-                lambda n: tx.keys.list(
+                lambda n: tx.keys.page(
                     principal.org_id, now=now, limit=n, after=after, status=status, app_id=app_id
                 ),
                 limit,

@@ -64,12 +64,12 @@ class ProfileService:
         with self._store.transaction() as tx:
             return _profile(tx, principal.org_id, profile_id)
 
-    def list(self, principal: Principal, *, limit: int, cursor: str | None = None) -> Page[Profile]:
+    def page(self, principal: Principal, *, limit: int, cursor: str | None = None) -> Page[Profile]:
         check_limit(limit)
         after = check_cursor(cursor, "prf")
         with self._store.transaction() as tx:
             return paginate(
-                lambda n: tx.profiles.list(principal.org_id, limit=n, after=after),
+                lambda n: tx.profiles.page(principal.org_id, limit=n, after=after),
                 limit,
                 lambda p: p.id,
             )

@@ -34,13 +34,13 @@ class ResourceService:
         self._store = store
         self._clock = clock
 
-    def list(self, principal: Principal) -> list[Resource]:
+    def catalogue(self, principal: Principal) -> list[Resource]:
         with self._store.transaction() as tx:
-            return Catalogue(tx.resources.list(principal.org_id)).all()
+            return Catalogue(tx.resources.all(principal.org_id)).all()
 
     def get(self, principal: Principal, name: str) -> Resource:
         with self._store.transaction() as tx:
-            resource = Catalogue(tx.resources.list(principal.org_id)).get(name)
+            resource = Catalogue(tx.resources.all(principal.org_id)).get(name)
             if resource is None:
                 raise NotFound("resource", name)
             return resource

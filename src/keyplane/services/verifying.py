@@ -80,7 +80,7 @@ class Verifier:
 
     def verify(self, org_id: str, presented: str, scopes: Sequence[str] = ()) -> Verdict:
         """The verdict for ``presented`` within ``org_id``; a key of another org is NOT_FOUND."""
-        return self.judge(org_id, self._loaded(presented), scopes)
+        return self.judge(org_id, self.load(presented), scopes)
 
     def judge(self, org_id: str, entry: CachedKey | None, scopes: Sequence[str] = ()) -> Verdict:
         if entry is None or entry.org_id != org_id:
@@ -98,7 +98,7 @@ class Verifier:
 
     def authenticate(self, presented: str | None) -> Principal:
         """The caller behind a presented key, or Unauthenticated (never saying why exactly)."""
-        return self.principal_of(self._loaded(presented) if presented else None)
+        return self.principal_of(self.load(presented) if presented else None)
 
     def principal_of(self, entry: CachedKey | None) -> Principal:
         if entry is None:
@@ -112,7 +112,8 @@ class Verifier:
         self._usage.touch(entry.key_id, now)
         return Principal(entry.org_id, entry.key_id, entry.scopes)
 
-    def _loaded(self, presented: str) -> CachedKey | None:
+    def load(self, presented: str) -> CachedKey | None:
+        """``lookup`` that reads the store on a cache miss."""
         entry = self.lookup(presented)
         assert not isinstance(entry, NeedsLoad)  # noqa: S101 - load=True never answers it
         return entry

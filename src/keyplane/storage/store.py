@@ -130,7 +130,7 @@ class SqlKeyRepository:
         row = self._conn.execute(select(api_keys).where(api_keys.c.digest == digest)).first()
         return _key(row) if row else None
 
-    def list(
+    def page(
         self,
         org_id: str,
         *,
@@ -229,7 +229,7 @@ class SqlAppRepository:
         row = self._conn.execute(query).first()
         return _app(row) if row else None
 
-    def list(self, org_id: str, *, limit: int, after: str | None) -> list[App]:
+    def page(self, org_id: str, *, limit: int, after: str | None) -> list[App]:
         query = select(apps, _key_count()).where(apps.c.org_id == org_id)
         if after is not None:
             query = query.where(apps.c.id < after)
@@ -277,7 +277,7 @@ class SqlProfileRepository:
         row = self._conn.execute(query).first()
         return _profile(row) if row else None
 
-    def list(self, org_id: str, *, limit: int, after: str | None) -> list[Profile]:
+    def page(self, org_id: str, *, limit: int, after: str | None) -> list[Profile]:
         query = select(profiles).where(profiles.c.org_id == org_id)
         if after is not None:
             query = query.where(profiles.c.id < after)
@@ -305,7 +305,7 @@ class SqlResourceRepository:
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
 
-    def list(self, org_id: str) -> list[Resource]:
+    def all(self, org_id: str) -> list[Resource]:
         query = select(resources).where(resources.c.org_id == org_id).order_by(resources.c.name)
         return [_resource(row) for row in self._conn.execute(query)]
 

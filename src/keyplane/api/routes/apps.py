@@ -24,7 +24,7 @@ def create_app(body: AppCreate, principal: AppsWrite, kp: Services) -> AppOut:
 def list_apps(
     principal: AppsRead, kp: Services, limit: Limit = PAGE_DEFAULT, cursor: Cursor = None
 ) -> Paged[AppOut]:
-    page = kp.apps.list(principal, limit=limit, cursor=cursor)
+    page = kp.apps.page(principal, limit=limit, cursor=cursor)
     return Paged[AppOut](data=[AppOut.of(a) for a in page.items], next_cursor=page.next_cursor)
 
 

@@ -47,7 +47,7 @@ def list_keys(
     status: Literal["active", "inactive", "expired"] | None = None,
     app_id: str | None = None,
 ) -> Paged[KeyOut]:
-    page = kp.keys.list(principal, limit=limit, cursor=cursor, status=status, app_id=app_id)
+    page = kp.keys.page(principal, limit=limit, cursor=cursor, status=status, app_id=app_id)
     return Paged[KeyOut](data=[KeyOut.of(v) for v in page.items], next_cursor=page.next_cursor)
 
 

@@ -23,7 +23,7 @@ def create_profile(body: ProfileCreate, principal: ProfilesWrite, kp: Services) 
 def list_profiles(
     principal: ProfilesRead, kp: Services, limit: Limit = PAGE_DEFAULT, cursor: Cursor = None
 ) -> Paged[ProfileOut]:
-    page = kp.profiles.list(principal, limit=limit, cursor=cursor)
+    page = kp.profiles.page(principal, limit=limit, cursor=cursor)
     return Paged[ProfileOut](
         data=[ProfileOut.of(p) for p in page.items], next_cursor=page.next_cursor
     )

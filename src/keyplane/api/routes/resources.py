@@ -15,7 +15,7 @@ router = APIRouter(prefix="/v1/resources", tags=["resources"])
 @router.get("", summary="List the catalogue (built-in and custom resources)")
 def list_resources(principal: ResourcesRead, kp: Services) -> Paged[ResourceOut]:
     return Paged[ResourceOut](
-        data=[ResourceOut.of(r) for r in kp.resources.list(principal)], next_cursor=None
+        data=[ResourceOut.of(r) for r in kp.resources.catalogue(principal)], next_cursor=None
     )
 
 

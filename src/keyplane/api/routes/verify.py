@@ -35,7 +35,7 @@ async def _entry(verifier: Verifier, presented: str | None) -> CachedKey | None:
         return None
     entry = verifier.lookup(presented, load=False)
     if isinstance(entry, NeedsLoad):  # cold: read the store off the event loop
-        return await run_in_threadpool(verifier.lookup, presented)
+        return await run_in_threadpool(verifier.load, presented)
     return entry
 
 
@@ -64,9 +64,10 @@ def _parse(body: bytes) -> tuple[str, list[str]]:
         errors.append(FieldError("scopes", "must be a list of scopes"))
         scopes = []
     for index, scope in enumerate(scopes):
+        if not isinstance(scope, str):
+            errors.append(FieldError(f"scopes[{index}]", "must be a string"))
+            continue
         try:
-            if not isinstance(scope, str):
-                raise InvalidScope(str(scope))
             parse_scope(scope)
         except InvalidScope as exc:
             errors.append(FieldError(f"scopes[{index}]", str(exc)))
@@ -76,9 +77,9 @@ def _parse(body: bytes) -> tuple[str, list[str]]:
             ipaddress.ip_address(ip)
         except (ValueError, TypeError):
             errors.append(FieldError("ip", "must be an IPv4 or IPv6 address"))
-    if errors:
+    if errors or not isinstance(key, str):
         raise InvalidInput(*errors)
-    return key, scopes
+    return key, [str(s) for s in scopes]
 
 
 def _payload(verdict: Verdict) -> dict[str, Any]:
