@@ -36,7 +36,14 @@ def setup_logging(level: str = "info") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+    for name in ("uvicorn", "uvicorn.error"):
         logger = logging.getLogger(name)
         logger.handlers[:] = []
         logger.propagate = True
+    disable_access_log()
+
+
+def disable_access_log() -> None:
+    """uvicorn's access log writes the full URL, query string included: a key someone put
+    in a URL would land in the log even though keyplane refuses the request. It stays off."""
+    logging.getLogger("uvicorn.access").disabled = True

@@ -12,7 +12,7 @@ from keyplane.services.orgs import OrgChanges
 router = APIRouter(prefix="/v1/org", tags=["organization"])
 
 
-@router.get("", summary="Read the organization")
+@router.get("", responses=problems(), summary="Read the organization")
 def get_org(principal: OrgRead, kp: Services) -> OrgOut:
     return OrgOut.of(kp.orgs.get(principal))
 

@@ -12,7 +12,7 @@ from keyplane.services.resources import ResourceChanges
 router = APIRouter(prefix="/v1/resources", tags=["resources"])
 
 
-@router.get("", summary="List the catalogue (built-in and custom resources)")
+@router.get("", responses=problems(), summary="List the catalogue (built-in and custom resources)")
 def list_resources(principal: ResourcesRead, kp: Services) -> Paged[ResourceOut]:
     return Paged[ResourceOut](
         data=[ResourceOut.of(r) for r in kp.resources.catalogue(principal)], next_cursor=None

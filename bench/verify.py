@@ -1,0 +1,510 @@
+"""Benchmark of key verification: over HTTP against the stack's ceiling, and in-process.
+
+Run: ``.venv/bin/python bench/verify.py [--duration 10] [--connections 32]``
+
+One run starts ``keyplane serve`` (one worker) on a throw-away SQLite database, creates a
+verifier key and a target key, and measures with wrk:
+
+* ``GET /healthz``: a route that does nothing, so its throughput is the ceiling of this
+  stack (uvicorn + FastAPI + the guards) on this machine;
+* ``POST /v1/keys/verify``: the hot path, with a warm cache;
+
+then stops the server and times ``Verifier.verify`` in-process on a warm cache. It prints
+a table against the targets and writes the same figures as JSON to bench/results/.
+
+It is a benchmark, not a test: missed targets are reported, never turned into a failure.
+Exit status: 0 measured, 1 the setup failed, 2 wrk is not installed.
+
+Keys are secrets: none is printed or saved. wrk gets them through its environment, and
+any text that might quote one (a server log, a traceback) is masked before printing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from keyplane.app import build
+from keyplane.settings import Settings
+
+BENCH_DIR = Path(__file__).resolve().parent
+LUA_SCRIPT = BENCH_DIR / "verify.lua"
+RESULTS_DIR = BENCH_DIR / "results"
+
+SCOPE = "api_keys:read"  # what the target key holds and what every verification asks
+# The targets of the issue.
+MIN_RATIO = 0.60  # HTTP verify throughput / /healthz throughput
+MAX_P99_MS = 5.0  # HTTP verify p99
+MAX_IN_PROCESS_US = 10.0  # in-process warm verification, mean per call
+
+STARTUP_TIMEOUT = 30.0  # s for `keyplane serve` to answer /healthz (it migrates first)
+CLI_TIMEOUT = 60.0  # s for `keyplane orgs create`
+WRK_GRACE = 30.0  # s wrk may run past --duration before it is killed
+STOP_TIMEOUT = 10.0  # s between SIGTERM and SIGKILL for the server
+HTTP_TIMEOUT = 10.0  # s per setup request
+
+_KEY = re.compile(r"kp_(live|test)_[0-9A-Za-z]{34}([0-9A-Za-z]{4})")
+_TIME_UNITS_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
+
+
+class BenchError(Exception):
+    """The benchmark could not be set up or run; the message never contains a key."""
+
+
+def mask(text: str) -> str:
+    """``text`` with every keyplane key cut to its environment and last four characters."""
+    return _KEY.sub(lambda m: f"kp_{m[1]}_…{m[2]}", text)
+
+
+# ---- wrk ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WrkResult:
+    requests_per_sec: float
+    p50_ms: float
+    p99_ms: float
+    requests: int
+    non_2xx_3xx: int
+    socket_errors: int
+
+
+def find_wrk() -> str | None:
+    return shutil.which("wrk")
+
+
+def run_wrk(
+    wrk: str,
+    url: str,
+    *,
+    duration: int,
+    connections: int,
+    threads: int,
+    script: Path | None = None,
+    env: dict[str, str] | None = None,
+) -> WrkResult:
+    command = [wrk, f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--latency"]
+    if script is not None:
+        command += ["-s", str(script)]
+    command.append(url)
+    try:
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=duration + WRK_GRACE,
+            env=env,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise BenchError(f"wrk did not finish within {duration + WRK_GRACE:.0f} s") from exc
+    if done.returncode != 0:
+        raise BenchError(f"wrk failed ({done.returncode}): {mask(done.stderr.strip())}")
+    return parse_wrk(done.stdout)
+
+
+def parse_wrk(output: str) -> WrkResult:
+    """The figures of wrk's ``--latency`` report (its text format; wrk has no JSON one)."""
+    rps = re.search(r"^Requests/sec:\s+([\d.]+)", output, re.MULTILINE)
+    requests = re.search(r"^\s*(\d+) requests in ", output, re.MULTILINE)
+    percentiles = {
+        int(m[1]): float(m[2]) * _TIME_UNITS_MS[m[3]]
+        for m in re.finditer(r"^\s+(\d+)%\s+([\d.]+)(us|ms|s|m|h)\s*$", output, re.MULTILINE)
+    }
+    if rps is None or requests is None or 50 not in percentiles or 99 not in percentiles:
+        raise BenchError(f"could not parse wrk's output:\n{mask(output)}")
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    sockets = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    return WrkResult(
+        requests_per_sec=float(rps[1]),
+        p50_ms=percentiles[50],
+        p99_ms=percentiles[99],
+        requests=int(requests[1]),
+        non_2xx_3xx=int(non_2xx[1]) if non_2xx else 0,
+        socket_errors=sum(int(n) for n in sockets.groups()) if sockets else 0,
+    )
+
+
+# ---- the server --------------------------------------------------------------------------
+
+
+def keyplane_cli() -> str:
+    # The CLI installed beside this interpreter, so a venv's python finds the venv's keyplane.
+    beside = Path(sys.executable).with_name("keyplane")
+    if beside.exists():
+        return str(beside)
+    found = shutil.which("keyplane")
+    if found is None:
+        raise BenchError("the keyplane CLI is not installed (pip install -e .)")
+    return found
+
+
+def free_port() -> int:
+    # Bound then released: a small race with other processes, acceptable on a bench machine.
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def create_org(cli: str, database_url: str) -> tuple[str, str]:
+    """A new organization's id and its full-access key, via ``keyplane orgs create --json``."""
+    command = [cli, "orgs", "create", "Bench", "--owner-email", "bench@example.com"]
+    command += ["--database-url", database_url, "--json"]
+    try:
+        done = subprocess.run(
+            command, capture_output=True, text=True, timeout=CLI_TIMEOUT, check=False
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise BenchError(f"`keyplane orgs create` took longer than {CLI_TIMEOUT:.0f} s") from exc
+    if done.returncode != 0:
+        raise BenchError(f"`keyplane orgs create` failed: {mask(done.stderr.strip())}")
+    try:
+        created = json.loads(done.stdout)
+        return created["org_id"], created["api_key"]
+    except (ValueError, KeyError) as exc:
+        # Its stdout holds a key: say what went wrong without quoting it.
+        raise BenchError("`keyplane orgs create --json` printed no org_id/api_key") from exc
+
+
+def tail(path: Path, lines: int = 20) -> str:
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return "(no log)"
+    return mask("\n".join(text.splitlines()[-lines:]))
+
+
+@contextmanager
+def running_server(cli: str, port: int, database_url: str, log: Path) -> Iterator[str]:
+    """``keyplane serve`` on 127.0.0.1:port, answering /healthz; always stopped on exit."""
+    command = [cli, "serve", "--host", "127.0.0.1", "--port", str(port)]
+    command += ["--database-url", database_url]
+    base = f"http://127.0.0.1:{port}"
+    with log.open("wb") as out:
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        wait_healthy(process, base, log)
+        yield base
+    finally:
+        stop(process)
+
+
+def wait_healthy(process: subprocess.Popen[bytes], base: str, log: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise BenchError(f"the server exited with {process.returncode}:\n{tail(log)}")
+        try:
+            if httpx.get(f"{base}/healthz", timeout=1.0).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass  # not listening yet
+        time.sleep(0.1)
+    raise BenchError(f"the server did not answer /healthz within {STARTUP_TIMEOUT:.0f} s")
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait(timeout=STOP_TIMEOUT)
+
+
+# ---- keys over the API -------------------------------------------------------------------
+
+
+def create_key(client: httpx.Client, admin_key: str, name: str, scopes: Sequence[str]) -> str:
+    response = client.post(
+        "/v1/keys",
+        headers={"Authorization": f"Bearer {admin_key}"},
+        json={"name": name, "scopes": list(scopes)},
+    )
+    if response.status_code != 201:
+        raise BenchError(f"POST /v1/keys answered {response.status_code}: {mask(response.text)}")
+    key: str = response.json()["key"]
+    return key
+
+
+def check_valid(client: httpx.Client, verifier_key: str, target_key: str) -> None:
+    """One verification by hand: wrk counts non-2xx answers but never reads a body."""
+    response = client.post(
+        "/v1/keys/verify",
+        headers={"Authorization": f"Bearer {verifier_key}"},
+        json={"key": target_key, "scopes": [SCOPE]},
+    )
+    body = response.json() if response.status_code == 200 else {}
+    if not (body.get("valid") is True and body.get("code") == "VALID"):
+        raise BenchError(
+            f"/v1/keys/verify answered {response.status_code} {mask(response.text)}; "
+            "expected 200 with a VALID verdict"
+        )
+
+
+# ---- in-process --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InProcessResult:
+    calls: int
+    batch: int
+    mean_us: float
+    p50_us: float
+    p99_us: float
+
+
+def measure_in_process(
+    database_url: str, org_id: str, key: str, calls: int, batch: int
+) -> InProcessResult:
+    """``Verifier.verify`` on a warm cache, timed per batch.
+
+    One call takes a few µs, the same order as perf_counter_ns itself, so each sample is a
+    batch's mean per call; p50/p99 are over those batch means (they hide single-call
+    outliers but show GC pauses and noise from other processes).
+    """
+    kp = build(Settings(database_url=database_url))
+    try:
+        verify = kp.verifier.verify
+        scopes = [SCOPE]
+        verdict = verify(org_id, key, scopes)  # the first call loads the cache
+        if not verdict.valid:
+            raise BenchError(f"in-process verification answered {verdict.code}, not VALID")
+        for _ in range(min(calls, 10_000)):  # warm the interpreter's caches too
+            verify(org_id, key, scopes)
+        samples: list[float] = []
+        clock = time.perf_counter_ns
+        for _ in range(max(1, calls // batch)):
+            start = clock()
+            for _ in range(batch):
+                verify(org_id, key, scopes)
+            samples.append((clock() - start) / batch / 1000)
+    finally:
+        kp.close()
+    quantiles = statistics.quantiles(samples, n=100) if len(samples) > 1 else samples * 99
+    return InProcessResult(
+        calls=len(samples) * batch,
+        batch=batch,
+        mean_us=statistics.fmean(samples),
+        p50_us=quantiles[49],
+        p99_us=quantiles[98],
+    )
+
+
+# ---- the run -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Results:
+    healthz: WrkResult
+    verify: WrkResult
+    in_process: InProcessResult
+
+
+def measure(args: argparse.Namespace, wrk: str, workdir: Path) -> Results:
+    """The whole run in ``workdir``, which holds the database, its secret and the server log."""
+    cli = keyplane_cli()
+    database_url = f"sqlite:///{workdir / 'bench.db'}"
+    org_id, admin_key = create_org(cli, database_url)
+    port = free_port()
+    with running_server(cli, port, database_url, workdir / "server.log") as base:
+        with httpx.Client(base_url=base, timeout=HTTP_TIMEOUT) as client:
+            verifier_key = create_key(client, admin_key, "bench-verifier", ["keys:verify"])
+            target_key = create_key(client, admin_key, "bench-target", [SCOPE])
+            check_valid(client, verifier_key, target_key)  # also loads both into the cache
+        # wrk reads the keys from its environment (see verify.lua), not its command line.
+        wrk_env = {
+            **os.environ,
+            "KEYPLANE_BENCH_VERIFIER_KEY": verifier_key,
+            "KEYPLANE_BENCH_TARGET_KEY": target_key,
+            "KEYPLANE_BENCH_SCOPE": SCOPE,
+        }
+        common = {"connections": args.connections, "threads": args.threads}
+        healthz_url, verify_url = f"{base}/healthz", f"{base}/v1/keys/verify"
+        print(f"warming up ({args.warmup} s per endpoint) ...", flush=True)
+        if args.warmup > 0:
+            run_wrk(wrk, healthz_url, duration=args.warmup, **common)
+            run_wrk(wrk, verify_url, duration=args.warmup, script=LUA_SCRIPT, env=wrk_env, **common)
+        print(f"measuring GET /healthz for {args.duration} s ...", flush=True)
+        healthz = run_wrk(wrk, healthz_url, duration=args.duration, **common)
+        print(f"measuring POST /v1/keys/verify for {args.duration} s ...", flush=True)
+        verify = run_wrk(
+            wrk, verify_url, duration=args.duration, script=LUA_SCRIPT, env=wrk_env, **common
+        )
+        with httpx.Client(base_url=base, timeout=HTTP_TIMEOUT) as client:
+            check_valid(client, verifier_key, target_key)  # the verdict held throughout
+    # The server is stopped here: the in-process timing gets the CPU to itself.
+    print(f"measuring in-process verification ({args.calls} calls) ...", flush=True)
+    in_process = measure_in_process(database_url, org_id, target_key, args.calls, args.batch)
+    return Results(healthz, verify, in_process)
+
+
+def rows(results: Results) -> list[tuple[str, str, str, str]]:
+    """(figure, value, target, met?) for the report."""
+    healthz, verify, local = results.healthz, results.verify, results.in_process
+    ratio = verify.requests_per_sec / healthz.requests_per_sec if healthz.requests_per_sec else 0.0
+    clean = verify.non_2xx_3xx == 0 and verify.socket_errors == 0
+
+    def met(ok: bool) -> str:
+        return "yes" if ok else "NO"
+
+    return [
+        ("GET /healthz throughput", f"{healthz.requests_per_sec:,.0f} req/s", "(ceiling)", ""),
+        ("GET /healthz latency p50", f"{healthz.p50_ms:.2f} ms", "", ""),
+        ("GET /healthz latency p99", f"{healthz.p99_ms:.2f} ms", "", ""),
+        ("POST /v1/keys/verify throughput", f"{verify.requests_per_sec:,.0f} req/s", "", ""),
+        (
+            "verify / healthz throughput",
+            f"{ratio:.0%}",
+            f">= {MIN_RATIO:.0%}",
+            met(ratio >= MIN_RATIO),
+        ),
+        ("POST /v1/keys/verify latency p50", f"{verify.p50_ms:.2f} ms", "", ""),
+        (
+            "POST /v1/keys/verify latency p99",
+            f"{verify.p99_ms:.2f} ms",
+            f"< {MAX_P99_MS:g} ms",
+            met(verify.p99_ms < MAX_P99_MS),
+        ),
+        (
+            "verify answers not 2xx / socket errors",
+            f"{verify.non_2xx_3xx} / {verify.socket_errors}",
+            "0 / 0",
+            met(clean),
+        ),
+        (
+            "in-process warm verify, mean",
+            f"{local.mean_us:.2f} µs",
+            f"< {MAX_IN_PROCESS_US:g} µs",
+            met(local.mean_us < MAX_IN_PROCESS_US),
+        ),
+        ("in-process warm verify, p50 of batches", f"{local.p50_us:.2f} µs", "", ""),
+        ("in-process warm verify, p99 of batches", f"{local.p99_us:.2f} µs", "", ""),
+    ]
+
+
+def environment(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "cpus": os.cpu_count(),
+        "machine": platform.machine(),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "duration_s": args.duration,
+        "connections": args.connections,
+        "wrk_threads": args.threads,
+        "server_workers": 1,
+        "in_process_calls": args.calls,
+        "in_process_batch": args.batch,
+    }
+
+
+def print_report(table: list[tuple[str, str, str, str]], env: dict[str, Any]) -> None:
+    headers = ("figure", "value", "target", "met?")
+    widths = [max(len(row[i]) for row in [headers, *table]) for i in range(4)]
+    line = "  ".join("-" * w for w in widths)
+    print()
+    print(
+        f"keyplane verification benchmark: {env['connections']} connections, "
+        f"wrk -t{env['wrk_threads']}, 1 server worker, {env['duration_s']} s per endpoint"
+    )
+    print(line)
+    for row in [headers, *table]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+        if row is headers:
+            print(line)
+    print(line)
+    print(
+        f"machine: {env['cpus']} CPUs ({env['machine']}), Python {env['python']}. wrk and the "
+        "server share these CPUs, so HTTP figures are a lower bound for a dedicated server."
+    )
+
+
+def save(results: Results, table: list[tuple[str, str, str, str]], env: dict[str, Any]) -> Path:
+    RESULTS_DIR.mkdir(exist_ok=True)
+    now = datetime.now(UTC)
+    path = RESULTS_DIR / f"verify-{now:%Y%m%dT%H%M%SZ}.json"
+    document = {
+        "benchmark": "verify",
+        "at": now.isoformat(),
+        "environment": env,
+        "healthz": asdict(results.healthz),
+        "verify": asdict(results.verify),
+        "in_process": asdict(results.in_process),
+        "report": [dict(zip(("figure", "value", "target", "met"), r, strict=True)) for r in table],
+    }
+    path.write_text(json.dumps(document, indent=2) + "\n")
+    return path
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=int, default=10, help="seconds per endpoint (10)")
+    parser.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
+    parser.add_argument("--threads", type=int, default=1, help="wrk threads (1)")
+    parser.add_argument("--warmup", type=int, default=2, help="wrk seconds per endpoint first (2)")
+    parser.add_argument("--calls", type=int, default=200_000, help="in-process calls (200000)")
+    parser.add_argument("--batch", type=int, default=100, help="calls per timed batch (100)")
+    args = parser.parse_args(argv)
+    if min(args.duration, args.connections, args.threads, args.calls, args.batch) < 1:
+        parser.error("--duration, --connections, --threads, --calls and --batch must be >= 1")
+    if args.connections < args.threads:
+        parser.error("wrk needs at least one connection per thread")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    wrk = find_wrk()
+    if wrk is None:
+        print(
+            "wrk is not installed; it drives the HTTP part of this benchmark.\n"
+            "Install it with:  apt-get install -y wrk   (macOS: brew install wrk)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        with tempfile.TemporaryDirectory(prefix="keyplane-bench-") as tmp:
+            results = measure(args, wrk, Path(tmp))
+    except BenchError as exc:
+        print(f"benchmark failed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception:
+        # A traceback can quote a request or a response: mask it like any other output.
+        print(mask(traceback.format_exc()), file=sys.stderr)
+        return 1
+    env = environment(args)
+    table = rows(results)
+    print_report(table, env)
+    print(f"results: {os.path.relpath(save(results, table, env))}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,277 @@
+"""Shared fixtures: real databases (SQLite always, PostgreSQL when reachable) and a real
+keyplane server on loopback, driven with httpx.
+
+PostgreSQL tests skip with a reason when no server answers at KEYPLANE_TEST_POSTGRES_URL
+(default postgresql://postgres@127.0.0.1:5432/test), except under CI=true, where a missing
+PostgreSQL fails the run instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import psycopg
+import pytest
+import uvicorn
+from sqlalchemy.engine import make_url
+
+from keyplane.app import Keyplane, build, create_app
+from keyplane.logs import disable_access_log
+from keyplane.settings import Settings
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "KEYPLANE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
+IN_CI = os.environ.get("CI", "").lower() == "true"
+TEST_SECRET = "test-pepper-" + "x" * 40
+
+
+class Clock:
+    """A clock tests can move forward; the server under test reads it."""
+
+    def __init__(self) -> None:
+        self._offset = timedelta()
+
+    def __call__(self) -> datetime:
+        return datetime.now(UTC) + self._offset
+
+    def advance(self, delta: timedelta) -> None:
+        self._offset += delta
+
+
+class LogCapture(logging.Handler):
+    """Every log record of the session, formatted, as the leak test reads them."""
+
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[str] = []
+        self.setFormatter(logging.Formatter("%(levelname)s %(name)s %(message)s"))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+class CreatedKeys:
+    """Every full key any test saw, for the search of the database and logs at the end."""
+
+    def __init__(self) -> None:
+        self.keys: set[str] = set()
+
+    def add(self, key: str) -> None:
+        self.keys.add(key)
+
+
+@pytest.fixture(scope="session")
+def log_capture() -> Iterator[LogCapture]:
+    handler = LogCapture()
+    disable_access_log()
+    root = logging.getLogger()
+    root.addHandler(handler)
+    previous = root.level
+    root.setLevel(logging.DEBUG)
+    for noisy in ("sqlalchemy", "alembic", "httpcore", "hpack", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    yield handler
+    root.removeHandler(handler)
+    root.setLevel(previous)
+
+
+@pytest.fixture(scope="session")
+def created_keys() -> CreatedKeys:
+    return CreatedKeys()
+
+
+def _postgres_reachable() -> str | None:
+    try:
+        with psycopg.connect(POSTGRES_ADMIN_URL, connect_timeout=3):
+            return None
+    except psycopg.Error as exc:
+        return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh, empty PostgreSQL database for this session, dropped afterwards."""
+    problem = _postgres_reachable()
+    if problem is not None:
+        message = f"PostgreSQL not reachable at {POSTGRES_ADMIN_URL}: {problem}"
+        if IN_CI:
+            pytest.fail(f"{message} (CI=true requires PostgreSQL)")
+        pytest.skip(message)
+    name = f"keyplane_test_{secrets.token_hex(4)}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = make_url(POSTGRES_ADMIN_URL).set(database=name)
+    yield url.render_as_string(hide_password=False)
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class Server:
+    """A keyplane app served by uvicorn in a thread, over real loopback HTTP."""
+
+    def __init__(
+        self, kp: Keyplane, clock: Clock, database_url: str, sqlite_file: Path | None
+    ) -> None:
+        self.kp = kp
+        self.clock = clock
+        self.database_url = database_url
+        self.sqlite_file = sqlite_file
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}"
+        config = uvicorn.Config(
+            create_app(keyplane=kp),
+            host="127.0.0.1",
+            port=self.port,
+            access_log=False,
+            log_config=None,
+            lifespan="on",
+        )
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(
+            target=self._server.run, name="keyplane-test-server", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+        deadline = time.monotonic() + 15
+        while not self._server.started:
+            if time.monotonic() > deadline or not self._thread.is_alive():
+                raise RuntimeError("the test server did not start")
+            time.sleep(0.02)
+
+    def stop(self) -> None:
+        self._server.should_exit = True
+        self._thread.join(timeout=10)
+
+
+def _start_server(database_url: str, sqlite_file: Path | None) -> Server:
+    clock = Clock()
+    settings = Settings(
+        database_url=database_url,
+        secret_key=TEST_SECRET if sqlite_file is None else None,
+        usage_flush_interval=0.05,
+    )
+    server = Server(build(settings, clock=clock), clock, database_url, sqlite_file)
+    server.start()
+    return server
+
+
+@pytest.fixture(scope="session")
+def sqlite_server(
+    tmp_path_factory: pytest.TempPathFactory, log_capture: LogCapture
+) -> Iterator[Server]:
+    path = tmp_path_factory.mktemp("sqlite") / "keyplane.db"
+    server = _start_server(f"sqlite:///{path}", path)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server(postgres_url: str, log_capture: LogCapture) -> Iterator[Server]:
+    server = _start_server(postgres_url, None)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def server(request: pytest.FixtureRequest) -> Server:
+    """The server under test, once per backend."""
+    fixture = "sqlite_server" if request.param == "sqlite" else "postgres_server"
+    result: Server = request.getfixturevalue(fixture)
+    return result
+
+
+class Api:
+    """An httpx client for one caller, remembering every full key it is shown."""
+
+    def __init__(self, server: Server, key: str, created: CreatedKeys) -> None:
+        self.server = server
+        self.key = key
+        self._created = created
+        created.add(key)
+        self.http = httpx.Client(
+            base_url=server.base_url,
+            headers={"Authorization": f"Bearer {key}"},
+            event_hooks={"response": [self._remember]},
+            timeout=15,
+        )
+
+    def _remember(self, response: httpx.Response) -> None:
+        response.read()
+        if response.headers.get("content-type", "").startswith("application/json"):
+            body = response.json()
+            if isinstance(body, dict) and isinstance(body.get("key"), str):
+                self._created.add(body["key"])
+
+    def get(self, url: str, **kwargs: object) -> httpx.Response:
+        return self.http.get(url, **kwargs)  # type: ignore[arg-type]
+
+    def post(self, url: str, **kwargs: object) -> httpx.Response:
+        return self.http.post(url, **kwargs)  # type: ignore[arg-type]
+
+    def patch(self, url: str, **kwargs: object) -> httpx.Response:
+        return self.http.patch(url, **kwargs)  # type: ignore[arg-type]
+
+    def delete(self, url: str, **kwargs: object) -> httpx.Response:
+        return self.http.delete(url, **kwargs)  # type: ignore[arg-type]
+
+    def create_key(self, **body: object) -> dict[str, object]:
+        body.setdefault("name", "test key")
+        response = self.post("/v1/keys", json=body)
+        assert response.status_code == 201, response.text
+        created: dict[str, object] = response.json()
+        return created
+
+    def as_key(self, key: str) -> Api:
+        return Api(self.server, key, self._created)
+
+    def verify(self, key: str, scopes: list[str] | None = None) -> dict[str, object]:
+        response = self.post("/v1/keys/verify", json={"key": key, "scopes": scopes or []})
+        assert response.status_code == 200, response.text
+        verdict: dict[str, object] = response.json()
+        return verdict
+
+
+class Org:
+    def __init__(self, server: Server, created: CreatedKeys) -> None:
+        suffix = secrets.token_hex(4)
+        made = server.kp.orgs.create(f"Test org {suffix}", f"owner-{suffix}@example.com")
+        self.id = made.org.id
+        self.owner_id = made.owner.id
+        self.owner_key_id = made.key_id
+        self.api = Api(server, made.api_key, created)
+        self.server = server
+
+    def key_with(self, *scopes: str, **body: object) -> Api:
+        """A client authenticated by a new key of this org holding ``scopes``."""
+        created = self.api.create_key(scopes=list(scopes), **body)
+        return self.api.as_key(str(created["key"]))
+
+
+@pytest.fixture
+def org(server: Server, created_keys: CreatedKeys) -> Org:
+    """A fresh organization on the server under test; ``org.api`` holds its owner's key."""
+    return Org(server, created_keys)
+
+
+@pytest.fixture
+def other_org(server: Server, created_keys: CreatedKeys) -> Org:
+    """A second organization, for isolation tests."""
+    return Org(server, created_keys)
