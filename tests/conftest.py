@@ -65,6 +65,12 @@ class CreatedKeys:
 
     def __init__(self) -> None:
         self.keys: set[str] = set()
+        self.clients: list[httpx.Client] = []
+
+    def close_clients(self) -> None:
+        for client in self.clients:
+            client.close()
+        self.clients.clear()
 
     def add(self, key: str) -> None:
         self.keys.add(key)
@@ -212,6 +218,7 @@ class Api:
             event_hooks={"response": [self._remember]},
             timeout=15,
         )
+        created.clients.append(self.http)
 
     def _remember(self, response: httpx.Response) -> None:
         response.read()
@@ -266,12 +273,14 @@ class Org:
 
 
 @pytest.fixture
-def org(server: Server, created_keys: CreatedKeys) -> Org:
+def org(server: Server, created_keys: CreatedKeys) -> Iterator[Org]:
     """A fresh organization on the server under test; ``org.api`` holds its owner's key."""
-    return Org(server, created_keys)
+    yield Org(server, created_keys)
+    created_keys.close_clients()
 
 
 @pytest.fixture
-def other_org(server: Server, created_keys: CreatedKeys) -> Org:
+def other_org(server: Server, created_keys: CreatedKeys) -> Iterator[Org]:
     """A second organization, for isolation tests."""
-    return Org(server, created_keys)
+    yield Org(server, created_keys)
+    created_keys.close_clients()
