@@ -55,11 +55,11 @@ class Keyplane:
 
 
 def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = True) -> Keyplane:
+    hasher = KeyHasher(settings.pepper())  # first: a configuration error beats a connection
     engine = make_engine(settings.database_url)
     if run_migrations:
         migrate(engine)
     store = SqlStore(engine)
-    hasher = KeyHasher(settings.pepper())
     cache = InProcessKeyCache(max_entries=settings.cache_max_entries)
     usage = BufferedUsageRecorder(store.record_last_used, interval=settings.usage_flush_interval)
     keys = KeyService(store, hasher, cache, clock)

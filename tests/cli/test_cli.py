@@ -1,0 +1,133 @@
+"""The ``keyplane`` command line: migrate and orgs create, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from keyplane.cli.main import app
+from keyplane.domain.tokens import parse_key
+
+from conftest import TEST_SECRET, CreatedKeys
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'cli.db'}"
+
+
+def test_orgs_create_prints_the_org_the_owner_and_the_key_once(
+    sqlite_url: str, created_keys: CreatedKeys
+) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "orgs",
+            "create",
+            "Acme",
+            "--owner-email",
+            "Ada@Example.com",
+            "--database-url",
+            sqlite_url,
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("organization  org_")
+    assert lines[0].endswith("Acme")
+    assert lines[1].startswith("owner         usr_")
+    assert lines[1].endswith("ada@example.com")
+    key = lines[2].split()[-1]
+    created_keys.add(key)
+    assert parse_key(key) is not None
+    assert "cannot be shown again" in result.stdout
+
+
+def test_orgs_create_json_is_one_object(sqlite_url: str, created_keys: CreatedKeys) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "orgs",
+            "create",
+            "Acme",
+            "--owner-email",
+            "a@acme.io",
+            "--database-url",
+            sqlite_url,
+            "--json",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    assert set(body) == {"org_id", "user_id", "api_key"}
+    created_keys.add(body["api_key"])
+    assert body["org_id"].startswith("org_")
+    assert body["user_id"].startswith("usr_")
+    assert parse_key(body["api_key"]) is not None
+
+
+def test_an_owner_email_can_own_one_organization(sqlite_url: str) -> None:
+    args = ["orgs", "create", "A", "--owner-email", "dup@acme.io", "--database-url", sqlite_url]
+    assert runner.invoke(app, args).exit_code == 0
+    again = runner.invoke(app, args)
+    assert again.exit_code == 1
+    assert "already exists" in again.stderr
+
+
+@pytest.mark.parametrize(("name", "email"), [("Acme", "not-an-email"), ("  ", "a@b.io")])
+def test_bad_input_is_refused_with_a_reason(sqlite_url: str, name: str, email: str) -> None:
+    result = runner.invoke(
+        app, ["orgs", "create", name, "--owner-email", email, "--database-url", sqlite_url]
+    )
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[-1].startswith("error: ")
+
+
+def test_migrate_is_idempotent(sqlite_url: str) -> None:
+    for _ in range(2):
+        result = runner.invoke(app, ["migrate", "--database-url", sqlite_url])
+        assert result.exit_code == 0, result.output
+        assert "up to date" in result.stdout
+
+
+def test_the_database_url_may_come_from_the_environment(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'env.db'}"
+    result = runner.invoke(app, ["migrate"], env={"KEYPLANE_DATABASE_URL": url})
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "env.db").exists()
+    assert (tmp_path / "env.db.secret").stat().st_mode & 0o777 == 0o600
+
+
+def test_postgresql_needs_a_shared_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KEYPLANE_SECRET_KEY", raising=False)
+    monkeypatch.delenv("KEYPLANE_SECRET_KEY_FILE", raising=False)
+    result = runner.invoke(app, ["migrate", "--database-url", "postgresql://nobody@127.0.0.1:1/x"])
+    assert result.exit_code == 2
+    assert "KEYPLANE_SECRET_KEY" in result.stderr
+
+
+@pytest.mark.postgres
+def test_orgs_create_on_postgresql(postgres_url: str, created_keys: CreatedKeys) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "orgs",
+            "create",
+            "PG org",
+            "--owner-email",
+            "pg@acme.io",
+            "--database-url",
+            postgres_url,
+            "--json",
+        ],
+        env={"KEYPLANE_SECRET_KEY": TEST_SECRET},
+    )
+    assert result.exit_code == 0, result.output
+    key = json.loads(result.stdout)["api_key"]
+    created_keys.add(key)
+    assert parse_key(key) is not None
