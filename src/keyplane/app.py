@@ -6,6 +6,7 @@ puts the HTTP layer on top.
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -17,12 +18,15 @@ from sqlalchemy import Engine
 from keyplane import __version__
 from keyplane.domain.ports import Clock
 from keyplane.domain.tokens import KeyHasher
-from keyplane.memory import BufferedUsageRecorder, InProcessKeyCache
+from keyplane.memory import BufferedUsageRecorder, InProcessAttemptLimiter, InProcessKeyCache
+from keyplane.passwords import Argon2Passwords
 from keyplane.services.apps import AppService
 from keyplane.services.keys import KeyService
 from keyplane.services.orgs import OrgService
 from keyplane.services.profiles import ProfileService
 from keyplane.services.resources import ResourceService
+from keyplane.services.signin import SignInService
+from keyplane.services.users import UserService
 from keyplane.services.verifying import Verifier
 from keyplane.settings import Settings
 from keyplane.storage.engine import make_engine, migrate
@@ -48,6 +52,8 @@ class Keyplane:
     resources: ResourceService
     orgs: OrgService
     verifier: Verifier
+    users: UserService
+    signin: SignInService
 
     def close(self) -> None:
         self.usage.stop()
@@ -63,6 +69,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
     cache = InProcessKeyCache(max_entries=settings.cache_max_entries)
     usage = BufferedUsageRecorder(store.record_last_used, interval=settings.usage_flush_interval)
     keys = KeyService(store, hasher, cache, clock)
+    passwords = Argon2Passwords()
     return Keyplane(
         settings=settings,
         engine=engine,
@@ -75,6 +82,8 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
         resources=ResourceService(store, clock),
         orgs=OrgService(store, keys, cache, clock),
         verifier=Verifier(store, hasher, cache, clock, usage),
+        users=UserService(store, passwords, clock),
+        signin=SignInService(store, passwords, InProcessAttemptLimiter(), clock, time.monotonic),
     )
 
 

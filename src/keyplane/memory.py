@@ -51,7 +51,9 @@ class InProcessKeyCache:
         with self._lock:
             if generation != self._generation:
                 return
-            if len(self._entries) >= self._max_entries:
+            if digest in self._entries:
+                self._drop(digest)  # a refill of the same key: clear its old index entries
+            elif len(self._entries) >= self._max_entries:
                 self._drop(next(iter(self._entries)))
             self._entries[digest] = entry
             self._by_key[entry.key_id] = digest
@@ -136,8 +138,12 @@ class BufferedUsageRecorder:
         self._thread: threading.Thread | None = None
 
     def touch(self, key_id: str, at: datetime) -> None:
-        # A dict assignment is atomic under the GIL; the lock is only taken to swap the batch.
-        self._pending[key_id] = at
+        # An uncontended lock costs tens of nanoseconds; without it a touch racing the batch
+        # swap could land in the batch being written and be lost.
+        with self._lock:
+            previous = self._pending.get(key_id)
+            if previous is None or at > previous:
+                self._pending[key_id] = at
 
     def flush(self) -> None:
         with self._lock:
@@ -166,3 +172,56 @@ class BufferedUsageRecorder:
     def _run(self) -> None:
         while not self._stop.wait(self._interval):
             self.flush()
+
+
+class InProcessAttemptLimiter:
+    """Per-subject failure counting with exponential back-off after a few free attempts.
+
+    A subject is an account (``email:…``) or an address (``ip:…``). After ``free``
+    failures each further attempt must wait 2^(n - free) seconds (capped) from the last
+    failure; a quiet ``forget_after`` seconds wipes the slate. Bounded in memory: past
+    ``max_subjects`` the oldest subject is forgotten, which an attacker rotating addresses
+    could exploit only to regain a few free attempts per account (the account's own
+    counter still holds).
+    """
+
+    def __init__(
+        self,
+        free: int = 5,
+        cap: float = 300.0,
+        forget_after: float = 900.0,
+        max_subjects: int = 100_000,
+    ) -> None:
+        self._free = free
+        self._cap = cap
+        self._forget_after = forget_after
+        self._max_subjects = max_subjects
+        self._failures: OrderedDict[str, tuple[int, float]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def retry_after(self, subjects: list[str], now: float) -> float:
+        wait = 0.0
+        with self._lock:
+            for subject in subjects:
+                count, last = self._failures.get(subject, (0, 0.0))
+                if now - last > self._forget_after:
+                    continue
+                if count >= self._free:
+                    delay = min(2.0 ** (count - self._free), self._cap)
+                    wait = max(wait, last + delay - now)
+        return wait
+
+    def failed(self, subjects: list[str], now: float) -> None:
+        with self._lock:
+            for subject in subjects:
+                count, last = self._failures.pop(subject, (0, 0.0))
+                if now - last > self._forget_after:
+                    count = 0
+                self._failures[subject] = (count + 1, now)
+            while len(self._failures) > self._max_subjects:
+                self._failures.popitem(last=False)
+
+    def succeeded(self, subjects: list[str]) -> None:
+        with self._lock:
+            for subject in subjects:
+                self._failures.pop(subject, None)

@@ -52,6 +52,17 @@ class Unauthenticated(KeyplaneError):
     """Deliberately vague: the message never says whether a key exists."""
 
 
+class InvalidCredentials(Unauthenticated):
+    def __init__(self) -> None:
+        super().__init__("The email or password is incorrect.")
+
+
+class Throttled(KeyplaneError):
+    def __init__(self, retry_after: float) -> None:
+        self.retry_after = max(1, int(retry_after + 0.999))
+        super().__init__(f"Too many failed attempts. Try again in {self.retry_after} seconds.")
+
+
 class Forbidden(KeyplaneError):
     pass
 

@@ -124,3 +124,17 @@ class AuditEvent:
     target_id: str
     details: JSONObject
     created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ConsoleSession:
+    """A signed-in console user. The cookie holds a random token; only its digest is stored."""
+
+    id: str
+    digest: str = field(repr=False)
+    user_id: str
+    org_id: str
+    csrf_token: str = field(repr=False)
+    created_at: datetime
+    expires_at: datetime
+    ip: str

@@ -34,10 +34,10 @@ class Bootstrapped:
     api_key: str = field(repr=False)
 
 
-def check_email(value: str) -> str:
+def check_email(value: str, field_name: str = "owner_email") -> str:
     email = value.strip().lower()
     if len(email) > 254 or _EMAIL.fullmatch(email) is None:
-        raise InvalidInput.field("owner_email", "is not an email address")
+        raise InvalidInput.field(field_name, "is not an email address")
     return email
 
 

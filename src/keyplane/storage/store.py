@@ -24,11 +24,21 @@ from sqlalchemy.exc import IntegrityError
 
 from keyplane.domain.catalogue import Resource
 from keyplane.domain.errors import Conflict
-from keyplane.domain.models import ApiKey, App, AuditEvent, KeyStatus, Organization, Profile, User
+from keyplane.domain.models import (
+    ApiKey,
+    App,
+    AuditEvent,
+    ConsoleSession,
+    KeyStatus,
+    Organization,
+    Profile,
+    User,
+)
 from keyplane.storage.tables import (
     api_keys,
     apps,
     audit_events,
+    console_sessions,
     organizations,
     profiles,
     resources,
@@ -63,6 +73,7 @@ class SqlTransaction:
         self.profiles = SqlProfileRepository(conn)
         self.resources = SqlResourceRepository(conn)
         self.audit = SqlAuditRepository(conn)
+        self.sessions = SqlSessionRepository(conn)
 
 
 class SqlOrgRepository:
@@ -113,8 +124,63 @@ class SqlUserRepository:
         row = self._conn.execute(query).first()
         return _user(row) if row else None
 
+    def find_by_setup_digest(self, digest: str) -> tuple[User, datetime] | None:
+        row = self._conn.execute(select(users).where(users.c.setup_digest == digest)).first()
+        if row is None or row.setup_expires_at is None:
+            return None
+        return _user(row), row.setup_expires_at
+
+    def page(self, org_id: str, *, limit: int, after: str | None) -> list[User]:
+        query = select(users).where(users.c.org_id == org_id)
+        if after is not None:
+            query = query.where(users.c.id < after)
+        rows = self._conn.execute(query.order_by(users.c.id.desc()).limit(limit))
+        return [_user(row) for row in rows]
+
+    def count_owners(self, org_id: str) -> int:
+        query = select(func.count()).where(users.c.org_id == org_id, users.c.role == "owner")
+        return int(self._conn.scalar(query) or 0)
+
     def insert(self, user: User) -> None:
         self._conn.execute(insert(users).values(**_fields(user)))
+
+    def update(self, user: User) -> None:
+        query = update(users).where(users.c.org_id == user.org_id, users.c.id == user.id)
+        self._conn.execute(query.values(name=user.name, role=user.role))
+
+    def set_password(self, user_id: str, password_hash: str) -> None:
+        query = update(users).where(users.c.id == user_id)
+        self._conn.execute(
+            query.values(password_hash=password_hash, setup_digest=None, setup_expires_at=None)
+        )
+
+    def set_setup_token(
+        self, user_id: str, digest: str | None, expires_at: datetime | None
+    ) -> None:
+        query = update(users).where(users.c.id == user_id)
+        self._conn.execute(query.values(setup_digest=digest, setup_expires_at=expires_at))
+
+    def delete(self, org_id: str, user_id: str) -> None:
+        self._conn.execute(delete(users).where(users.c.org_id == org_id, users.c.id == user_id))
+
+
+class SqlSessionRepository:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def insert(self, session: ConsoleSession) -> None:
+        self._conn.execute(insert(console_sessions).values(**_fields(session)))
+
+    def find(self, digest: str) -> ConsoleSession | None:
+        query = select(console_sessions).where(console_sessions.c.digest == digest)
+        row = self._conn.execute(query).first()
+        return ConsoleSession(**dict(row._mapping)) if row else None
+
+    def delete(self, digest: str) -> None:
+        self._conn.execute(delete(console_sessions).where(console_sessions.c.digest == digest))
+
+    def delete_for_user(self, user_id: str) -> None:
+        self._conn.execute(delete(console_sessions).where(console_sessions.c.user_id == user_id))
 
 
 class SqlKeyRepository:
@@ -370,7 +436,9 @@ def _org(row: Row[Any]) -> Organization:
 
 
 def _user(row: Row[Any]) -> User:
-    return User(**dict(row._mapping))
+    m = dict(row._mapping)
+    del m["setup_digest"], m["setup_expires_at"]
+    return User(**m)
 
 
 def _key(row: Row[Any]) -> ApiKey:

@@ -79,6 +79,9 @@ users = Table(
     Column("role", String(20), nullable=False),
     Column("password_hash", Text, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
+    # A one-time set-password link: SHA-256 of its token, and when it stops working.
+    Column("setup_digest", String(64), nullable=True, unique=True),
+    Column("setup_expires_at", UTCDateTime, nullable=True),
     Index(None, "org_id"),
 )
 
@@ -168,4 +171,19 @@ audit_events = Table(
     Column("details", JSONDoc, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Index(None, "org_id", "id"),
+)
+
+console_sessions = Table(
+    "console_sessions",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    # SHA-256 of the cookie's random token; the token itself is never stored.
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("user_id", String(40), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("org_id", String(40), nullable=False),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime, nullable=False),
+    Column("ip", String(64), nullable=False),
+    Index(None, "user_id"),
 )
