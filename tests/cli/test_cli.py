@@ -64,7 +64,8 @@ def test_orgs_create_json_is_one_object(sqlite_url: str, created_keys: CreatedKe
     )
     assert result.exit_code == 0, result.output
     body = json.loads(result.stdout)
-    assert set(body) == {"org_id", "user_id", "api_key"}
+    assert set(body) == {"org_id", "user_id", "api_key", "owner_password"}
+    assert len(body["owner_password"]) >= 12
     created_keys.add(body["api_key"])
     assert body["org_id"].startswith("org_")
     assert body["user_id"].startswith("usr_")
@@ -131,3 +132,41 @@ def test_orgs_create_on_postgresql(postgres_url: str, created_keys: CreatedKeys)
     key = json.loads(result.stdout)["api_key"]
     created_keys.add(key)
     assert parse_key(key) is not None
+
+
+def test_the_owner_password_may_come_from_stdin(sqlite_url: str) -> None:
+    result = runner.invoke(
+        app,
+        [
+            "orgs",
+            "create",
+            "Acme",
+            "--owner-email",
+            "in@acme.io",
+            "--database-url",
+            sqlite_url,
+            "--json",
+            "--owner-password-stdin",
+        ],
+        input="correct horse battery staple\n",
+    )
+    assert result.exit_code == 0, result.output
+    assert "owner_password" not in json.loads(result.stdout)
+
+
+def test_a_short_password_on_stdin_is_refused_before_anything_is_created(sqlite_url: str) -> None:
+    args = [
+        "orgs",
+        "create",
+        "Acme",
+        "--owner-email",
+        "s@acme.io",
+        "--database-url",
+        sqlite_url,
+        "--owner-password-stdin",
+    ]
+    result = runner.invoke(app, args, input="short\n")
+    assert result.exit_code == 1
+    assert "password" in result.stderr
+    retry = runner.invoke(app, args, input="long enough password\n")
+    assert retry.exit_code == 0, retry.output

@@ -6,7 +6,7 @@ from fastapi import FastAPI, Request, Response
 
 from keyplane.api.errors import install_error_handlers, problem
 from keyplane.api.middleware import BodyTooLarge, RequestGuard
-from keyplane.api.routes import apps, health, keys, org, profiles, resources, verify
+from keyplane.api.routes import apps, health, keys, org, profiles, resources, users, verify
 from keyplane.domain.limits import REQUEST_BODY_MAX_BYTES
 
 
@@ -25,5 +25,5 @@ def install(app: FastAPI) -> None:
     app.add_middleware(RequestGuard)
     app.include_router(health.router)
     app.include_router(verify.router)  # before keys: /v1/keys/verify is not a key id
-    for feature in (keys, apps, profiles, resources, org):
+    for feature in (keys, apps, profiles, resources, users, org):
         app.include_router(feature.router)

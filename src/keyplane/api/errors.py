@@ -26,6 +26,7 @@ from keyplane.domain.errors import (
     KeyplaneError,
     MissingScope,
     NotFound,
+    Throttled,
     Unauthenticated,
 )
 
@@ -43,6 +44,7 @@ TABLE: Final[dict[type[KeyplaneError], tuple[int, str, str]]] = {
     NotFound: (404, "not-found", "Not found"),
     Conflict: (409, "conflict", "Conflict"),
     InvalidInput: (422, "validation-error", "Invalid input"),
+    Throttled: (429, "too-many-requests", "Too many requests"),
 }
 
 _HTTP_TITLES: Final = {
@@ -96,6 +98,8 @@ def domain_problem(exc: KeyplaneError) -> Response:
         extra["missing_scope"] = exc.scope
     elif isinstance(exc, Escalation):
         errors = [FieldError(exc.field, f"you do not hold {s!r}") for s in exc.scopes]
+    elif isinstance(exc, Throttled):
+        headers = {"Retry-After": str(exc.retry_after)}
     elif isinstance(exc, Conflict) and exc.field:
         errors = [FieldError(exc.field, str(exc))]
     return problem(status, slug, title, str(exc), errors=errors, headers=headers, **extra)

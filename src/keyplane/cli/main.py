@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
+import sys
 from typing import Annotated
 
 import typer
@@ -11,6 +13,7 @@ import typer
 from keyplane.app import Keyplane, build, create_app
 from keyplane.domain.errors import KeyplaneError
 from keyplane.logs import setup_logging
+from keyplane.services.users import check_password
 from keyplane.settings import ConfigurationError, Settings
 
 app = typer.Typer(
@@ -46,16 +49,21 @@ def _build(database_url: str | None) -> Keyplane:
         raise typer.Exit(2) from exc
 
 
+def _one_time_password() -> str:
+    return secrets.token_urlsafe(15)
+
+
 @app.command()
 def serve(
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     database_url: DatabaseUrl = None,
     demo: Annotated[
-        bool, typer.Option(help="Ensure a demo organization and print a full-access key for it.")
+        bool,
+        typer.Option(help="Ensure a demo organization; print a console password and a key for it."),
     ] = False,
 ) -> None:
-    """Run migrations if needed and serve the API."""
+    """Run migrations if needed and serve the API and the console."""
     import uvicorn  # imported here: the other commands do not need a server
 
     settings = _settings(database_url)
@@ -65,9 +73,10 @@ def serve(
     typer.echo(f"keyplane is serving at {base}  (API docs: {base}/docs)")
     if demo:
         issued = kp.orgs.demo(DEMO_ORG, DEMO_EMAIL)
-        typer.echo(
-            f"demo organization {issued.org.id}; a new full-access API key for it (shown once):"
-        )
+        password = _one_time_password()
+        kp.users.set_password(issued.owner.id, password)
+        typer.echo(f"console: {base}/console  sign in as {issued.owner.email} / {password}")
+        typer.echo(f"demo organization {issued.org.id}; a new full-access API key (shown once):")
         typer.echo(f"  {issued.api_key}")
         typer.echo(f"try:  curl -H 'Authorization: Bearer {issued.api_key}' {base}/v1/keys")
     uvicorn.run(
@@ -94,26 +103,40 @@ def create_org(
     owner_email: Annotated[str, typer.Option("--owner-email", help="Email of the owner user.")],
     database_url: DatabaseUrl = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    owner_password_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--owner-password-stdin", help="Read the owner's console password from stdin."
+        ),
+    ] = False,
 ) -> None:
-    """Create an organization, its owner and a full-access key (shown only now)."""
+    """Create an organization, its owner and a full-access key (shown only now).
+
+    The owner gets a one-time console password, printed here, unless one is given on stdin.
+    """
     kp = _build(database_url)
     try:
+        given = sys.stdin.readline().rstrip("\n") if owner_password_stdin else None
+        password = check_password(given) if given is not None else _one_time_password()
         created = kp.orgs.create(name, owner_email)
+        kp.users.set_password(created.owner.id, password)
     except KeyplaneError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     finally:
         kp.close()
+    shown = None if owner_password_stdin else password
     if as_json:
-        typer.echo(
-            json.dumps(
-                {"org_id": created.org.id, "user_id": created.owner.id, "api_key": created.api_key}
-            )
-        )
+        body = {"org_id": created.org.id, "user_id": created.owner.id, "api_key": created.api_key}
+        if shown:
+            body["owner_password"] = shown
+        typer.echo(json.dumps(body))
         return
     typer.echo(f"organization  {created.org.id}  {created.org.name}")
     typer.echo(f"owner         {created.owner.id}  {created.owner.email}")
     typer.echo(f"api key       {created.api_key}")
+    if shown:
+        typer.echo(f"password      {shown}  (one-time: sign in to the console and change it)")
     typer.echo("Store the API key now: it has full access and cannot be shown again.")
 
 
