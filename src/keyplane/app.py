@@ -42,6 +42,7 @@ class Keyplane:
     """The assembled services of one process."""
 
     settings: Settings
+    clock: Clock
     engine: Engine
     store: SqlStore
     cache: InProcessKeyCache
@@ -72,6 +73,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
     passwords = Argon2Passwords()
     return Keyplane(
         settings=settings,
+        clock=clock,
         engine=engine,
         store=store,
         cache=cache,
@@ -88,7 +90,9 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
 
 
 def create_app(settings: Settings | None = None, *, keyplane: Keyplane | None = None) -> FastAPI:
-    from keyplane.api import install  # the web layer is imported only when serving
+    # The web layers are imported only when serving: the CLI's other commands skip them.
+    from keyplane.api import install
+    from keyplane.console import install_console
 
     kp = keyplane if keyplane is not None else build(settings or Settings())
 
@@ -108,4 +112,5 @@ def create_app(settings: Settings | None = None, *, keyplane: Keyplane | None = 
     )
     app.state.keyplane = kp
     install(app)
+    install_console(app)
     return app

@@ -45,7 +45,10 @@ BUILTIN_RESOURCES: Final[Mapping[str, Resource]] = {
         ),
         _builtin("users", "Users", "People who sign in to the console."),
         _builtin(
-            "org", "Organization", "The organization's name and key policies.", ("read", "write")
+            "org",
+            "Organization",
+            "The organization's name and key policies; own: make, demote or remove owners.",
+            ("read", "write", "own"),
         ),
         _builtin("audit", "Audit log", "The record of every action.", ("read",)),
         _builtin("analytics", "Analytics", "Usage of keys over time.", ("read",)),

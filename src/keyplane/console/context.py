@@ -1,0 +1,118 @@
+"""Who is signed in, CSRF checks, and rendering pages for them."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.templating import Jinja2Templates
+from starlette.datastructures import FormData
+from starlette.responses import HTMLResponse
+
+from keyplane.app import Keyplane
+from keyplane.domain.models import User
+from keyplane.services.common import Principal
+
+SESSION_COOKIE = "kp_session"
+LOGIN_CSRF_COOKIE = "kp_login_csrf"
+TEMPLATES = Jinja2Templates(directory=Path(__file__).parent / "templates")
+
+
+class NeedsSignIn(Exception):
+    """No valid session: the error handler sends the browser to the sign-in page."""
+
+
+class BadCsrf(Exception):
+    """A form without this session's CSRF token (forged, or from an old page)."""
+
+
+class PageForbidden(Exception):
+    """The signed-in user lacks the scope a page or action needs."""
+
+    def __init__(self, scope: str) -> None:
+        super().__init__(scope)
+        self.scope = scope
+
+
+class PageNotFound(Exception):
+    """No such object in the user's organization."""
+
+
+@dataclass(frozen=True, slots=True)
+class Console:
+    """A signed-in request: the services, the user and what they may do."""
+
+    kp: Keyplane
+    request: Request
+    user: User
+    principal: Principal
+    csrf_token: str
+
+    def can(self, scope: str) -> bool:
+        return self.principal.scopes.covers(scope)
+
+    def require(self, scope: str) -> None:
+        if not self.can(scope):
+            raise PageForbidden(scope)
+
+    def render(self, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+        return page(self.request, template, status_code, console=self, **context)
+
+    async def form(self) -> FormData:
+        """The posted form, after checking its CSRF token against the session's."""
+        form = await self.request.form()
+        sent = form.get("csrf_token")
+        if not isinstance(sent, str) or not secrets.compare_digest(sent, self.csrf_token):
+            raise BadCsrf
+        return form
+
+
+def page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    response = TEMPLATES.TemplateResponse(request, template, context, status_code=status_code)
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["X-Frame-Options"] = "DENY"
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+        "frame-ancestors 'none'; form-action 'self'"
+    )
+    response.headers["Referrer-Policy"] = "same-origin"
+    return response
+
+
+def _console(request: Request) -> Console:
+    kp: Keyplane = request.app.state.keyplane
+    token = request.cookies.get(SESSION_COOKIE)
+    resumed = kp.signin.resume(token) if token else None
+    if resumed is None:
+        raise NeedsSignIn
+    return Console(kp, request, resumed.user, resumed.principal, resumed.session.csrf_token)
+
+
+SignedIn = Annotated[Console, Depends(_console)]
+
+
+def relative(value: datetime | None, now: datetime | None = None) -> str:
+    """'3 minutes ago', 'in 5 days', or 'never'."""
+    if value is None:
+        return "never"
+    now = now or datetime.now(UTC)
+    seconds = (value - now).total_seconds()
+    future, seconds = seconds > 0, abs(seconds)
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size:
+            count = int(seconds // size)
+            text = f"{count} {unit}{'s' if count != 1 else ''}"
+            return f"in {text}" if future else f"{text} ago"
+    return "in a moment" if future else "just now"
+
+
+def exact(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%S UTC") if value else ""
+
+
+TEMPLATES.env.filters["relative"] = relative
+TEMPLATES.env.filters["exact"] = exact

@@ -1,0 +1,54 @@
+"""How the console answers a missing session, a bad CSRF token and a missing scope."""
+
+from __future__ import annotations
+
+from urllib.parse import quote
+
+from fastapi import FastAPI, Request, Response
+from starlette.responses import RedirectResponse
+
+from keyplane.console.context import BadCsrf, NeedsSignIn, PageForbidden, PageNotFound, page
+
+
+async def _sign_in_first(request: Request, _exc: Exception) -> Response:
+    target = request.url.path
+    return RedirectResponse(f"/console/login?next={quote(target)}", status_code=303)
+
+
+async def _bad_csrf(request: Request, _exc: Exception) -> Response:
+    return page(
+        request,
+        "error.html",
+        403,
+        title="This form could not be accepted",
+        message="It did not carry this session's security token: it may be from an old page "
+        "or from another site. Reload the page and try again.",
+    )
+
+
+async def _forbidden(request: Request, exc: Exception) -> Response:
+    scope = exc.scope if isinstance(exc, PageForbidden) else ""
+    return page(
+        request,
+        "error.html",
+        403,
+        title="You do not have permission to do this",
+        message=f"Your role does not include {scope!r}. Ask an owner or admin if you need it.",
+    )
+
+
+async def _not_found(request: Request, _exc: Exception) -> Response:
+    return page(
+        request,
+        "error.html",
+        404,
+        title="Not found",
+        message="There is nothing here in your organization. It may have been deleted.",
+    )
+
+
+def install_console_errors(app: FastAPI) -> None:
+    app.add_exception_handler(NeedsSignIn, _sign_in_first)
+    app.add_exception_handler(BadCsrf, _bad_csrf)
+    app.add_exception_handler(PageForbidden, _forbidden)
+    app.add_exception_handler(PageNotFound, _not_found)

@@ -1,0 +1,181 @@
+"""API keys: the table, create (with the show-once dialog), edit and delete."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Response
+from starlette.responses import RedirectResponse
+
+from keyplane.console.context import Console, PageNotFound, SignedIn
+from keyplane.console.forms import (
+    EXPIRY_CHOICES,
+    errors_of,
+    expiry,
+    grid_rows,
+    optional,
+    scopes,
+    text,
+)
+from keyplane.domain.catalogue import Catalogue
+from keyplane.domain.errors import InvalidInput, KeyplaneError, NotFound
+from keyplane.services.keys import IssuedKey, KeyChanges, NewKey
+
+router = APIRouter(prefix="/console/keys")
+
+NOTICES = {
+    "updated": "The key was updated.",
+    "deleted": "The key was deleted. Every service using it has stopped working.",
+}
+
+
+def _choices(console: Console) -> dict[str, Any]:
+    kp, principal = console.kp, console.principal
+    apps = kp.apps.page(principal, limit=200).items if console.can("apps:read") else []
+    profiles = kp.profiles.page(principal, limit=200).items if console.can("profiles:read") else []
+    return {"apps": apps, "profiles": profiles}
+
+
+def _list(
+    console: Console,
+    *,
+    status_code: int = 200,
+    issued: IssuedKey | None = None,
+    notice: str | None = None,
+) -> Response:
+    request = console.request
+    status = request.query_params.get("status") or None
+    app_id = request.query_params.get("app_id") or None
+    cursor = request.query_params.get("cursor") or None
+    try:
+        page = console.kp.keys.page(
+            console.principal,
+            limit=25,
+            cursor=cursor,
+            status=status if status in ("active", "inactive", "expired") else None,  # type: ignore[arg-type]
+            app_id=app_id,
+        )
+    except InvalidInput:
+        return RedirectResponse("/console/keys", status_code=303)
+    choices = _choices(console)
+    return console.render(
+        "keys/list.html",
+        status_code,
+        page=page,
+        status=status,
+        app_id=app_id,
+        cursor=cursor,
+        issued=issued,
+        notice=notice,
+        app_names={a.id: a.name for a in choices["apps"]},
+        profile_names={p.id: p.name for p in choices["profiles"]},
+        **choices,
+    )
+
+
+@router.get("")
+def list_keys(console: SignedIn) -> Response:
+    console.require("api_keys:read")
+    return _list(console, notice=NOTICES.get(console.request.query_params.get("notice", "")))
+
+
+def _new_form(console: Console, status_code: int = 200, **context: Any) -> Response:
+    catalogue = Catalogue(console.kp.resources.catalogue(console.principal))
+    org = console.kp.orgs.get(console.principal) if console.can("org:read") else None
+    return console.render(
+        "keys/new.html",
+        status_code,
+        rows=grid_rows(catalogue, console.principal),
+        org=org,
+        expiry_choices=[
+            d
+            for d in EXPIRY_CHOICES
+            if org is None or org.max_key_lifetime_days is None or d <= org.max_key_lifetime_days
+        ],
+        values=context.pop("values", {}),
+        errors=context.pop("errors", {}),
+        **_choices(console),
+        **context,
+    )
+
+
+@router.get("/new")
+def new_key(console: SignedIn) -> Response:
+    console.require("api_keys:write")
+    return _new_form(console, values={"expiration": "30", "environment": "live"})
+
+
+@router.post("")
+async def create_key(console: SignedIn) -> Response:
+    console.require("api_keys:write")
+    form = await console.form()
+    values = {k: v for k, v in form.multi_items() if k != "csrf_token"}
+    chosen = scopes(form)
+    try:
+        expires_at, expires_in_days = expiry(form, console.kp.clock())
+        issued = console.kp.keys.create(
+            console.principal,
+            NewKey(
+                name=text(form, "name"),
+                description=text(form, "description"),
+                scopes=chosen,
+                app_id=optional(form, "app_id"),
+                expires_at=expires_at,
+                expires_in_days=expires_in_days,
+                profile_id=optional(form, "profile_id"),
+                environment="test" if text(form, "environment") == "test" else "live",
+            ),
+        )
+    except KeyplaneError as exc:
+        return _new_form(console, 422, values=values, chosen=set(chosen), errors=errors_of(exc))
+    return _list(console, status_code=201, issued=issued)
+
+
+def _key(console: Console, key_id: str) -> Any:
+    try:
+        return console.kp.keys.get(console.principal, key_id)
+    except NotFound:
+        raise PageNotFound from None
+
+
+@router.get("/{key_id}/edit")
+def edit_key(console: SignedIn, key_id: str) -> Response:
+    console.require("api_keys:write")
+    return console.render(
+        "keys/edit.html", view=_key(console, key_id), errors={}, **_choices(console)
+    )
+
+
+@router.post("/{key_id}/edit")
+async def update_key(console: SignedIn, key_id: str) -> Response:
+    console.require("api_keys:write")
+    form = await console.form()
+    view = _key(console, key_id)
+    status = text(form, "status")
+    try:
+        if status not in ("active", "inactive"):
+            raise InvalidInput.field("status", "choose active or inactive")
+        console.kp.keys.update(
+            console.principal,
+            key_id,
+            KeyChanges(status=status, profile_id=optional(form, "profile_id")),  # type: ignore[arg-type]
+        )
+    except KeyplaneError as exc:
+        return console.render(
+            "keys/edit.html", 422, view=view, errors=errors_of(exc), **_choices(console)
+        )
+    return RedirectResponse("/console/keys?notice=updated", status_code=303)
+
+
+@router.post("/{key_id}/delete")
+async def delete_key(console: SignedIn, key_id: str) -> Response:
+    console.require("api_keys:delete")
+    form = await console.form()
+    try:
+        console.kp.keys.delete(console.principal, key_id)
+    except NotFound:
+        raise PageNotFound from None
+    back = text(form, "back")
+    if back.startswith("/console/apps/") and "//" not in back:
+        return RedirectResponse(f"{back}?notice=key-deleted", status_code=303)
+    return RedirectResponse("/console/keys?notice=deleted", status_code=303)

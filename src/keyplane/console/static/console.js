@@ -1,0 +1,69 @@
+// keyplane console: dialogs, copy buttons, the permission grid. No dependencies.
+"use strict";
+
+function openDialog(dialog) {
+  if (dialog && !dialog.open) dialog.showModal();
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  // Buttons that open a confirmation dialog.
+  document.querySelectorAll("[data-open-dialog]").forEach((button) => {
+    button.addEventListener("click", () => openDialog(document.getElementById(button.dataset.openDialog)));
+  });
+  document.querySelectorAll("dialog [data-dismiss]").forEach((button) => {
+    button.addEventListener("click", () => button.closest("dialog").close());
+  });
+
+  // Dialogs rendered open by the server (the show-once secret).
+  document.querySelectorAll("dialog[data-open]").forEach(openDialog);
+
+  // The secret leaves the page for good when its dialog closes (button or Escape).
+  document.querySelectorAll("dialog[data-secret]").forEach((dialog) => {
+    dialog.addEventListener("close", () => {
+      dialog.remove();
+      // A reload must not re-post the creation form.
+      if (window.history.replaceState) window.history.replaceState(null, "", window.location.pathname);
+    });
+  });
+
+  // Copy buttons.
+  document.querySelectorAll("[data-copy]").forEach((button) => {
+    button.addEventListener("click", async () => {
+      const input = document.getElementById(button.dataset.copy);
+      const status = button.closest("dialog")?.querySelector(".copied");
+      try {
+        await navigator.clipboard.writeText(input.value);
+      } catch (_) {
+        input.select();
+        document.execCommand("copy");
+      }
+      button.textContent = "Copied";
+      if (status) status.textContent = `${button.dataset.copy === "client-id" ? "Client ID" : "Secret"} copied to the clipboard.`;
+    });
+  });
+
+  // Permission grid: "All" checks (and locks) a row's actions; the hint says what no choice means.
+  const grid = document.getElementById("permissions");
+  if (grid) {
+    const hint = document.getElementById("scopes-hint");
+    const explicit = hint && hint.dataset.explicit === "yes";
+    const update = () => {
+      grid.querySelectorAll("tr[data-resource]").forEach((row) => {
+        const all = row.querySelector("[data-all]");
+        row.querySelectorAll("[data-action]").forEach((box) => {
+          if (all && all.checked && !box.disabled) box.checked = true;
+        });
+      });
+      const any = grid.querySelectorAll("input[name=scope]:checked").length > 0;
+      if (hint) {
+        hint.classList.toggle("alert", !any);
+        if (any) hint.textContent = "The key gets exactly the permissions checked above.";
+        else hint.innerHTML = explicit
+          ? "Select at least one permission: this organization requires explicit permissions."
+          : "Selecting no permission creates a key with <strong>full access</strong> to everything.";
+      }
+    };
+    grid.addEventListener("change", update);
+    update();
+  }
+});
