@@ -29,6 +29,8 @@ from keyplane.domain.tokens import parse_key
 from keyplane.logs import disable_access_log
 from keyplane.settings import Settings
 
+pytest_plugins = ["support.browser"]
+
 POSTGRES_ADMIN_URL = os.environ.get(
     "KEYPLANE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
 )
