@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum < pyproject.toml | cut -d' ' -f1)
 
-.PHONY: install run test lint bench clean
+.PHONY: install run test lint browser bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,10 +19,17 @@ install: $(STAMP)
 run: install
 	$(BIN)/keyplane serve --demo
 
-## Lint, type-check, check import contracts, then run every test (PostgreSQL ones skip
-## without a server, except under CI=true).
-test: lint
+## Lint, type-check, check import contracts, then run every test. PostgreSQL and browser
+## tests skip (saying why) without a server or Chromium, except under CI=true.
+test: lint browser
 	$(BIN)/pytest --cov --cov-report=term:skip-covered
+
+## Debian's Chromium for the Playwright tests (never Playwright's own browser download).
+browser:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium is not installed and cannot be installed here: browser tests will skip"; fi; }
 
 lint: install
 	$(BIN)/ruff check .
