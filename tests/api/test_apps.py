@@ -93,6 +93,7 @@ def test_an_unknown_app_is_404(org: Org) -> None:
         ({"name": "x" * 101}, "name"),
         ({"name": "ok", "description": "x" * 1001}, "description"),
         ({"name": "ok", "scopes": "apps:read"}, "scopes"),
+        ({"name": "ok", "scopes": ["apps:read"] * 201}, "scopes"),
         ({"name": "ok", "colour": "blue"}, "colour"),
     ],
 )
@@ -106,6 +107,13 @@ def test_a_duplicate_app_name_is_409_naming_name(org: Org) -> None:
     create_app(org.api, name="billing")
 
     problem(org.api.post("/v1/apps", json={"name": "billing", "scopes": []}), 409, "name")
+
+
+def test_an_app_name_is_stored_trimmed_and_compared_trimmed(org: Org) -> None:
+    app = create_app(org.api, name="  billing  ")
+
+    assert app["name"] == "billing"
+    problem(org.api.post("/v1/apps", json={"name": " billing", "scopes": []}), 409, "name")
 
 
 def test_the_same_app_name_may_exist_in_another_org(org: Org, other_org: Org) -> None:
