@@ -47,7 +47,7 @@ def errors_of(catalogue: Catalogue, scopes: list[str]) -> list[FieldError]:
         ("resources", DEFAULT_ACTIONS),
         ("profiles", DEFAULT_ACTIONS),
         ("users", DEFAULT_ACTIONS),
-        ("org", ("read", "write")),
+        ("org", ("read", "write", "own")),
         ("audit", ("read",)),
         ("analytics", ("read",)),
         ("webhooks", DEFAULT_ACTIONS),
