@@ -129,6 +129,9 @@ def validation_errors(raw: Sequence[dict[str, Any]]) -> list[FieldError]:
                 for f in ctx["fields"]
             )
             continue
+        if kind == "nul_character":
+            errors.append(FieldError(ctx["field"], "must not contain NUL characters"))
+            continue
         field = _field_name(error.get("loc", ()))
         if kind == "extra_forbidden":
             message = "is not a field of this request"
@@ -153,7 +156,7 @@ async def _on_validation_error(request: Request, exc: Exception) -> Response:
         return problem(
             400, "malformed-json", "Malformed JSON", "The request body is not valid JSON."
         )
-    content_type = request.headers.get("content-type", "")
+    content_type = request.headers.get("content-type", "").lower()
     if request.method in ("POST", "PATCH", "PUT") and "json" not in content_type:
         return problem(
             415,

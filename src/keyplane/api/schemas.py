@@ -27,6 +27,36 @@ Scope = Annotated[str, Field(min_length=1, max_length=100, examples=["models:rea
 class Request(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_nul(cls, data: Any) -> Any:
+        """No NUL character anywhere in a body: PostgreSQL cannot store one."""
+        where = _nul_at(data, "")
+        if where is not None:
+            raise PydanticCustomError(
+                "nul_character", "{field} contains a NUL character", {"field": where or "body"}
+            )
+        return data
+
+
+def _nul_at(value: Any, path: str) -> str | None:
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            here = f"{path}.{key}" if path else str(key)
+            if isinstance(key, str) and "\x00" in key:
+                return path or "body"
+            found = _nul_at(item, here)
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _nul_at(item, f"{path}[{index}]")
+            if found is not None:
+                return found
+    return None
+
 
 class Problem(BaseModel):
     """An RFC 9457 problem document."""

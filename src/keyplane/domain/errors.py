@@ -21,7 +21,9 @@ class KeyplaneError(Exception):
 
 class NotFound(KeyplaneError):
     def __init__(self, kind: str, ident: str) -> None:
-        super().__init__(f"No {kind} with id {ident!r} exists in this organization.")
+        # An id is echoed only when it could be one: never a pasted key or a long blob.
+        shown = repr(ident) if len(ident) <= 64 and "kp_" not in ident else "given"
+        super().__init__(f"No {kind} with the id {shown} exists in this organization.")
         self.kind = kind
         self.ident = ident
 

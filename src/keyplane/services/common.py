@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -58,6 +59,8 @@ class Principal:
 
 def check_name(field: str, value: str, maximum: int = NAME_MAX) -> str:
     stripped = value.strip()
+    if "\x00" in stripped:
+        raise InvalidInput.field(field, "must not contain NUL characters")
     if not stripped:
         raise InvalidInput.field(field, "must not be blank")
     if len(stripped) > maximum:
@@ -67,6 +70,8 @@ def check_name(field: str, value: str, maximum: int = NAME_MAX) -> str:
 
 def check_description(value: str) -> str:
     value = value.strip()
+    if "\x00" in value:
+        raise InvalidInput.field("description", "must not contain NUL characters")
     if len(value) > DESCRIPTION_MAX:
         raise InvalidInput.field("description", f"must be at most {DESCRIPTION_MAX} characters")
     return value
@@ -80,10 +85,36 @@ def load_org(tx: Transaction, org_id: str) -> Organization:
 
 
 def check_json_size(field: str, value: JSONObject, maximum: int) -> JSONObject:
-    size = len(orjson.dumps(value))
+    """A JSON object every store keeps as given: within ``maximum`` bytes, integers within
+    64 bits, nesting under 255 levels, valid Unicode, no NaN or infinity, no NUL."""
+    if not isinstance(value, dict):
+        raise InvalidInput.field(field, "must be a JSON object")
+    try:
+        encoded = orjson.dumps(value)
+    except orjson.JSONEncodeError as exc:
+        raise InvalidInput.field(
+            field,
+            "must be plain JSON: integers within 64 bits, nesting under 255 levels, "
+            "valid Unicode text",
+        ) from exc
+    if b"\\u0000" in encoded:
+        raise InvalidInput.field(field, "must not contain NUL characters")
+    if _non_finite(value):
+        raise InvalidInput.field(field, "must not contain NaN or infinite numbers")
+    size = len(encoded)
     if size > maximum:
         raise InvalidInput.field(field, f"is {size} bytes as JSON; the limit is {maximum} bytes")
     return value
+
+
+def _non_finite(value: object) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_non_finite(v) for v in value.values())
+    if isinstance(value, list):
+        return any(_non_finite(v) for v in value)
+    return False
 
 
 def check_cursor(cursor: str | None, kind: Kind) -> str | None:

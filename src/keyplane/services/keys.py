@@ -307,6 +307,12 @@ def _within_policy(
         return None
     if expires_at.tzinfo is None:
         raise InvalidInput.field(field_name, "must include a time zone offset (RFC 3339)")
+    try:
+        too_far = expires_at > now + timedelta(days=EXPIRES_IN_DAYS_MAX)
+    except OverflowError:  # beyond what a datetime can hold once moved to UTC
+        too_far = True
+    if too_far:
+        raise InvalidInput.field(field_name, f"must be within {EXPIRES_IN_DAYS_MAX} days from now")
     if expires_at <= now:
         raise InvalidInput.field(field_name, "must be in the future")
     if cap and maximum is not None and expires_at > created_at + timedelta(days=maximum):

@@ -36,7 +36,7 @@ class Bootstrapped:
 
 def check_email(value: str, field_name: str = "owner_email") -> str:
     email = value.strip().lower()
-    if len(email) > 254 or _EMAIL.fullmatch(email) is None:
+    if len(email) > 254 or "\x00" in email or _EMAIL.fullmatch(email) is None:
         raise InvalidInput.field(field_name, "is not an email address")
     return email
 

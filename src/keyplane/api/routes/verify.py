@@ -139,6 +139,13 @@ async def verify(request: Request) -> Response:
     """
     kp: Keyplane = request.app.state.keyplane
     verifier = kp.verifier
+    if "json" not in request.headers.get("content-type", "").lower():
+        return problem(
+            415,
+            "unsupported-media-type",
+            "Unsupported media type",
+            "Send the request body as JSON with 'Content-Type: application/json'.",
+        )
     try:
         principal = verifier.principal_of(await _entry(verifier, _bearer(request)))
         principal.require("keys:verify")

@@ -177,5 +177,6 @@ async def delete_key(console: SignedIn, key_id: str) -> Response:
         raise PageNotFound from None
     back = text(form, "back")
     if back.startswith("/console/apps/") and "//" not in back:
-        return RedirectResponse(f"{back}?notice=key-deleted", status_code=303)
+        joiner = "&" if "?" in back else "?"
+        return RedirectResponse(f"{back}{joiner}notice=key-deleted", status_code=303)
     return RedirectResponse("/console/keys?notice=deleted", status_code=303)

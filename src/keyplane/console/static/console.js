@@ -47,6 +47,8 @@ document.addEventListener("DOMContentLoaded", () => {
   if (grid) {
     const hint = document.getElementById("scopes-hint");
     const explicit = hint && hint.dataset.explicit === "yes";
+    const noun = (hint && hint.dataset.noun) || "key";
+    const article = /^[aeiou]/.test(noun) ? "an" : "a";
     const update = () => {
       grid.querySelectorAll("tr[data-resource]").forEach((row) => {
         const all = row.querySelector("[data-all]");
@@ -57,10 +59,10 @@ document.addEventListener("DOMContentLoaded", () => {
       const any = grid.querySelectorAll("input[name=scope]:checked").length > 0;
       if (hint) {
         hint.classList.toggle("alert", !any);
-        if (any) hint.textContent = "The key gets exactly the permissions checked above.";
+        if (any) hint.textContent = `The ${noun} gets exactly the permissions checked above.`;
         else hint.innerHTML = explicit
           ? "Select at least one permission: this organization requires explicit permissions."
-          : "Selecting no permission creates a key with <strong>full access</strong> to everything.";
+          : `Selecting no permission creates ${article} ${noun} with <strong>full access</strong> to everything.`;
       }
     };
     grid.addEventListener("change", update);
