@@ -1,7 +1,68 @@
-"""Console pages for org (to be filled in)."""
+"""Settings: the organization's name and its policies for new keys."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
+from starlette.responses import RedirectResponse
 
-router = APIRouter()
+from keyplane.console.context import SignedIn
+from keyplane.console.forms import errors_of, text
+from keyplane.domain.errors import InvalidInput, KeyplaneError
+from keyplane.domain.limits import EXPIRES_IN_DAYS_MAX
+from keyplane.services.orgs import OrgChanges
+
+router = APIRouter(prefix="/console/settings")
+
+LIFETIME_HINT = f"Enter a whole number of days from 1 to {EXPIRES_IN_DAYS_MAX}, or leave it empty."
+
+
+def _lifetime(raw: str) -> int | None:
+    """Empty means no limit; the service checks the range."""
+    if not raw:
+        return None
+    if not (raw.isascii() and raw.isdigit()):
+        raise InvalidInput.field("max_key_lifetime_days", LIFETIME_HINT)
+    return int(raw)
+
+
+@router.get("")
+def show_settings(console: SignedIn) -> Response:
+    console.require("org:read")
+    saved = console.request.query_params.get("notice") == "saved"
+    return console.render(
+        "settings.html",
+        org=console.kp.orgs.get(console.principal),
+        values=None,
+        errors={},
+        notice="The settings were saved." if saved else None,
+    )
+
+
+@router.post("")
+async def save_settings(console: SignedIn) -> Response:
+    console.require("org:write")
+    form = await console.form()
+    name = text(form, "name")
+    explicit = form.get("require_explicit_scopes") is not None  # unchecked boxes are not sent
+    lifetime = text(form, "max_key_lifetime_days")
+    try:
+        console.kp.orgs.update(
+            console.principal,
+            OrgChanges(
+                name=name,
+                require_explicit_scopes=explicit,
+                max_key_lifetime_days=_lifetime(lifetime),
+            ),
+        )
+    except KeyplaneError as exc:
+        errors = errors_of(exc)
+        if "max_key_lifetime_days" in errors:  # the API's wording says "or null"
+            errors["max_key_lifetime_days"] = LIFETIME_HINT
+        return console.render(
+            "settings.html",
+            422,
+            org=console.kp.orgs.get(console.principal),
+            values={"name": name, "explicit": explicit, "lifetime": lifetime},
+            errors=errors,
+        )
+    return RedirectResponse("/console/settings?notice=saved", status_code=303)
