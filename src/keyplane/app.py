@@ -85,7 +85,14 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
         orgs=OrgService(store, keys, cache, clock),
         verifier=Verifier(store, hasher, cache, clock, usage),
         users=UserService(store, passwords, clock),
-        signin=SignInService(store, passwords, InProcessAttemptLimiter(), clock, time.monotonic),
+        signin=SignInService(
+            store,
+            passwords,
+            accounts=InProcessAttemptLimiter(free=5),
+            addresses=InProcessAttemptLimiter(free=20),
+            clock=clock,
+            monotonic=time.monotonic,
+        ),
     )
 
 

@@ -11,8 +11,8 @@ from keyplane.console.context import BadCsrf, NeedsSignIn, PageForbidden, PageNo
 
 
 async def _sign_in_first(request: Request, _exc: Exception) -> Response:
-    target = request.url.path
-    return RedirectResponse(f"/console/login?next={quote(target)}", status_code=303)
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return RedirectResponse(f"/console/login?next={quote(target, safe='')}", status_code=303)
 
 
 async def _bad_csrf(request: Request, _exc: Exception) -> Response:

@@ -8,7 +8,14 @@ from datetime import UTC, datetime, time, timedelta
 from starlette.datastructures import FormData
 
 from keyplane.domain.catalogue import Catalogue, Resource
-from keyplane.domain.errors import Conflict, Escalation, FieldError, InvalidInput, KeyplaneError
+from keyplane.domain.errors import (
+    Conflict,
+    Escalation,
+    FieldError,
+    InvalidInput,
+    KeyplaneError,
+    MissingScope,
+)
 from keyplane.services.common import Principal
 
 EXPIRY_CHOICES = (7, 30, 60, 90)
@@ -57,6 +64,8 @@ def errors_of(exc: KeyplaneError) -> dict[str, str]:
         found = [FieldError(exc.field, str(exc))]
     elif isinstance(exc, Conflict):
         found = [FieldError(exc.field or "form", str(exc))]
+    elif isinstance(exc, MissingScope):
+        found = [FieldError("form", f"Your role does not include {exc.scope!r}.")]
     else:
         found = [FieldError("form", str(exc))]
     messages: dict[str, str] = {}

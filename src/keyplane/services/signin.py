@@ -42,13 +42,18 @@ class SignInService:
         self,
         store: Store,
         passwords: PasswordHasher,
-        limiter: AttemptLimiter,
+        accounts: AttemptLimiter,
+        addresses: AttemptLimiter,
         clock: Clock,
         monotonic: Callable[[], float],
     ) -> None:
         self._store = store
         self._passwords = passwords
-        self._limiter = limiter
+        # Two limiters: an address (an office, a proxy) carries many people's typos, so it
+        # gets more free attempts than one account, and a success does not clear it (else
+        # an attacker's own account would reset the count for the address).
+        self._accounts = accounts
+        self._addresses = addresses
         self._clock = clock
         self._monotonic = monotonic
         # Checked when the email is unknown, so both failures cost one argon2 verification.
@@ -56,21 +61,25 @@ class SignInService:
 
     def sign_in(self, email: str, password: str, ip: str) -> SignedIn:
         email = email.strip().lower()
-        subjects = [f"email:{email}", f"ip:{ip}"]
-        wait = self._limiter.retry_after(subjects, self._monotonic())
+        account, address = [f"email:{email}"], [f"ip:{ip}"]
+        tick = self._monotonic()
+        wait = max(
+            self._accounts.retry_after(account, tick), self._addresses.retry_after(address, tick)
+        )
         if wait > 0:
             raise Throttled(wait)
         with self._store.transaction() as tx:
             user = tx.users.find_by_email(email)
         stored = user.password_hash if user is not None and user.password_hash else self._decoy
         if not self._passwords.verify(stored, password) or user is None or not user.password_hash:
-            self._limiter.failed(subjects, self._monotonic())
+            self._accounts.failed(account, self._monotonic())
+            self._addresses.failed(address, self._monotonic())
             if user is not None:
                 with self._store.transaction() as tx:
                     actor = principal_for(tx, user)
                     record(tx, actor, self._clock(), "user.sign_in_failed", "user", user.id, ip=ip)
             raise InvalidCredentials
-        self._limiter.succeeded(subjects[:1])
+        self._accounts.succeeded(account)
         now = self._clock()
         token, csrf = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
         session = ConsoleSession(

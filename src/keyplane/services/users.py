@@ -172,6 +172,11 @@ class UserService:
             tx.users.delete(principal.org_id, user.id)
             record(tx, principal, now, "user.delete", "user", user.id, email=user.email)
 
+    def setup_link_is_valid(self, token: str) -> bool:
+        with self._store.transaction() as tx:
+            found = tx.users.find_by_setup_digest(token_digest(token))
+        return found is not None and found[1] > self._clock()
+
     def set_password_with_token(self, token: str, password: str) -> User:
         """Consumes a set-password link; answers NotFound for unknown, used or stale links."""
         now = self._clock()

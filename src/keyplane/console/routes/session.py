@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Request, Response
 from starlette.responses import HTMLResponse, RedirectResponse
 
+from keyplane.api.routes.users import SETUP_LINK_PATH
 from keyplane.app import Keyplane
 from keyplane.console.context import (
     LOGIN_CSRF_COOKIE,
@@ -16,6 +17,7 @@ from keyplane.console.context import (
     SignedIn,
     page,
 )
+from keyplane.console.forms import errors_of
 from keyplane.domain.errors import InvalidCredentials, InvalidInput, NotFound, Throttled
 
 router = APIRouter()
@@ -96,8 +98,11 @@ async def logout(console: SignedIn) -> Response:
     return response
 
 
-@router.get("/console/set-password/{token}")
+@router.get(SETUP_LINK_PATH + "{token}")
 def set_password_form(request: Request, token: str) -> Response:
+    kp: Keyplane = request.app.state.keyplane
+    if not kp.users.setup_link_is_valid(token):
+        return _set_password_page(request, token, 404, expired=True)
     return _set_password_page(request, token)
 
 
@@ -120,7 +125,7 @@ def _set_password_page(
     return response
 
 
-@router.post("/console/set-password/{token}")
+@router.post(SETUP_LINK_PATH + "{token}")
 async def set_password(request: Request, token: str) -> Response:
     kp: Keyplane = request.app.state.keyplane
     form = await request.form()
@@ -136,8 +141,7 @@ async def set_password(request: Request, token: str) -> Response:
     try:
         kp.users.set_password_with_token(token, password)
     except InvalidInput as exc:
-        errors = {e.field: e.message for e in exc.errors}
-        return _set_password_page(request, token, 422, errors=errors)
+        return _set_password_page(request, token, 422, errors=errors_of(exc))
     except NotFound:
         return _set_password_page(request, token, 404, expired=True)
     return RedirectResponse("/console/login?password_set=1", status_code=303)

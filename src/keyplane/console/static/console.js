@@ -38,7 +38,8 @@ document.addEventListener("DOMContentLoaded", () => {
         document.execCommand("copy");
       }
       button.textContent = "Copied";
-      if (status) status.textContent = `${button.dataset.copy === "client-id" ? "Client ID" : "Secret"} copied to the clipboard.`;
+      const what = button.dataset.copyLabel || (button.dataset.copy === "client-id" ? "Client ID" : "Secret");
+      if (status) status.textContent = `${what} copied to the clipboard.`;
     });
   });
 
