@@ -26,7 +26,7 @@ from keyplane.services.users import NewUser
 from conftest import IN_CI, CreatedKeys, Org, Server
 
 CHROMIUM = os.environ.get("KEYPLANE_CHROMIUM", "/usr/bin/chromium")
-SCREENSHOTS = Path(__file__).parents[2] / "docs" / "screenshots"
+SCREENSHOTS = Path(__file__).parents[2] / "build" / "screenshots"
 PASSWORD = "correct horse battery staple"
 ARGS = [
     "--no-sandbox",
@@ -113,6 +113,6 @@ def sign_in(page: Page, person: Person) -> None:
 
 
 def screenshot(page: Page, name: str) -> None:
-    """Writes docs/screenshots/<name>.png: the README shows some of these."""
+    """Writes build/screenshots/<name>.png (docs/ keeps the copies the README shows)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=SCREENSHOTS / f"{name}.png", full_page=True)
