@@ -28,6 +28,9 @@ class Settings(BaseSettings):
     usage_flush_interval: float = Field(default=1.0, gt=0)
     cache_max_entries: int = Field(default=100_000, ge=1)
     log_level: str = "info"
+    # Console cookies are Secure: browsers send them over HTTPS and to localhost only. Turn
+    # off only behind a trusted plain-HTTP hop (never on the open internet).
+    secure_cookies: bool = True
 
     def pepper(self) -> bytes:
         """The key-hashing secret: given, read from a file, or generated beside SQLite."""

@@ -23,6 +23,11 @@ from keyplane.domain.errors import InvalidCredentials, InvalidInput, NotFound, T
 router = APIRouter()
 
 
+def _secure(request: Request) -> bool:
+    kp: Keyplane = request.app.state.keyplane
+    return kp.settings.secure_cookies
+
+
 def _safe_next(target: str | None) -> str:
     """Only a path inside the console: never an open redirect."""
     if not target:
@@ -37,7 +42,12 @@ def _login_page(request: Request, status_code: int = 200, **context: object) -> 
     token = secrets.token_urlsafe(32)
     response = page(request, "login.html", status_code, login_csrf=token, **context)
     response.set_cookie(
-        LOGIN_CSRF_COOKIE, token, httponly=True, secure=True, samesite="strict", path="/console"
+        LOGIN_CSRF_COOKIE,
+        token,
+        httponly=True,
+        secure=_secure(request),
+        samesite="strict",
+        path="/console",
     )
     return response
 
@@ -80,7 +90,7 @@ async def login(request: Request) -> Response:
         signed_in.token,
         max_age=signed_in.expires_in,
         httponly=True,
-        secure=True,
+        secure=_secure(request),
         samesite="strict",
         path="/",
     )
@@ -117,7 +127,7 @@ def _set_password_page(
         LOGIN_CSRF_COOKIE,
         login_csrf,
         httponly=True,
-        secure=True,
+        secure=_secure(request),
         samesite="strict",
         path="/console",
     )
