@@ -26,7 +26,9 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -44,6 +46,7 @@ from typing import Any
 import httpx
 
 from keyplane.app import build
+from keyplane.logs import redact
 from keyplane.settings import Settings
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -55,6 +58,8 @@ SCOPE = "api_keys:read"  # what the target key holds and what every verification
 MIN_RATIO = 0.60  # HTTP verify throughput / /healthz throughput
 MAX_P99_MS = 5.0  # HTTP verify p99
 MAX_IN_PROCESS_US = 10.0  # in-process warm verification, mean per call
+# Other processes using more than this share of a core during a run make its figures suspect.
+BUSY_WARNING = 0.15
 
 STARTUP_TIMEOUT = 30.0  # s for `keyplane serve` to answer /healthz (it migrates first)
 CLI_TIMEOUT = 60.0  # s for `keyplane orgs create`
@@ -62,8 +67,10 @@ WRK_GRACE = 30.0  # s wrk may run past --duration before it is killed
 STOP_TIMEOUT = 10.0  # s between SIGTERM and SIGKILL for the server
 HTTP_TIMEOUT = 10.0  # s per setup request
 
-_KEY = re.compile(r"kp_(live|test)_[0-9A-Za-z]{34}([0-9A-Za-z]{4})")
 _TIME_UNITS_MS = {"us": 1e-3, "ms": 1.0, "s": 1e3, "m": 60e3, "h": 3600e3}
+_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+Row = tuple[str, str, str, str]  # figure, value, target, met?
 
 
 class BenchError(Exception):
@@ -72,7 +79,73 @@ class BenchError(Exception):
 
 def mask(text: str) -> str:
     """``text`` with every keyplane key cut to its environment and last four characters."""
-    return _KEY.sub(lambda m: f"kp_{m[1]}_…{m[2]}", text)
+    return redact(text)  # the server's own log filter: one definition of a key's shape
+
+
+# ---- CPU accounting ----------------------------------------------------------------------
+# wrk, the server and anything else on the machine share its CPUs. Who used how much
+# during a run says whether the server was saturated (near 100% of its one core) and
+# whether something else (a test suite, a build) disturbed the figures.
+
+
+@dataclass(frozen=True)
+class CpuSnapshot:
+    at: float  # monotonic seconds
+    machine_busy: float | None  # CPU-seconds all processes used since boot (Linux only)
+    server: float | None  # CPU-seconds the server used
+    children: float  # CPU-seconds of this process's finished children (wrk)
+
+
+@dataclass(frozen=True)
+class CpuShare:
+    """CPU used during one run, in cores (1.0 = one core busy all the time)."""
+
+    server: float | None
+    wrk: float
+    other: float | None
+
+
+def _machine_busy() -> float | None:
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return None
+    # user + nice + system: the columns /proc/<pid>/stat also counts. Interrupt time (the
+    # loopback traffic of the run itself lands there) is charged to no process: leave it out.
+    user, nice, system = (int(f) for f in fields[:3])
+    return (user + nice + system) / _TICKS
+
+
+def _process_cpu(pid: int) -> float | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rpartition(")")[2].split()  # the name in parentheses may hold spaces
+    return (int(fields[11]) + int(fields[12])) / _TICKS  # utime + stime
+
+
+def cpu_snapshot(server_pid: int) -> CpuSnapshot:
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return CpuSnapshot(
+        at=time.monotonic(),
+        machine_busy=_machine_busy(),
+        server=_process_cpu(server_pid),
+        children=children.ru_utime + children.ru_stime,
+    )
+
+
+def cpu_share(before: CpuSnapshot, after: CpuSnapshot) -> CpuShare:
+    wall = after.at - before.at
+    server = None
+    if before.server is not None and after.server is not None:
+        server = (after.server - before.server) / wall
+    wrk = (after.children - before.children) / wall
+    other = None
+    if before.machine_busy is not None and after.machine_busy is not None and server is not None:
+        # Never below zero: the counters tick at 100 Hz, so small differences are noise.
+        other = max(0.0, (after.machine_busy - before.machine_busy) / wall - server - wrk)
+    return CpuShare(server=server, wrk=wrk, other=other)
 
 
 # ---- wrk ---------------------------------------------------------------------------------
@@ -88,8 +161,10 @@ class WrkResult:
     socket_errors: int
 
 
-def find_wrk() -> str | None:
-    return shutil.which("wrk")
+@dataclass(frozen=True)
+class HttpResult:
+    wrk: WrkResult
+    cpu: CpuShare
 
 
 def run_wrk(
@@ -149,6 +224,12 @@ def parse_wrk(output: str) -> WrkResult:
 # ---- the server --------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Server:
+    base: str
+    pid: int
+
+
 def keyplane_cli() -> str:
     # The CLI installed beside this interpreter, so a venv's python finds the venv's keyplane.
     beside = Path(sys.executable).with_name("keyplane")
@@ -197,7 +278,7 @@ def tail(path: Path, lines: int = 20) -> str:
 
 
 @contextmanager
-def running_server(cli: str, port: int, database_url: str, log: Path) -> Iterator[str]:
+def running_server(cli: str, port: int, database_url: str, log: Path) -> Iterator[Server]:
     """``keyplane serve`` on 127.0.0.1:port, answering /healthz; always stopped on exit."""
     command = [cli, "serve", "--host", "127.0.0.1", "--port", str(port)]
     command += ["--database-url", database_url]
@@ -206,7 +287,7 @@ def running_server(cli: str, port: int, database_url: str, log: Path) -> Iterato
         process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
     try:
         wait_healthy(process, base, log)
-        yield base
+        yield Server(base, process.pid)
     finally:
         stop(process)
 
@@ -283,7 +364,7 @@ def measure_in_process(
 ) -> InProcessResult:
     """``Verifier.verify`` on a warm cache, timed per batch.
 
-    One call takes a few µs, the same order as perf_counter_ns itself, so each sample is a
+    One call takes a few µs, not far above perf_counter_ns's own cost, so each sample is a
     batch's mean per call; p50/p99 are over those batch means (they hide single-call
     outliers but show GC pauses and noise from other processes).
     """
@@ -320,9 +401,37 @@ def measure_in_process(
 
 @dataclass(frozen=True)
 class Results:
-    healthz: WrkResult
-    verify: WrkResult
+    healthz: HttpResult
+    verify: HttpResult
     in_process: InProcessResult
+
+
+class Load:
+    """wrk against one server, with the CPU each run used."""
+
+    def __init__(self, wrk: str, server: Server, args: argparse.Namespace) -> None:
+        self.wrk = wrk
+        self.server = server
+        self.args = args
+
+    def run(
+        self,
+        path: str,
+        duration: int,
+        script: Path | None = None,
+        env: dict[str, str] | None = None,
+    ) -> HttpResult:
+        before = cpu_snapshot(self.server.pid)
+        result = run_wrk(
+            self.wrk,
+            self.server.base + path,
+            duration=duration,
+            connections=self.args.connections,
+            threads=self.args.threads,
+            script=script,
+            env=env,
+        )
+        return HttpResult(result, cpu_share(before, cpu_snapshot(self.server.pid)))
 
 
 def measure(args: argparse.Namespace, wrk: str, workdir: Path) -> Results:
@@ -330,9 +439,9 @@ def measure(args: argparse.Namespace, wrk: str, workdir: Path) -> Results:
     cli = keyplane_cli()
     database_url = f"sqlite:///{workdir / 'bench.db'}"
     org_id, admin_key = create_org(cli, database_url)
-    port = free_port()
-    with running_server(cli, port, database_url, workdir / "server.log") as base:
-        with httpx.Client(base_url=base, timeout=HTTP_TIMEOUT) as client:
+    with running_server(cli, free_port(), database_url, workdir / "server.log") as server:
+        print(f"server pid {server.pid} at {server.base}", flush=True)  # for py-spy --pid
+        with httpx.Client(base_url=server.base, timeout=HTTP_TIMEOUT) as client:
             verifier_key = create_key(client, admin_key, "bench-verifier", ["keys:verify"])
             target_key = create_key(client, admin_key, "bench-target", [SCOPE])
             check_valid(client, verifier_key, target_key)  # also loads both into the cache
@@ -343,19 +452,16 @@ def measure(args: argparse.Namespace, wrk: str, workdir: Path) -> Results:
             "KEYPLANE_BENCH_TARGET_KEY": target_key,
             "KEYPLANE_BENCH_SCOPE": SCOPE,
         }
-        common = {"connections": args.connections, "threads": args.threads}
-        healthz_url, verify_url = f"{base}/healthz", f"{base}/v1/keys/verify"
-        print(f"warming up ({args.warmup} s per endpoint) ...", flush=True)
+        load = Load(wrk, server, args)
         if args.warmup > 0:
-            run_wrk(wrk, healthz_url, duration=args.warmup, **common)
-            run_wrk(wrk, verify_url, duration=args.warmup, script=LUA_SCRIPT, env=wrk_env, **common)
+            print(f"warming up ({args.warmup} s per endpoint) ...", flush=True)
+            load.run("/healthz", args.warmup)
+            load.run("/v1/keys/verify", args.warmup, LUA_SCRIPT, wrk_env)
         print(f"measuring GET /healthz for {args.duration} s ...", flush=True)
-        healthz = run_wrk(wrk, healthz_url, duration=args.duration, **common)
+        healthz = load.run("/healthz", args.duration)
         print(f"measuring POST /v1/keys/verify for {args.duration} s ...", flush=True)
-        verify = run_wrk(
-            wrk, verify_url, duration=args.duration, script=LUA_SCRIPT, env=wrk_env, **common
-        )
-        with httpx.Client(base_url=base, timeout=HTTP_TIMEOUT) as client:
+        verify = load.run("/v1/keys/verify", args.duration, LUA_SCRIPT, wrk_env)
+        with httpx.Client(base_url=server.base, timeout=HTTP_TIMEOUT) as client:
             check_valid(client, verifier_key, target_key)  # the verdict held throughout
     # The server is stopped here: the in-process timing gets the CPU to itself.
     print(f"measuring in-process verification ({args.calls} calls) ...", flush=True)
@@ -363,15 +469,21 @@ def measure(args: argparse.Namespace, wrk: str, workdir: Path) -> Results:
     return Results(healthz, verify, in_process)
 
 
-def rows(results: Results) -> list[tuple[str, str, str, str]]:
-    """(figure, value, target, met?) for the report."""
-    healthz, verify, local = results.healthz, results.verify, results.in_process
+# ---- the report --------------------------------------------------------------------------
+
+
+def _met(ok: bool) -> str:
+    return "yes" if ok else "NO"
+
+
+def _cores(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.0%}"
+
+
+def rows(results: Results) -> list[Row]:
+    healthz, verify, local = results.healthz.wrk, results.verify.wrk, results.in_process
     ratio = verify.requests_per_sec / healthz.requests_per_sec if healthz.requests_per_sec else 0.0
     clean = verify.non_2xx_3xx == 0 and verify.socket_errors == 0
-
-    def met(ok: bool) -> str:
-        return "yes" if ok else "NO"
-
     return [
         ("GET /healthz throughput", f"{healthz.requests_per_sec:,.0f} req/s", "(ceiling)", ""),
         ("GET /healthz latency p50", f"{healthz.p50_ms:.2f} ms", "", ""),
@@ -379,32 +491,63 @@ def rows(results: Results) -> list[tuple[str, str, str, str]]:
         ("POST /v1/keys/verify throughput", f"{verify.requests_per_sec:,.0f} req/s", "", ""),
         (
             "verify / healthz throughput",
-            f"{ratio:.0%}",
+            f"{ratio:.1%}",  # one decimal: 59.7% must not print as a "60%" that is missed
             f">= {MIN_RATIO:.0%}",
-            met(ratio >= MIN_RATIO),
+            _met(ratio >= MIN_RATIO),
         ),
         ("POST /v1/keys/verify latency p50", f"{verify.p50_ms:.2f} ms", "", ""),
         (
             "POST /v1/keys/verify latency p99",
             f"{verify.p99_ms:.2f} ms",
             f"< {MAX_P99_MS:g} ms",
-            met(verify.p99_ms < MAX_P99_MS),
+            _met(verify.p99_ms < MAX_P99_MS),
         ),
         (
-            "verify answers not 2xx / socket errors",
+            "verify non-2xx answers / socket errors",
             f"{verify.non_2xx_3xx} / {verify.socket_errors}",
             "0 / 0",
-            met(clean),
+            _met(clean),
         ),
         (
-            "in-process warm verify, mean",
+            "in-process warm verify, mean per call",
             f"{local.mean_us:.2f} µs",
             f"< {MAX_IN_PROCESS_US:g} µs",
-            met(local.mean_us < MAX_IN_PROCESS_US),
+            _met(local.mean_us < MAX_IN_PROCESS_US),
         ),
         ("in-process warm verify, p50 of batches", f"{local.p50_us:.2f} µs", "", ""),
         ("in-process warm verify, p99 of batches", f"{local.p99_us:.2f} µs", "", ""),
     ]
+
+
+def notes(results: Results, env: dict[str, Any]) -> list[str]:
+    """What the table needs to be read right: who used the CPUs, and what latency can be."""
+    lines = [
+        f"machine: {env['cpus']} CPUs ({env['machine']}), Python {env['python']}. wrk, the "
+        "server and everything else running share them.",
+        "CPU used during each run (100% = one core busy throughout):",
+    ]
+    for name, http in (("GET /healthz", results.healthz), ("POST /v1/keys/verify", results.verify)):
+        cpu = http.cpu
+        lines.append(
+            f"  {name:<22} server {_cores(cpu.server):>5}   wrk {_cores(cpu.wrk):>5}"
+            f"   other processes {_cores(cpu.other):>5}"
+        )
+    busy = [h.cpu.other for h in (results.healthz, results.verify) if h.cpu.other is not None]
+    if busy and max(busy) > BUSY_WARNING:
+        lines.append(
+            f"WARNING: other processes used up to {max(busy):.0%} of a core during the runs; "
+            "these figures are disturbed. Run again on a quiet machine."
+        )
+    verify = results.verify.wrk
+    if verify.requests_per_sec:
+        # wrk is a closed loop: each connection waits for its answer before sending again.
+        mean_ms = env["connections"] / verify.requests_per_sec * 1000
+        lines.append(
+            f"closed loop: {env['connections']} connections at {verify.requests_per_sec:,.0f} "
+            f"req/s means a mean latency of {mean_ms:.2f} ms (connections / throughput); "
+            "a lower p99 needs more throughput or fewer connections."
+        )
+    return lines
 
 
 def environment(args: argparse.Namespace) -> dict[str, Any]:
@@ -414,6 +557,7 @@ def environment(args: argparse.Namespace) -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "duration_s": args.duration,
+        "warmup_s": args.warmup,
         "connections": args.connections,
         "wrk_threads": args.threads,
         "server_workers": 1,
@@ -422,28 +566,26 @@ def environment(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def print_report(table: list[tuple[str, str, str, str]], env: dict[str, Any]) -> None:
+def print_report(table: list[Row], lines: list[str], env: dict[str, Any]) -> None:
     headers = ("figure", "value", "target", "met?")
     widths = [max(len(row[i]) for row in [headers, *table]) for i in range(4)]
-    line = "  ".join("-" * w for w in widths)
+    rule = "  ".join("-" * w for w in widths)
     print()
     print(
         f"keyplane verification benchmark: {env['connections']} connections, "
         f"wrk -t{env['wrk_threads']}, 1 server worker, {env['duration_s']} s per endpoint"
     )
-    print(line)
+    print(rule)
     for row in [headers, *table]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
         if row is headers:
-            print(line)
-    print(line)
-    print(
-        f"machine: {env['cpus']} CPUs ({env['machine']}), Python {env['python']}. wrk and the "
-        "server share these CPUs, so HTTP figures are a lower bound for a dedicated server."
-    )
+            print(rule)
+    print(rule)
+    for line in lines:
+        print(line)
 
 
-def save(results: Results, table: list[tuple[str, str, str, str]], env: dict[str, Any]) -> Path:
+def save(results: Results, table: list[Row], lines: list[str], env: dict[str, Any]) -> Path:
     RESULTS_DIR.mkdir(exist_ok=True)
     now = datetime.now(UTC)
     path = RESULTS_DIR / f"verify-{now:%Y%m%dT%H%M%SZ}.json"
@@ -451,17 +593,19 @@ def save(results: Results, table: list[tuple[str, str, str, str]], env: dict[str
         "benchmark": "verify",
         "at": now.isoformat(),
         "environment": env,
-        "healthz": asdict(results.healthz),
-        "verify": asdict(results.verify),
-        "in_process": asdict(results.in_process),
+        "results": asdict(results),
         "report": [dict(zip(("figure", "value", "target", "met"), r, strict=True)) for r in table],
+        "notes": lines,
     }
-    path.write_text(json.dumps(document, indent=2) + "\n")
+    path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     return path
 
 
+# ---- main --------------------------------------------------------------------------------
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per endpoint (10)")
     parser.add_argument("--connections", type=int, default=32, help="wrk connections (32)")
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (1)")
@@ -471,6 +615,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if min(args.duration, args.connections, args.threads, args.calls, args.batch) < 1:
         parser.error("--duration, --connections, --threads, --calls and --batch must be >= 1")
+    if args.warmup < 0:
+        parser.error("--warmup must be >= 0")
     if args.connections < args.threads:
         parser.error("wrk needs at least one connection per thread")
     return args
@@ -478,7 +624,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    wrk = find_wrk()
+    wrk = shutil.which("wrk")
     if wrk is None:
         print(
             "wrk is not installed; it drives the HTTP part of this benchmark.\n"
@@ -486,6 +632,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
+    # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so the finally blocks stop the
+    # server and delete the temporary directory instead of leaving them behind.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         with tempfile.TemporaryDirectory(prefix="keyplane-bench-") as tmp:
             results = measure(args, wrk, Path(tmp))
@@ -501,8 +650,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     env = environment(args)
     table = rows(results)
-    print_report(table, env)
-    print(f"results: {os.path.relpath(save(results, table, env))}")
+    lines = notes(results, env)
+    print_report(table, lines, env)
+    print(f"results: {os.path.relpath(save(results, table, lines, env))}")
     return 0
 
 
