@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 router = APIRouter(tags=["health"])
 
@@ -15,5 +15,5 @@ _OK = b'{"status":"ok"}'
     response_class=Response,
     responses={200: {"content": {"application/json": {"example": {"status": "ok"}}}}},
 )
-async def healthz() -> Response:
+async def healthz(request: Request) -> Response:
     return Response(_OK, media_type="application/json")
