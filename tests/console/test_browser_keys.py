@@ -5,6 +5,8 @@ Playwright drives Debian's Chromium against a real keyplane server on loopback.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
@@ -172,3 +174,29 @@ def test_a_developer_is_offered_only_what_they_may_grant(page: Page, setup: Cons
     users_row = page.locator("tr[data-resource=users]")
     expect(users_row.get_by_label("Write")).to_be_disabled()
     expect(page.locator("tr[data-resource=api_keys]").get_by_label("Write")).to_be_enabled()
+
+
+def test_the_key_policy_shapes_the_form_for_a_developer_too(
+    page: Page, setup: ConsoleSetup
+) -> None:
+    setup.org.api.patch("/v1/org", json={"max_key_lifetime_days": 30})
+    sign_in(page, setup.person("developer"))  # developers do not hold org:read
+    page.goto("/console/keys/new")
+    options = page.locator("#expiration option").all_inner_texts()
+    assert "No expiration" not in options
+    assert "60 days" not in options
+    last_day = (setup.server.clock() + timedelta(days=30)).date()
+    expect(page.get_by_label("Custom expiry date")).to_have_attribute("max", last_day.isoformat())
+
+    page.get_by_label("Name", exact=True).fill("to the last day")
+    page.locator("tr[data-resource=api_keys]").get_by_label("Read").check()
+    page.get_by_label("Expiration").select_option("custom")
+    page.get_by_label("Custom expiry date").fill((last_day + timedelta(days=1)).isoformat())
+    page.get_by_role("button", name="Create API key").click()
+    expect(page.locator("#expires_on-error")).to_contain_text("maximum key lifetime of 30 days")
+
+    page.get_by_label("Custom expiry date").fill(last_day.isoformat())
+    page.get_by_role("button", name="Create API key").click()
+    dialog = page.get_by_role("dialog", name="Save your new API key")
+    expect(dialog).to_be_visible()
+    setup.created.add(page.locator("#client-secret").input_value())

@@ -236,7 +236,7 @@ def test_an_owner_s_key_policies_shape_the_create_key_form(page: Page, setup: Co
     too_far = (setup.server.clock() + timedelta(days=60)).date().isoformat()  # the server's now
     page.get_by_label("Custom expiry date").fill(too_far)
     page.get_by_role("button", name="Create API key").click()
-    expect(page.locator("#expiration-error")).to_have_text(
+    expect(page.locator("#expires_on-error")).to_have_text(
         "Exceeds this organization's maximum key lifetime of 30 days from creation."
     )
     names = [k["name"] for k in setup.org.api.get("/v1/keys").json()["data"]]

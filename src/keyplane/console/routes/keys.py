@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Response
@@ -81,7 +82,12 @@ def list_keys(console: SignedIn) -> Response:
 
 def _new_form(console: Console, status_code: int = 200, **context: Any) -> Response:
     catalogue = Catalogue(console.kp.resources.catalogue(console.principal))
-    org = console.kp.orgs.get(console.principal) if console.can("org:read") else None
+    # The key policy shapes this form for everyone who may create keys, org:read or not.
+    org = console.kp.orgs.get(console.principal)
+    today = console.kp.clock().date()
+    latest = (
+        today + timedelta(days=org.max_key_lifetime_days) if org.max_key_lifetime_days else None
+    )
     return console.render(
         "keys/new.html",
         status_code,
@@ -94,6 +100,8 @@ def _new_form(console: Console, status_code: int = 200, **context: Any) -> Respo
         ],
         values=context.pop("values", {}),
         errors=context.pop("errors", {}),
+        earliest_date=today + timedelta(days=1),
+        latest_date=latest,
         **_choices(console),
         **context,
     )
@@ -112,7 +120,8 @@ async def create_key(console: SignedIn) -> Response:
     values = {k: v for k, v in form.multi_items() if k != "csrf_token"}
     chosen = scopes(form)
     try:
-        expires_at, expires_in_days = expiry(form, console.kp.clock())
+        now = console.kp.clock()
+        expires_at, expires_in_days = _capped(console, *expiry(form, now), now)
         issued = console.kp.keys.create(
             console.principal,
             NewKey(
@@ -127,8 +136,24 @@ async def create_key(console: SignedIn) -> Response:
             ),
         )
     except KeyplaneError as exc:
-        return _new_form(console, 422, values=values, chosen=set(chosen), errors=errors_of(exc))
+        errors = errors_of(exc)
+        if text(form, "expiration") == "custom" and "expiration" in errors:
+            errors["expires_on"] = errors.pop("expiration")
+        return _new_form(console, 422, values=values, chosen=set(chosen), errors=errors)
     return _list(console, status_code=201, issued=issued)
+
+
+def _capped(
+    console: Console, expires_at: datetime | None, in_days: int | None, now: datetime
+) -> tuple[datetime | None, int | None]:
+    """A custom date means the end of that day, except on the last day the org's maximum
+    lifetime allows, where it means that instant (else the last offered day is refused)."""
+    days = console.kp.orgs.get(console.principal).max_key_lifetime_days
+    if expires_at is not None and days is not None:
+        cap = now + timedelta(days=days)
+        if expires_at > cap and expires_at.date() == cap.date():
+            return cap, in_days
+    return expires_at, in_days
 
 
 def _key(console: Console, key_id: str) -> Any:
