@@ -1,10 +1,16 @@
-"""The error responses each operation documents in OpenAPI."""
+"""What list and error responses look like in OpenAPI, shared by every router."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
+
+from fastapi import Query
 
 from keyplane.api.schemas import Problem, ValidationProblem
+from keyplane.domain.limits import PAGE_MAX
+
+Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description="Page size.")]
+Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
 
 _DESCRIPTIONS = {
     400: "Malformed request (bad JSON, a key in the URL).",

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Response
 
 from keyplane.api.deps import KeysDelete, KeysRead, KeysWrite, Services
-from keyplane.api.routes._docs import problems
+from keyplane.api.routes._docs import Cursor, Limit, problems
 from keyplane.api.schemas import KeyCreate, KeyCreated, KeyOut, KeyUpdate, Paged, changes_from
-from keyplane.domain.limits import PAGE_DEFAULT, PAGE_MAX
+from keyplane.domain.limits import PAGE_DEFAULT
 from keyplane.services.keys import KeyChanges, NewKey
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
-
-Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description="Page size.")]
-Cursor = Annotated[str | None, Query(description="`next_cursor` of the previous page.")]
 
 
 @router.post("", status_code=201, responses=problems(409, 422), summary="Create a key")

@@ -5,8 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from keyplane.api.deps import Services, UsersDelete, UsersRead, UsersWrite
-from keyplane.api.routes._docs import problems
-from keyplane.api.routes.keys import Cursor, Limit
+from keyplane.api.routes._docs import Cursor, Limit, problems
 from keyplane.api.schemas import Paged, UserCreate, UserCreated, UserOut, UserUpdate, changes_from
 from keyplane.domain.limits import PAGE_DEFAULT
 from keyplane.services.users import NewUser, UserChanges
