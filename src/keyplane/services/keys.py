@@ -88,32 +88,32 @@ class KeyService:
         self._clock = clock
 
     def create(self, principal: Principal, new: NewKey) -> IssuedKey:
-        now = self._clock()
         with self._store.transaction() as tx:
-            org = load_org(tx, principal.org_id)
-            issued = self._issue(tx, principal, org, new, now)
-            record(
-                tx,
-                principal,
-                now,
-                "key.create",
-                "key",
-                issued.view.key.id,
-                name=issued.view.key.name,
-                scopes=list(issued.view.key.scopes),
-                effective_scopes=issued.view.effective.sorted(),
-                full_access=issued.view.effective.is_full_access,
-                app_id=issued.view.key.app_id,
-                environment=issued.view.key.environment,
-                expires_at=_iso(issued.view.key.expires_at),
-            )
-            return issued
+            return self.issue_in(tx, principal, load_org(tx, principal.org_id), new)
 
     def issue_in(
         self, tx: Transaction, principal: Principal, org: Organization, new: NewKey
     ) -> IssuedKey:
-        """Issue inside a caller's transaction (organization bootstrap)."""
-        return self._issue(tx, principal, org, new, self._clock())
+        """Issue inside a caller's transaction (also organization bootstrap), audited there."""
+        now = self._clock()
+        issued = self._issue(tx, principal, org, new, now)
+        key, effective = issued.view.key, issued.view.effective
+        record(
+            tx,
+            principal,
+            now,
+            "key.create",
+            "key",
+            key.id,
+            name=key.name,
+            scopes=list(key.scopes),
+            effective_scopes=effective.sorted(),
+            full_access=effective.is_full_access,
+            app_id=key.app_id,
+            environment=key.environment,
+            expires_at=_iso(key.expires_at),
+        )
+        return issued
 
     def _issue(
         self, tx: Transaction, principal: Principal, org: Organization, new: NewKey, now: datetime

@@ -81,16 +81,6 @@ class OrgService:
                 NewKey(name="Owner key", description=f"Full-access key for {email}"),
             )
             record(tx, principal, now, "org.create", "org", org.id, name=org.name, owner=owner.id)
-            record(
-                tx,
-                principal,
-                now,
-                "key.create",
-                "key",
-                issued.view.key.id,
-                name=issued.view.key.name,
-                full_access=True,
-            )
         return Bootstrapped(org, owner, issued.view.key.id, issued.secret)
 
     def demo(self, name: str, owner_email: str) -> Bootstrapped:
@@ -106,16 +96,6 @@ class OrgService:
                 now = self._clock()
                 issued = self._keys.issue_in(
                     tx, principal, org, NewKey(name=f"Demo key {now:%Y-%m-%d %H:%M}")
-                )
-                record(
-                    tx,
-                    principal,
-                    now,
-                    "key.create",
-                    "key",
-                    issued.view.key.id,
-                    name=issued.view.key.name,
-                    full_access=True,
                 )
                 return Bootstrapped(org, owner, issued.view.key.id, issued.secret)
         return self.create(name, owner_email)
