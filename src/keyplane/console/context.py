@@ -65,10 +65,15 @@ class Console:
     async def form(self) -> FormData:
         """The posted form, after checking its CSRF token against the session's."""
         form = await self.request.form()
-        sent = form.get("csrf_token")
-        if not isinstance(sent, str) or not secrets.compare_digest(sent, self.csrf_token):
-            raise BadCsrf
+        check_csrf(form, self.csrf_token)
         return form
+
+
+def check_csrf(form: FormData, expected: str) -> None:
+    """The form's ``csrf_token`` must equal ``expected`` (compared in constant time)."""
+    sent = form.get("csrf_token")
+    if not expected or not isinstance(sent, str) or not secrets.compare_digest(sent, expected):
+        raise BadCsrf
 
 
 def page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:

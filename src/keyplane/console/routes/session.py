@@ -6,6 +6,7 @@ import secrets
 from urllib.parse import urlsplit
 
 from fastapi import APIRouter, Request, Response
+from starlette.datastructures import FormData
 from starlette.responses import HTMLResponse, RedirectResponse
 
 from keyplane.api.routes.users import SETUP_LINK_PATH
@@ -13,8 +14,8 @@ from keyplane.app import Keyplane
 from keyplane.console.context import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
-    BadCsrf,
     SignedIn,
+    check_csrf,
     page,
 )
 from keyplane.console.forms import errors_of
@@ -39,8 +40,16 @@ def _safe_next(target: str | None) -> str:
 
 
 def _login_page(request: Request, status_code: int = 200, **context: object) -> HTMLResponse:
+    return _pre_session_page(request, "login.html", status_code, **context)
+
+
+def _pre_session_page(
+    request: Request, template: str, status_code: int, **context: object
+) -> HTMLResponse:
+    """A page with a form posted before any session exists (sign-in, set-password): its CSRF
+    token travels in a cookie as well as in the form (double submit)."""
     token = secrets.token_urlsafe(32)
-    response = page(request, "login.html", status_code, login_csrf=token, **context)
+    response = page(request, template, status_code, login_csrf=token, **context)
     response.set_cookie(
         LOGIN_CSRF_COOKIE,
         token,
@@ -50,6 +59,12 @@ def _login_page(request: Request, status_code: int = 200, **context: object) -> 
         path="/console",
     )
     return response
+
+
+async def _pre_session_form(request: Request) -> FormData:
+    form = await request.form()
+    check_csrf(form, request.cookies.get(LOGIN_CSRF_COOKIE, ""))
+    return form
 
 
 @router.get("/console")
@@ -65,11 +80,7 @@ def login_form(request: Request, next: str | None = None) -> Response:
 @router.post("/console/login")
 async def login(request: Request) -> Response:
     kp: Keyplane = request.app.state.keyplane
-    form = await request.form()
-    cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    sent = form.get("csrf_token")
-    if not cookie or not isinstance(sent, str) or not secrets.compare_digest(sent, cookie):
-        raise BadCsrf
+    form = await _pre_session_form(request)
     email = str(form.get("email", ""))
     password = str(form.get("password", ""))
     target = _safe_next(str(form.get("next", "")))
@@ -119,18 +130,7 @@ def set_password_form(request: Request, token: str) -> Response:
 def _set_password_page(
     request: Request, token: str, status_code: int = 200, **context: object
 ) -> HTMLResponse:
-    login_csrf = secrets.token_urlsafe(32)
-    response = page(
-        request, "set_password.html", status_code, token=token, login_csrf=login_csrf, **context
-    )
-    response.set_cookie(
-        LOGIN_CSRF_COOKIE,
-        login_csrf,
-        httponly=True,
-        secure=_secure(request),
-        samesite="strict",
-        path="/console",
-    )
+    response = _pre_session_page(request, "set_password.html", status_code, token=token, **context)
     response.headers["Referrer-Policy"] = "no-referrer"  # the link is a secret
     return response
 
@@ -138,11 +138,7 @@ def _set_password_page(
 @router.post(SETUP_LINK_PATH + "{token}")
 async def set_password(request: Request, token: str) -> Response:
     kp: Keyplane = request.app.state.keyplane
-    form = await request.form()
-    cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
-    sent = form.get("csrf_token")
-    if not cookie or not isinstance(sent, str) or not secrets.compare_digest(sent, cookie):
-        raise BadCsrf
+    form = await _pre_session_form(request)
     password = str(form.get("password", ""))
     if password != str(form.get("confirm", "")):
         return _set_password_page(
