@@ -161,7 +161,7 @@ class KeyService:
         return IssuedKey(KeyView(key, key.status(now), effective), secret)
 
     def get(self, principal: Principal, key_id: str) -> KeyView:
-        with self._store.transaction() as tx:
+        with self._store.read() as tx:
             return self._view(tx, _key(tx, principal.org_id, key_id), self._clock())
 
     def page(
@@ -176,7 +176,7 @@ class KeyService:
         check_limit(limit)
         after = check_cursor(cursor, "key")
         now = self._clock()
-        with self._store.transaction() as tx:
+        with self._store.read() as tx:
             page = paginate(
                 lambda n: tx.keys.page(
                     principal.org_id, now=now, limit=n, after=after, status=status, app_id=app_id
