@@ -39,6 +39,11 @@ KEYPLANE = str(Path(sys.executable).with_name("keyplane"))
 ROUNDS = 20
 OPERATIONS = 1000  # spread over the rounds: each round is killed after about its share
 CLIENTS = 6
+BTREE_INDEXES = (
+    "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
+    " JOIN pg_am a ON a.oid = c.relam JOIN pg_namespace n ON n.oid = c.relnamespace"
+    " WHERE a.amname = 'btree' AND n.nspname = 'public'"
+)
 
 
 @dataclass
@@ -164,22 +169,9 @@ def _integrity_problems(database_url: str) -> list[str]:
                     problems.append(f"foreign_key_check: {broken}")
             else:
                 conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS amcheck")
-                indexes = (
-                    conn.execute(
-                        text(
-                            "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid"
-                            " JOIN pg_am a ON a.oid = c.relam JOIN pg_namespace n"
-                            " ON n.oid = c.relnamespace WHERE a.amname = 'btree'"
-                            " AND n.nspname = 'public'"
-                        )
-                    )
-                    .scalars()
-                    .all()
-                )
-                for index in indexes:  # raises on corruption
-                    conn.execute(
-                        text("SELECT bt_index_check(CAST(:i AS regclass), true)"), {"i": index}
-                    )
+                check = text("SELECT bt_index_check(CAST(:i AS regclass), true)")
+                for index in conn.execute(text(BTREE_INDEXES)).scalars().all():
+                    conn.execute(check, {"i": index})  # raises on corruption
             checks = {
                 "duplicate digests": "SELECT count(*) - count(DISTINCT digest) FROM api_keys",
                 "key rows without their key.create event": (

@@ -61,7 +61,7 @@ class SqlStore:
             with self.engine.begin() as conn:
                 yield SqlTransaction(conn)
         except DBAPIError as exc:
-            raise _translate(exc) from exc
+            raise _translate(exc, read_only=False) from exc
 
     @contextmanager
     def read(self) -> Iterator[SqlTransaction]:
@@ -73,14 +73,14 @@ class SqlStore:
                 with conn.begin():
                     yield SqlTransaction(conn)
         except DBAPIError as exc:
-            raise _translate(exc) from exc
+            raise _translate(exc, read_only=True) from exc
 
     def record_last_used(self, used: Mapping[str, datetime]) -> None:
         with self.transaction() as tx:
             tx.keys.record_last_used(used)
 
 
-def _translate(exc: DBAPIError) -> Exception:
+def _translate(exc: DBAPIError, *, read_only: bool) -> Exception:
     orig = exc.orig
     sqlite_code = getattr(orig, "sqlite_errorcode", None)
     sqlstate = getattr(orig, "sqlstate", None)
@@ -89,7 +89,10 @@ def _translate(exc: DBAPIError) -> Exception:
     ):
         # Services check uniqueness first; this is the race between two writers.
         return Conflict("A concurrent change conflicts with this one; retry it.")
-    if sqlite_code == _SQLITE_READONLY or sqlstate == _POSTGRES_READ_ONLY_TRANSACTION:
+    # Only inside read(): in a write transaction the same codes mean a read-only file or a
+    # PostgreSQL standby, which is the database being unavailable for writes.
+    refused = sqlite_code == _SQLITE_READONLY or sqlstate == _POSTGRES_READ_ONLY_TRANSACTION
+    if read_only and refused:
         return WriteInReadOnly("a write inside Store.read(): use Store.transaction()")
     # The statement is logged (hide_parameters keeps row values out), the client learns only
     # that nothing was changed.
