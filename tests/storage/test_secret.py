@@ -144,10 +144,12 @@ def test_an_owner_only_secret_file_is_used(tmp_path: Path, mode: int) -> None:
     assert Settings(secret_key_file=secret_file).pepper() == SECRET_A.encode()
 
 
-# Waits for a start signal so that every process reaches the creation at the same moment.
+# Says it is ready, then waits for the start signal: every process reaches the creation at
+# the same moment.
 _FIRST_START = """
 import hashlib, os, sys, time
 from keyplane.settings import Settings
+open(os.path.join(sys.argv[3], str(os.getpid())), "w").close()
 go = sys.argv[2]
 while not os.path.exists(go):
     time.sleep(0.001)
@@ -157,12 +159,15 @@ print(hashlib.sha256(pepper).hexdigest())
 
 
 def test_concurrent_first_starts_all_use_one_complete_generated_secret(tmp_path: Path) -> None:
-    database = tmp_path / "keyplane.db"
-    secret_file = tmp_path / "keyplane.db.secret"
-    go = tmp_path / "go"
+    home = tmp_path / "db"
+    home.mkdir()
+    database = home / "keyplane.db"
+    secret_file = home / "keyplane.db.secret"
+    go, ready = tmp_path / "go", tmp_path / "ready"
+    ready.mkdir()
     starts = [
         subprocess.Popen(
-            [sys.executable, "-c", _FIRST_START, str(database), str(go)],
+            [sys.executable, "-c", _FIRST_START, str(database), str(go), str(ready)],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -180,7 +185,11 @@ def test_concurrent_first_starts_all_use_one_complete_generated_secret(tmp_path:
 
     watcher = threading.Thread(target=watch)
     watcher.start()
-    time.sleep(1)  # let every interpreter start and wait at the signal
+    deadline = time.monotonic() + 120
+    while len(list(ready.iterdir())) < len(starts):
+        assert all(proc.poll() is None for proc in starts), "a start died before the signal"
+        assert time.monotonic() < deadline, "the starts never became ready"
+        time.sleep(0.01)
     go.touch()
     outputs = [proc.communicate(timeout=60) for proc in starts]
     stop.set()
@@ -192,7 +201,7 @@ def test_concurrent_first_starts_all_use_one_complete_generated_secret(tmp_path:
     assert {out.strip() for out, _ in outputs} == {hashlib.sha256(final.strip()).hexdigest()}
     assert all(content == final for content in seen)
     assert secret_file.stat().st_mode & 0o777 == 0o600
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["go", "keyplane.db.secret"]
+    assert [p.name for p in home.iterdir()] == ["keyplane.db.secret"]  # no temporary left
 
 
 _CREATE_FOREVER = """
