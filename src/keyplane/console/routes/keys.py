@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 from starlette.responses import RedirectResponse
 
-from keyplane.console.context import Console, PageNotFound, SignedIn
+from keyplane.console.context import Console, PageNotFound, SignedForm, SignedIn
 from keyplane.console.forms import (
     EXPIRY_CHOICES,
     errors_of,
@@ -114,9 +114,9 @@ def new_key(console: SignedIn) -> Response:
 
 
 @router.post("")
-async def create_key(console: SignedIn) -> Response:
+def create_key(posted: SignedForm) -> Response:
+    console, form = posted
     console.require("api_keys:write")
-    form = await console.form()
     values = {k: v for k, v in form.multi_items() if k != "csrf_token"}
     chosen = scopes(form)
     try:
@@ -172,9 +172,9 @@ def edit_key(console: SignedIn, key_id: str) -> Response:
 
 
 @router.post("/{key_id}/edit")
-async def update_key(console: SignedIn, key_id: str) -> Response:
+def update_key(posted: SignedForm, key_id: str) -> Response:
+    console, form = posted
     console.require("api_keys:write")
-    form = await console.form()
     view = _key(console, key_id)
     status = text(form, "status")
     try:
@@ -193,9 +193,9 @@ async def update_key(console: SignedIn, key_id: str) -> Response:
 
 
 @router.post("/{key_id}/delete")
-async def delete_key(console: SignedIn, key_id: str) -> Response:
+def delete_key(posted: SignedForm, key_id: str) -> Response:
+    console, form = posted
     console.require("api_keys:delete")
-    form = await console.form()
     try:
         console.kp.keys.delete(console.principal, key_id)
     except NotFound:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from starlette.responses import RedirectResponse
 
-from keyplane.console.context import SignedIn
+from keyplane.console.context import SignedForm, SignedIn
 from keyplane.console.forms import errors_of, text
 from keyplane.domain.errors import InvalidInput, KeyplaneError
 from keyplane.domain.limits import EXPIRES_IN_DAYS_MAX
@@ -39,9 +39,9 @@ def show_settings(console: SignedIn) -> Response:
 
 
 @router.post("")
-async def save_settings(console: SignedIn) -> Response:
+def save_settings(posted: SignedForm) -> Response:
+    console, form = posted
     console.require("org:write")
-    form = await console.form()
     name = text(form, "name")
     explicit = form.get("require_explicit_scopes") is not None  # unchecked boxes are not sent
     lifetime = text(form, "max_key_lifetime_days")
