@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Response
 from starlette.responses import RedirectResponse
@@ -20,10 +21,13 @@ from keyplane.console.forms import (
 )
 from keyplane.domain.catalogue import Catalogue
 from keyplane.domain.errors import InvalidInput, KeyplaneError, NotFound
+from keyplane.domain.models import Page
 from keyplane.services.keys import IssuedKey, KeyChanges, NewKey
 
 router = APIRouter(prefix="/console/keys")
 
+KEY_STATUSES = ("active", "inactive", "expired")
+ENVIRONMENTS = ("live", "test")
 NOTICES = {
     "updated": "The key was updated.",
     "deleted": "The key was deleted. Every service using it has stopped working.",
@@ -44,27 +48,38 @@ def _list(
     issued: IssuedKey | None = None,
     notice: str | None = None,
 ) -> Response:
-    request = console.request
-    status = request.query_params.get("status") or None
-    app_id = request.query_params.get("app_id") or None
-    cursor = request.query_params.get("cursor") or None
+    params = console.request.query_params
+    status = params.get("status") if params.get("status") in KEY_STATUSES else None
+    environment = params.get("environment") if params.get("environment") in ENVIRONMENTS else None
+    app_id = params.get("app_id") or None
+    q = (params.get("q") or "").strip() or None
+    cursor = params.get("cursor") or None
+    filters = {"q": q, "status": status, "environment": environment, "app_id": app_id}
+    search_error = None
     try:
         page = console.kp.keys.page(
             console.principal,
             limit=25,
             cursor=cursor,
-            status=status if status in ("active", "inactive", "expired") else None,  # type: ignore[arg-type]
+            status=status,  # type: ignore[arg-type] # one of KEY_STATUSES
             app_id=app_id,
+            q=q,
+            environment=environment,  # type: ignore[arg-type] # one of ENVIRONMENTS
         )
-    except InvalidInput:
-        return RedirectResponse("/console/keys", status_code=303)
+    except InvalidInput as exc:
+        search_error = errors_of(exc).get("q")
+        if search_error is None:  # a cursor this list never returned
+            return RedirectResponse("/console/keys", status_code=303)
+        page = Page([], None)
     choices = _choices(console)
     return console.render(
         "keys/list.html",
         status_code,
         page=page,
-        status=status,
-        app_id=app_id,
+        filters=filters,
+        search_error=search_error,
+        # The current filters as a query string, for the pager's links.
+        filter_query=urlencode({k: v for k, v in filters.items() if v}),
         cursor=cursor,
         issued=issued,
         notice=notice,
