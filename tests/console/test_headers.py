@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 import pytest
@@ -76,7 +77,10 @@ def over_https(server: Server, path: str) -> httpx.Response:
         async with httpx.AsyncClient(transport=transport, base_url="https://keyplane") as client:
             return await client.get(path)
 
-    return asyncio.run(get())
+    # In a thread of its own: Playwright's sync API leaves an event loop running in this one
+    # when the browser tests share the session.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(lambda: asyncio.run(get())).result()
 
 
 @pytest.mark.parametrize("path", ["/console/login", "/console", "/console/static/console.css"])
