@@ -211,7 +211,7 @@ class KeyService:
         """Apps and keys that grant everything, newest first, at most ``limit`` of each."""
         check_limit(limit)
         now = self._clock()
-        with self._store.transaction() as tx:
+        with self._store.read() as tx:
             apps = tx.apps.full_access(principal.org_id, limit=limit + 1)
             keys = tx.keys.full_access(principal.org_id, now=now, limit=limit + 1)
             views = self._views(tx, principal.org_id, keys[:limit], now)
