@@ -1,0 +1,169 @@
+"""Broken function-level authorization, proven absent against one declared policy.
+
+``keyplane.api.policy.POLICY`` states the scope every operation requires. These tests hold
+the routes to it (the ``Require`` dependency each route declares, and the operations the
+served OpenAPI document lists), then call every operation without credentials (401), as a
+key of each built-in role (whose scopes equal the role's), and as a key holding everything
+but the required scope: whoever lacks it gets a 403 naming it, and nothing changes.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import APIRouter
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+
+from keyplane.api import routes
+from keyplane.api.deps import Require
+from keyplane.api.policy import POLICY
+from keyplane.domain.catalogue import BUILTIN_RESOURCES, Catalogue
+from keyplane.domain.roles import ROLES, role_scopes
+
+from conftest import Api, Org, Server
+from support import problem
+from support.operations import OPERATIONS, Operation, body, call, never, snapshot, targets
+
+# The verify route is the hot path and checks its scope by hand (routes/verify.py): no
+# dependency states it, so the behavioural matrix below is what holds it to the table.
+CHECKED_BY_HAND = {("POST", "/v1/keys/verify")}
+PROTECTED = [op for op in OPERATIONS if POLICY.get((op.method, op.path)) is not None]
+PUBLIC = [op for op in OPERATIONS if (op.method, op.path) in POLICY and op not in PROTECTED]
+EVERY_BUILTIN_SCOPE = sorted(
+    f"{resource.name}:{action}"
+    for resource in BUILTIN_RESOURCES.values()
+    for action in resource.actions
+)
+
+
+def _routes() -> list[APIRoute]:
+    """Every documented route of every router module under ``keyplane.api.routes``."""
+    found = []
+    for module in pkgutil.iter_modules(routes.__path__):
+        feature = importlib.import_module(f"{routes.__name__}.{module.name}")
+        router = getattr(feature, "router", None)
+        if isinstance(router, APIRouter):
+            found += [r for r in router.routes if isinstance(r, APIRoute) and r.include_in_schema]
+    return found
+
+
+def _required(dependant: Dependant) -> set[str]:
+    scopes: set[str] = set()
+    for sub in dependant.dependencies:
+        if isinstance(sub.call, Require):
+            scopes.add(sub.call.scope)
+        scopes |= _required(sub)
+    return scopes
+
+
+def test_the_policy_names_every_operation_of_the_api_and_nothing_else() -> None:
+    documented = {(op.method, op.path) for op in OPERATIONS}
+    assert documented - POLICY.keys() == set(), "operations the policy does not state"
+    assert POLICY.keys() - documented == set(), "policy entries no route serves"
+
+
+def test_every_route_requires_exactly_the_scope_the_policy_states() -> None:
+    stated = {}
+    for route in _routes():
+        for method in route.methods:
+            operation = (method, route.path_format)
+            expected = POLICY[operation]
+            if operation in CHECKED_BY_HAND:
+                assert expected is not None
+                expected = None
+            stated[operation] = (_required(route.dependant), expected)
+    assert len(stated) == len(POLICY)
+    wrong = {op: found for op, (found, expected) in stated.items() if found != {expected} - {None}}
+    assert wrong == {}
+
+
+def test_the_served_document_lists_only_operations_the_policy_states(server: Server) -> None:
+    served = httpx.get(f"{server.base_url}/openapi.json", timeout=15).json()
+    operations = {
+        (method.upper(), path) for path, methods in served["paths"].items() for method in methods
+    }
+    assert operations == set(POLICY)
+
+
+@pytest.mark.parametrize("op", PROTECTED, ids=[op.id for op in PROTECTED])
+def test_every_protected_operation_answers_401_without_credentials(org: Org, op: Operation) -> None:
+    before = snapshot(org)
+    with httpx.Client(base_url=org.server.base_url, timeout=15) as anonymous:
+        response = call(anonymous, op, targets(org, op), body(op))
+
+    answer = problem(response, 401)
+    assert answer["type"] == "urn:keyplane:problem:unauthenticated"
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    after = snapshot(org)
+    assert _without_targets(after, before) == before
+
+
+def _without_targets(after: dict[str, Any], before: dict[str, Any]) -> dict[str, Any]:
+    """``after`` less the objects made for the call (they did not exist in ``before``)."""
+    kept: dict[str, Any] = {}
+    for path, value in after.items():
+        if isinstance(value, list):
+            known = {_ident(item) for item in before[path]}
+            kept[path] = [item for item in value if _ident(item) in known]
+        else:
+            kept[path] = value
+    return kept
+
+
+def _ident(item: dict[str, Any]) -> str:
+    return str(item.get("id", item.get("name")))
+
+
+@pytest.mark.parametrize("op", PUBLIC, ids=[op.id for op in PUBLIC])
+def test_public_operations_answer_without_credentials(server: Server, op: Operation) -> None:
+    with httpx.Client(base_url=server.base_url, timeout=15) as anonymous:
+        assert call(anonymous, op, never(op), body(op)).status_code == 200
+
+
+def _callers(org: Org, scope: str) -> dict[str, Api]:
+    """A key for each built-in role, holding exactly its scopes, and one lacking ``scope``."""
+    catalogue = Catalogue(())  # a fresh organization: the built-in resources only
+    callers = {}
+    for role in ROLES:
+        held = role_scopes(role, catalogue)
+        callers[role] = org.api if held.is_full_access else org.key_with(*held.sorted())
+    callers["everything but the scope"] = org.key_with(
+        *(s for s in EVERY_BUILTIN_SCOPE if s != scope)
+    )
+    return callers
+
+
+@pytest.mark.parametrize("op", PROTECTED, ids=[op.id for op in PROTECTED])
+def test_every_role_and_a_key_lacking_the_scope_meet_the_policy(org: Org, op: Operation) -> None:
+    scope = POLICY[(op.method, op.path)]
+    assert scope is not None
+    callers = _callers(org, scope)
+    ids = targets(org, op)
+    before = snapshot(org)
+    catalogue = Catalogue(())
+    denied = {name for name in ROLES if not role_scopes(name, catalogue).covers(scope)} | {
+        "everything but the scope"
+    }
+
+    for name in sorted(denied):
+        response = call(callers[name], op, ids, body(op))
+        answer = problem(response, 403)
+        assert answer["type"] == "urn:keyplane:problem:missing-scope", name
+        assert answer["missing_scope"] == scope, name
+        assert scope in answer["detail"], name
+    assert snapshot(org) == before
+
+    # Whoever holds the scope gets past authorization: a harmless call (an id that never
+    # existed, a body naming a field no operation has) answers 200, 404 or 422, never 403.
+    for name in sorted(set(callers) - denied):
+        probe = call(callers[name], op, never(op), {"probe": 1} if op.has_body else None)
+        assert probe.status_code in (200, 404, 422), f"{name}: {probe.text}"
+    assert snapshot(org) == before
+    # Two corners of the role table, stated independently of domain/roles.py.
+    assert "owner" not in denied
+    assert ("viewer" in denied) == (op.method != "GET")
