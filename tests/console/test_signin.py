@@ -17,7 +17,7 @@ import pytest
 
 from keyplane.domain.models import Role
 
-from conftest import Org, Server
+from conftest import CreatedKeys, Org, Server
 
 PASSWORD = "correct horse battery staple"
 # Every visitor connects from its own loopback address: the sign-in limiter also counts
@@ -34,9 +34,10 @@ class Visitor:
     ``Cookie`` by hand, like a browser would over https.
     """
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Server, seen: CreatedKeys) -> None:
         self.address = next(ADDRESSES)
         self.cookies: dict[str, str] = {}
+        self.seen = seen  # the passwords and tokens it handles, for the leak search
         self.http = httpx.Client(
             base_url=server.base_url,
             transport=httpx.HTTPTransport(local_address=self.address),
@@ -53,6 +54,8 @@ class Visitor:
         return self._send("POST", path, data)
 
     def _send(self, method: str, path: str, data: dict[str, str] | None = None) -> httpx.Response:
+        self.seen.note_form(data or {})
+        self.seen.note_set_password_link(path)
         cookie = "; ".join(f"{name}={value}" for name, value in self.cookies.items())
         response = self.http.request(
             method, path, data=data, headers={"Cookie": cookie} if cookie else {}
@@ -62,6 +65,8 @@ class Visitor:
                 self.cookies.pop(name, None)
             else:
                 self.cookies[name] = attributes["value"]
+                if name == "kp_session":
+                    self.seen.add_token(attributes["value"])
         return response
 
     def csrf_token(self, path: str = "/console/keys") -> str:
@@ -119,19 +124,19 @@ Visitors = Callable[[], Visitor]
 
 
 @pytest.fixture
-def visitor(server: Server) -> Iterator[Visitor]:
-    made = Visitor(server)
+def visitor(server: Server, created_keys: CreatedKeys) -> Iterator[Visitor]:
+    made = Visitor(server, created_keys)
     yield made
     made.close()
 
 
 @pytest.fixture
-def visitors(server: Server) -> Iterator[Visitors]:
+def visitors(server: Server, created_keys: CreatedKeys) -> Iterator[Visitors]:
     """Make as many visitors as a test needs, each from its own address."""
     made: list[Visitor] = []
 
     def make() -> Visitor:
-        made.append(Visitor(server))
+        made.append(Visitor(server, created_keys))
         return made[-1]
 
     yield make
