@@ -38,11 +38,11 @@ def statements(server: Server, counted: Callable[[], bool]) -> Iterator[list[str
         if counted():
             seen.append(args[2])  # (conn, cursor, statement, parameters, context, many)
 
-    event.listen(server.kp.engine, "before_cursor_execute", hook)
+    event.listen(server.kp.store.engine, "before_cursor_execute", hook)
     try:
         yield seen
     finally:
-        event.remove(server.kp.engine, "before_cursor_execute", hook)
+        event.remove(server.kp.store.engine, "before_cursor_execute", hook)
 
 
 def test_ten_thousand_typos_are_NOT_FOUND_without_a_database_statement(

@@ -140,7 +140,7 @@ def test_no_secret_is_in_the_audit_rows(
     server: Server = request.getfixturevalue(
         "postgres_server" if backend == "postgresql" else "sqlite_server"
     )
-    with server.kp.engine.connect() as conn:
+    with server.kp.store.engine.connect() as conn:
         rows = [str(tuple(row)) for row in conn.execute(text("SELECT * FROM audit_events"))]
     assert len(rows) > 50
     assert any("user.create" in row for row in rows)

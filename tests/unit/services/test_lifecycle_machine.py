@@ -27,7 +27,8 @@ from hypothesis.stateful import (
     run_state_machine_as_test,
 )
 
-from keyplane.app import Keyplane, build
+from keyplane.app import build
+from keyplane.container import Keyplane
 from keyplane.domain.errors import NotFound
 from keyplane.domain.scopes import ScopeSet
 from keyplane.domain.verification import Code
