@@ -26,6 +26,7 @@ from support.operations import (
     Operation,
     body,
     call,
+    document,
     never,
     snapshot,
     targets,
@@ -69,3 +70,55 @@ def test_another_organizations_object_is_a_404_like_an_id_that_never_existed(
     # Their own owner still reaches the object: it was not found, not destroyed.
     if op.method == "GET":
         assert call(other_org.api, op, theirs).status_code == 200
+
+
+def _references(op: Operation) -> list[tuple[str, str]]:
+    """(where, name) of each id ``op`` takes in its query or body: ``("body", "app_id")``."""
+    found = [("query", p["name"]) for p in op.spec.get("parameters", []) if p["in"] == "query"]
+    if op.has_body:
+        schema = next(iter(op.spec["requestBody"]["content"].values()))["schema"]
+        if "$ref" in schema:
+            schema = document()["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
+        found += [("body", name) for name in schema.get("properties", {})]
+    return [(where, name) for where, name in found if name.endswith("_id")]
+
+
+REFERENCES = [(op, where, name) for op in OPERATIONS for where, name in _references(op)]
+
+
+def test_every_id_in_a_query_or_body_has_a_factory() -> None:
+    assert len(REFERENCES) >= 3  # app_id and profile_id in key bodies, app_id as a filter
+    assert {name for _, _, name in REFERENCES} - FACTORIES.keys() == set()
+
+
+@pytest.mark.parametrize(
+    ("op", "where", "name"),
+    REFERENCES,
+    ids=[f"{op.id} {where}.{name}" for op, where, name in REFERENCES],
+)
+def test_naming_another_organizations_object_in_a_query_or_body_is_like_naming_none(
+    org: Org, other_org: Org, op: Operation, where: str, name: str
+) -> None:
+    ids = targets(org, op)
+    theirs = {name: FACTORIES[name](other_org)}
+    absent_ids = {name: NEVER[name]()}
+    before = snapshot(other_org)
+    mine = snapshot(org)
+
+    def send(reference: dict[str, str]) -> httpx.Response:
+        payload = body(op)
+        if where == "body":
+            assert payload is not None
+            payload |= reference
+            return call(org.api, op, ids, payload)
+        return call(org.api, op, ids, payload, params=reference)
+
+    answer, absent = send(theirs), send(absent_ids)
+
+    assert answer.status_code == absent.status_code, answer.text
+    assert answer.status_code in (200, 422), answer.text  # an empty list, or a 422 naming it
+    assert _as_placeholders(answer, theirs) == _as_placeholders(absent, absent_ids)
+    if answer.status_code == 422:
+        problem(answer, 422, name)
+    assert snapshot(other_org) == before
+    assert snapshot(org) == mine
