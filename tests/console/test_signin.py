@@ -17,7 +17,7 @@ import pytest
 
 from keyplane.domain.models import Role
 
-from conftest import CreatedKeys, Org, Server
+from conftest import SEEN, CreatedKeys, Org, Server
 
 PASSWORD = "correct horse battery staple"
 # Every visitor connects from its own loopback address: the sign-in limiter also counts
@@ -34,7 +34,7 @@ class Visitor:
     ``Cookie`` by hand, like a browser would over https.
     """
 
-    def __init__(self, server: Server, seen: CreatedKeys) -> None:
+    def __init__(self, server: Server, seen: CreatedKeys = SEEN) -> None:
         self.address = next(ADDRESSES)
         self.cookies: dict[str, str] = {}
         self.seen = seen  # the passwords and tokens it handles, for the leak search
@@ -124,19 +124,19 @@ Visitors = Callable[[], Visitor]
 
 
 @pytest.fixture
-def visitor(server: Server, created_keys: CreatedKeys) -> Iterator[Visitor]:
-    made = Visitor(server, created_keys)
+def visitor(server: Server) -> Iterator[Visitor]:
+    made = Visitor(server)
     yield made
     made.close()
 
 
 @pytest.fixture
-def visitors(server: Server, created_keys: CreatedKeys) -> Iterator[Visitors]:
+def visitors(server: Server) -> Iterator[Visitors]:
     """Make as many visitors as a test needs, each from its own address."""
     made: list[Visitor] = []
 
     def make() -> Visitor:
-        made.append(Visitor(server, created_keys))
+        made.append(Visitor(server))
         return made[-1]
 
     yield make
