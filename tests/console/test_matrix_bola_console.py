@@ -8,18 +8,13 @@ is exactly that for an id that never existed, and the other organization is unch
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 import re
 import secrets
 from collections.abc import Mapping
 
 import httpx
 import pytest
-from fastapi import APIRouter
-from fastapi.routing import APIRoute
-
-from keyplane.console import routes
+from test_routes import console_routes
 
 from conftest import CreatedKeys, Org, Server
 from support.operations import FACTORIES, NEVER, snapshot
@@ -49,17 +44,11 @@ FORMS: dict[str, dict[str, str]] = {
 
 def _pages() -> list[tuple[str, str, tuple[str, ...]]]:
     """(method, path, path ids) of every console route naming an object in its path."""
-    found = []
-    for module in pkgutil.iter_modules(routes.__path__):
-        feature = importlib.import_module(f"{routes.__name__}.{module.name}")
-        router = getattr(feature, "router", None)
-        if not isinstance(router, APIRouter):
-            continue
-        for route in router.routes:
-            params = tuple(route.param_convertors) if isinstance(route, APIRoute) else ()
-            if params and not set(params) & NOT_OBJECTS:
-                found += [(method, route.path_format, params) for method in sorted(route.methods)]
-    return found
+    return [
+        (route.method, route.path, route.path_params)
+        for route in console_routes()
+        if route.path_params and not set(route.path_params) & NOT_OBJECTS
+    ]
 
 
 PAGES = _pages()
