@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -29,6 +30,7 @@ from keyplane.app import build, create_app
 from keyplane.container import Keyplane
 from keyplane.domain.tokens import parse_key
 from keyplane.logs import disable_access_log
+from keyplane.services.keys import IssuedKey
 from keyplane.settings import Settings
 
 pytest_plugins = ["support.browser"]
@@ -214,9 +216,27 @@ def _start_server(database_url: str, sqlite_file: Path | None) -> Server:
         secret_key=TEST_SECRET if sqlite_file is None else None,
         usage_flush_interval=0.05,
     )
-    server = Server(build(settings, clock=clock), clock, database_url, sqlite_file)
+    kp = build(settings, clock=clock)
+    _record_issued_keys(kp, SEEN)
+    server = Server(kp, clock, database_url, sqlite_file)
     server.start()
     return server
+
+
+def _record_issued_keys(kp: Keyplane, seen: CreatedKeys) -> None:
+    """Every key the server issues joins the leak search, whichever path issued it (API,
+    console form, organization bootstrap), also when no test ever reads it from a page.
+
+    An observer around the one method every issuing path goes through; it changes nothing.
+    """
+    issue = kp.keys.issue_in
+
+    def issue_and_record(*args: Any, **kwargs: Any) -> IssuedKey:
+        issued = issue(*args, **kwargs)
+        seen.add(issued.secret)
+        return issued
+
+    kp.keys.issue_in = issue_and_record  # type: ignore[method-assign]
 
 
 @pytest.fixture(scope="session")
