@@ -2,7 +2,7 @@
 logs.
 
 The secrets are those the session registry (``conftest.CreatedKeys``) collected: every full
-key and its 32 random characters alone, every password a test set or typed (API bodies,
+key the test servers issued, by any path, and its 32 random characters alone, every password a test set or typed (API bodies,
 console forms, the browser), every console session token and every set-password token.
 Keys are stored only as keyed digests, passwords as argon2 hashes, tokens as digests, and
 none is ever logged. This searches the raw SQLite files (database and write-ahead log),
