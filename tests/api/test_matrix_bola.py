@@ -72,15 +72,19 @@ def test_another_organizations_object_is_a_404_like_an_id_that_never_existed(
         assert call(other_org.api, op, theirs).status_code == 200
 
 
-def _references(op: Operation) -> list[tuple[str, str]]:
-    """(where, name) of each id ``op`` takes in its query or body: ``("body", "app_id")``."""
+def _fields(op: Operation) -> list[tuple[str, str]]:
+    """(where, name) of each query parameter and body field of ``op``: ``("body", "app_id")``."""
     found = [("query", p["name"]) for p in op.spec.get("parameters", []) if p["in"] == "query"]
     if op.has_body:
         schema = next(iter(op.spec["requestBody"]["content"].values()))["schema"]
         if "$ref" in schema:
             schema = document()["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
         found += [("body", name) for name in schema.get("properties", {})]
-    return [(where, name) for where, name in found if name.endswith("_id")]
+    return found
+
+
+def _references(op: Operation) -> list[tuple[str, str]]:
+    return [(where, name) for where, name in _fields(op) if name.endswith("_id")]
 
 
 REFERENCES = [(op, where, name) for op in OPERATIONS for where, name in _references(op)]
@@ -120,5 +124,37 @@ def test_naming_another_organizations_object_in_a_query_or_body_is_like_naming_n
     assert _as_placeholders(answer, theirs) == _as_placeholders(absent, absent_ids)
     if answer.status_code == 422:
         problem(answer, 422, name)
+    assert snapshot(other_org) == before
+    assert snapshot(org) == mine
+
+
+SCOPED = [op for op in OPERATIONS if ("body", "scopes") in _fields(op)]
+
+
+def test_every_operation_taking_scopes_is_found() -> None:
+    assert {op.id for op in SCOPED} >= {"POST /v1/keys", "POST /v1/apps", "PATCH /v1/apps/{app_id}"}
+
+
+@pytest.mark.parametrize("op", SCOPED, ids=[op.id for op in SCOPED])
+def test_a_scope_of_another_organizations_resource_is_like_one_of_no_resource(
+    org: Org, other_org: Org, op: Operation
+) -> None:
+    ids = targets(org, op)
+    theirs = {"name": FACTORIES["name"](other_org)}
+    absent = {"name": NEVER["name"]()}
+    before, mine = snapshot(other_org), snapshot(org)
+
+    def send(resource: str) -> httpx.Response:
+        payload = body(op)
+        assert payload is not None
+        payload["scopes"] = [f"{resource}:read"]
+        return call(org.api, op, ids, payload)
+
+    answer, never_answer = send(theirs["name"]), send(absent["name"])
+
+    assert answer.status_code == never_answer.status_code, answer.text
+    assert _as_placeholders(answer, theirs) == _as_placeholders(never_answer, absent)
+    if op.id != "POST /v1/keys/verify":  # granting: refused, naming the scope
+        problem(answer, 422, "scopes[0]")
     assert snapshot(other_org) == before
     assert snapshot(org) == mine

@@ -2,12 +2,12 @@
 logs.
 
 The secrets are those the session registry (``conftest.CreatedKeys``) collected: every full
-key the test servers issued, by any path, and its 32 random characters alone, every password a test set or typed (API bodies,
-console forms, the browser), every console session token and every set-password token.
-Keys are stored only as keyed digests, passwords as argon2 hashes, tokens as digests, and
-none is ever logged. This searches the raw SQLite files (database and write-ahead log),
-every row of every PostgreSQL table as text, the audit rows of both, and every log record
-of the session.
+key the test servers issued, by any path, and its 32 random characters alone; every password
+a test set or typed (API bodies, console forms, the browser); every console session token
+and every set-password token. Keys are stored only as keyed digests, passwords as argon2
+hashes, tokens as digests, and none is ever logged. This searches the raw SQLite files
+(database and write-ahead log), every row of every PostgreSQL table as text, the audit rows
+of both, and every log record of the session.
 
 Each search first signs in to the console of its server over HTTP, so that it never passes
 for want of a password or a session to look for.
