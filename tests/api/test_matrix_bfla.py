@@ -88,15 +88,15 @@ def test_the_served_document_lists_only_operations_the_policy_states(server: Ser
 
 @pytest.mark.parametrize("op", PROTECTED, ids=[op.id for op in PROTECTED])
 def test_every_protected_operation_answers_401_without_credentials(org: Org, op: Operation) -> None:
-    ids = targets(org, op)
-    before = snapshot(org)
+    ids = targets(org.api, op)
+    before = snapshot(org.api)
     with httpx.Client(base_url=org.server.base_url, timeout=15) as anonymous:
         response = call(anonymous, op, ids, body(op))
 
     answer = problem(response, 401)
     assert answer["type"] == "urn:keyplane:problem:unauthenticated"
     assert response.headers["www-authenticate"].startswith("Bearer")
-    assert snapshot(org) == before
+    assert snapshot(org.api) == before
 
 
 @pytest.mark.parametrize("op", PUBLIC, ids=[op.id for op in PUBLIC])
@@ -123,8 +123,8 @@ def test_every_role_and_a_key_lacking_the_scope_meet_the_policy(org: Org, op: Op
     scope = POLICY[(op.method, op.path)]
     assert scope is not None
     callers = _callers(org, scope)
-    ids = targets(org, op)
-    before = snapshot(org)
+    ids = targets(org.api, op)
+    before = snapshot(org.api)
     catalogue = Catalogue(())
     denied = {name for name in ROLES if not role_scopes(name, catalogue).covers(scope)} | {
         "everything but the scope"
@@ -136,14 +136,14 @@ def test_every_role_and_a_key_lacking_the_scope_meet_the_policy(org: Org, op: Op
         assert answer["type"] == "urn:keyplane:problem:missing-scope", name
         assert answer["missing_scope"] == scope, name
         assert scope in answer["detail"], name
-    assert snapshot(org) == before
+    assert snapshot(org.api) == before
 
     # Whoever holds the scope gets past authorization: a harmless call (an id that never
     # existed, a body naming a field no operation has) answers 200, 404 or 422, never 403.
     for name in sorted(set(callers) - denied):
         probe = call(callers[name], op, never(op), {"probe": 1} if op.has_body else None)
         assert probe.status_code in (200, 404, 422), f"{name}: {probe.text}"
-    assert snapshot(org) == before
+    assert snapshot(org.api) == before
     # Two corners of the role table, stated independently of domain/roles.py.
     assert "owner" not in denied
     assert ("viewer" in denied) == (op.method != "GET")

@@ -54,8 +54,8 @@ def _as_placeholders(response: httpx.Response, ids: Mapping[str, str]) -> dict[s
 def test_another_organizations_object_is_a_404_like_an_id_that_never_existed(
     org: Org, other_org: Org, op: Operation
 ) -> None:
-    theirs = targets(other_org, op)
-    before = snapshot(other_org)
+    theirs = targets(other_org.api, op)
+    before = snapshot(other_org.api)
     payload = body(op)
 
     answer = call(org.api, op, theirs, payload)
@@ -66,7 +66,7 @@ def test_another_organizations_object_is_a_404_like_an_id_that_never_existed(
     problem(absent, 404)
     assert _as_placeholders(answer, theirs) == _as_placeholders(absent, absent_ids)
     assert answer.headers["content-type"] == absent.headers["content-type"]
-    assert snapshot(other_org) == before
+    assert snapshot(other_org.api) == before
     # Their own owner still reaches the object: it was not found, not destroyed.
     if op.method == "GET":
         assert call(other_org.api, op, theirs).status_code == 200
@@ -103,11 +103,11 @@ def test_every_id_in_a_query_or_body_has_a_factory() -> None:
 def test_naming_another_organizations_object_in_a_query_or_body_is_like_naming_none(
     org: Org, other_org: Org, op: Operation, where: str, name: str
 ) -> None:
-    ids = targets(org, op)
-    theirs = {name: FACTORIES[name](other_org)}
+    ids = targets(org.api, op)
+    theirs = {name: FACTORIES[name](other_org.api)}
     absent_ids = {name: NEVER[name]()}
-    before = snapshot(other_org)
-    mine = snapshot(org)
+    before = snapshot(other_org.api)
+    mine = snapshot(org.api)
 
     def send(reference: dict[str, str]) -> httpx.Response:
         payload = body(op)
@@ -124,8 +124,8 @@ def test_naming_another_organizations_object_in_a_query_or_body_is_like_naming_n
     assert _as_placeholders(answer, theirs) == _as_placeholders(absent, absent_ids)
     if answer.status_code == 422:
         problem(answer, 422, name)
-    assert snapshot(other_org) == before
-    assert snapshot(org) == mine
+    assert snapshot(other_org.api) == before
+    assert snapshot(org.api) == mine
 
 
 SCOPED = [op for op in OPERATIONS if ("body", "scopes") in _fields(op)]
@@ -139,10 +139,10 @@ def test_every_operation_taking_scopes_is_found() -> None:
 def test_a_scope_of_another_organizations_resource_is_like_one_of_no_resource(
     org: Org, other_org: Org, op: Operation
 ) -> None:
-    ids = targets(org, op)
-    theirs = {"name": FACTORIES["name"](other_org)}
+    ids = targets(org.api, op)
+    theirs = {"name": FACTORIES["name"](other_org.api)}
     absent = {"name": NEVER["name"]()}
-    before, mine = snapshot(other_org), snapshot(org)
+    before, mine = snapshot(other_org.api), snapshot(org.api)
 
     def send(resource: str) -> httpx.Response:
         payload = body(op)
@@ -156,5 +156,5 @@ def test_a_scope_of_another_organizations_resource_is_like_one_of_no_resource(
     assert _as_placeholders(answer, theirs) == _as_placeholders(never_answer, absent)
     if op.id != "POST /v1/keys/verify":  # granting: refused, naming the scope
         problem(answer, 422, "scopes[0]")
-    assert snapshot(other_org) == before
-    assert snapshot(org) == mine
+    assert snapshot(other_org.api) == before
+    assert snapshot(org.api) == mine

@@ -92,8 +92,8 @@ def test_every_write_has_a_valid_body_and_something_to_inject() -> None:
 def test_every_foreign_field_injected_into_a_write_is_a_422_naming_it(
     org: Org, op: Operation
 ) -> None:
-    ids = targets(org, op)
-    before = snapshot(org)
+    ids = targets(org.api, op)
+    before = snapshot(org.api)
 
     for field, value in _injections(op).items():
         payload = body(op)
@@ -103,23 +103,23 @@ def test_every_foreign_field_injected_into_a_write_is_a_422_naming_it(
         answer = problem(response, 422, field)
         assert answer["type"] == "urn:keyplane:problem:validation-error", field
 
-    assert snapshot(org) == before
+    assert snapshot(org.api) == before
 
 
 def _seeded(org: Org, op: Operation) -> None:
     """One object in the list ``op`` reads, so the items' schema is checked too."""
     for other in OPERATIONS:
         if other.collection == op.collection and other.params:
-            FACTORIES[other.params[-1]](org)
+            FACTORIES[other.params[-1]](org.api)
             return
 
 
 @pytest.mark.parametrize("op", OPERATIONS, ids=[op.id for op in OPERATIONS])
 def test_every_2xx_answer_carries_only_documented_fields(org: Org, op: Operation) -> None:
-    ids = targets(org, op)
+    ids = targets(org.api, op)
     payload = body(op)
     if op.id == "POST /v1/keys/verify":  # a VALID verdict carries the most fields
-        profile = FACTORIES["profile_id"](org)
+        profile = FACTORIES["profile_id"](org.api)
         made = org.api.create_key(profile_id=profile, metadata={"plan": "pro"}, scopes=["apps:*"])
         payload = {"key": made["key"], "scopes": ["apps:read"]}
     elif not op.params:

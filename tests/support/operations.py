@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from keyplane.api import install
 from keyplane.domain.ids import new_id
 
-from conftest import Api, Org
+from conftest import Api
 
 
 @dataclass(frozen=True)
@@ -70,22 +70,22 @@ def _unique(label: str) -> str:
     return f"{label}-{secrets.token_hex(4)}"
 
 
-def _made(org: Org, path: str, body: dict[str, Any], field: str = "id") -> str:
-    response = org.api.post(path, json=body)
+def _made(api: Api, path: str, body: dict[str, Any], field: str = "id") -> str:
+    response = api.post(path, json=body)
     assert response.status_code == 201, response.text
     return str(response.json()[field])
 
 
-# path parameter -> how to make an object it can name, in a given organization
-FACTORIES: dict[str, Callable[[Org], str]] = {
-    "key_id": lambda org: _made(org, "/v1/keys", {"name": "target", "scopes": ["apps:read"]}),
-    "app_id": lambda org: _made(org, "/v1/apps", {"name": _unique("app")}),
-    "profile_id": lambda org: _made(org, "/v1/profiles", {"name": _unique("profile")}),
-    "name": lambda org: _made(
-        org, "/v1/resources", {"name": f"res{secrets.token_hex(4)}"}, field="name"
+# path parameter -> how to make an object it can name, with a full-access key of its organization
+FACTORIES: dict[str, Callable[[Api], str]] = {
+    "key_id": lambda api: _made(api, "/v1/keys", {"name": "target", "scopes": ["apps:read"]}),
+    "app_id": lambda api: _made(api, "/v1/apps", {"name": _unique("app")}),
+    "profile_id": lambda api: _made(api, "/v1/profiles", {"name": _unique("profile")}),
+    "name": lambda api: _made(
+        api, "/v1/resources", {"name": f"res{secrets.token_hex(4)}"}, field="name"
     ),
-    "user_id": lambda org: _made(
-        org, "/v1/users", {"email": f"{_unique('target')}@example.com", "role": "viewer"}
+    "user_id": lambda api: _made(
+        api, "/v1/users", {"email": f"{_unique('target')}@example.com", "role": "viewer"}
     ),
 }
 
@@ -115,9 +115,9 @@ BODIES: dict[str, Callable[[], dict[str, Any]]] = {
 }
 
 
-def targets(org: Org, op: Operation) -> dict[str, str]:
-    """One fresh object of ``org`` for each path id of ``op``."""
-    return {param: FACTORIES[param](org) for param in op.params}
+def targets(api: Api, op: Operation) -> dict[str, str]:
+    """One fresh object of ``api``'s organization for each path id of ``op``."""
+    return {param: FACTORIES[param](api) for param in op.params}
 
 
 def never(op: Operation) -> dict[str, str]:
@@ -149,12 +149,12 @@ def _without_usage(value: Any) -> Any:
     return value
 
 
-def _everything(org: Org) -> Iterator[tuple[str, Any]]:
+def _everything(api: Api) -> Iterator[tuple[str, Any]]:
     for path in ("/v1/keys", "/v1/apps", "/v1/profiles", "/v1/resources", "/v1/users"):
         items: list[Any] = []
         url = f"{path}?limit=100"
         while True:
-            response = org.api.get(url)
+            response = api.get(url)
             assert response.status_code == 200, response.text
             page = response.json()
             items.extend(page["data"])
@@ -162,12 +162,12 @@ def _everything(org: Org) -> Iterator[tuple[str, Any]]:
                 break
             url = f"{path}?limit=100&cursor={page['next_cursor']}"
         yield path, items
-    yield "/v1/org", org.api.get("/v1/org").json()
+    yield "/v1/org", api.get("/v1/org").json()
 
 
-def snapshot(org: Org) -> dict[str, Any]:
-    """Everything the owner of ``org`` can read, but last-used times."""
-    return _without_usage(dict(_everything(org)))
+def snapshot(api: Api) -> dict[str, Any]:
+    """Everything a full-access key of an organization can read, but last-used times."""
+    return _without_usage(dict(_everything(api)))
 
 
 def response_schema(op: Operation, status: int) -> dict[str, Any] | None:
