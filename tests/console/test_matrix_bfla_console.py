@@ -109,10 +109,10 @@ class Tenant:
     """An organization with one signed-in user of each built-in role."""
 
     owner: Api  # a full-access key, to make targets and take snapshots
-    sessions: dict[Role, tuple[str, str]]  # role -> (session token, CSRF token)
+    sessions: dict[Role, tuple[str, str, str]]  # role -> (user id, session token, CSRF token)
 
 
-_TENANTS: dict[str, tuple[str, dict[Role, tuple[str, str]]]] = {}
+_TENANTS: dict[str, tuple[str, dict[Role, tuple[str, str, str]]]] = {}
 
 
 @pytest.fixture
@@ -120,7 +120,7 @@ def tenant(server: Server, created_keys: CreatedKeys) -> Iterator[Tenant]:
     """One per server for the whole session: four argon2 sign-ins are enough."""
     if server.base_url not in _TENANTS:
         org = Org(server, created_keys)
-        sessions: dict[Role, tuple[str, str]] = {}
+        sessions: dict[Role, tuple[str, str, str]] = {}
         for number, role in enumerate(ROLES):
             email = f"{role}-{secrets.token_hex(4)}@example.com"
             password = f"console bfla {secrets.token_hex(8)}"
@@ -130,7 +130,7 @@ def tenant(server: Server, created_keys: CreatedKeys) -> Iterator[Tenant]:
             assert made.status_code == 201, made.text
             signed_in = server.kp.signin.sign_in(email, password, f"127.86.0.{number + 1}")
             created_keys.add_token(signed_in.token)
-            sessions[role] = (signed_in.token, signed_in.csrf_token)
+            sessions[role] = (made.json()["id"], signed_in.token, signed_in.csrf_token)
         _TENANTS[server.base_url] = (org.api.key, sessions)
     key, sessions = _TENANTS[server.base_url]
     yield Tenant(Api(server, key, created_keys), sessions)
@@ -149,7 +149,7 @@ def test_each_role_may_use_a_console_page_exactly_when_the_api_policy_allows_it(
     refused = set()
 
     for role in ROLES:
-        session, csrf = tenant.sessions[role]
+        _, session, csrf = tenant.sessions[role]
         held = role_scopes(role, catalogue)
         missing = sorted(scope for scope in needed if scope and not held.covers(scope))
         with httpx.Client(
@@ -172,3 +172,33 @@ def test_each_role_may_use_a_console_page_exactly_when_the_api_policy_allows_it(
     # Two corners of the role table, stated independently of domain/roles.py.
     assert "owner" not in refused
     assert ("viewer" in refused) == any(not str(s).endswith(":read") for s in needed)
+
+
+# A member's own role, posted by that member: every more powerful role is refused.
+RAISES = [
+    (role, higher)
+    for role in ROLES
+    for higher in ROLES
+    if role_scopes(role, Catalogue(())) != role_scopes(higher, Catalogue(()))
+    and role_scopes(role, Catalogue(())).issubset(role_scopes(higher, Catalogue(())))
+]
+
+
+@pytest.mark.parametrize(("role", "higher"), RAISES, ids=[f"{r}->{h}" for r, h in RAISES])
+def test_no_member_can_raise_their_own_role(
+    server: Server, tenant: Tenant, role: Role, higher: Role
+) -> None:
+    user_id, session, csrf = tenant.sessions[role]
+    before = snapshot(tenant.owner)
+    with httpx.Client(
+        base_url=server.base_url, headers={"Cookie": f"kp_session={session}"}, timeout=15
+    ) as console:
+        response = console.post(
+            f"/console/users/{user_id}/role", data={"csrf_token": csrf, "role": higher}
+        )
+
+    assert response.status_code == 403, response.text
+    said = html.unescape(response.text)
+    assert "does not include" in said or "Only an owner can make" in said
+    assert snapshot(tenant.owner) == before
+    assert tenant.owner.get(f"/v1/users/{user_id}").json()["role"] == role
