@@ -26,8 +26,8 @@ from support.operations import (
     Operation,
     body,
     call,
-    document,
     never,
+    request_fields,
     snapshot,
     targets,
 )
@@ -72,19 +72,8 @@ def test_another_organizations_object_is_a_404_like_an_id_that_never_existed(
         assert call(other_org.api, op, theirs).status_code == 200
 
 
-def _fields(op: Operation) -> list[tuple[str, str]]:
-    """(where, name) of each query parameter and body field of ``op``: ``("body", "app_id")``."""
-    found = [("query", p["name"]) for p in op.spec.get("parameters", []) if p["in"] == "query"]
-    if op.has_body:
-        schema = next(iter(op.spec["requestBody"]["content"].values()))["schema"]
-        if "$ref" in schema:
-            schema = document()["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
-        found += [("body", name) for name in schema.get("properties", {})]
-    return found
-
-
 def _references(op: Operation) -> list[tuple[str, str]]:
-    return [(where, name) for where, name in _fields(op) if name.endswith("_id")]
+    return [(where, name) for where, name in request_fields(op) if name.endswith("_id")]
 
 
 REFERENCES = [(op, where, name) for op in OPERATIONS for where, name in _references(op)]
@@ -128,7 +117,7 @@ def test_naming_another_organizations_object_in_a_query_or_body_is_like_naming_n
     assert snapshot(org.api) == mine
 
 
-SCOPED = [op for op in OPERATIONS if ("body", "scopes") in _fields(op)]
+SCOPED = [op for op in OPERATIONS if ("body", "scopes") in request_fields(op)]
 
 
 def test_every_operation_taking_scopes_is_found() -> None:

@@ -23,7 +23,7 @@ from support.operations import (
     Operation,
     body,
     call,
-    document,
+    request_fields,
     response_schema,
     snapshot,
     targets,
@@ -63,19 +63,10 @@ INJECTED: dict[str, Any] = {
 }
 
 
-def _declared(op: Operation) -> dict[str, Any]:
-    content = op.spec["requestBody"]["content"]
-    schema = next(iter(content.values()))["schema"]
-    if "$ref" in schema:
-        schema = document()["components"]["schemas"][schema["$ref"].rsplit("/", 1)[-1]]
-    properties: dict[str, Any] = schema["properties"]
-    return properties
-
-
 def _injections(op: Operation) -> dict[str, Any]:
     """What to inject into ``op``: each foreign field it does not declare, and each declared
     one whose injected value is a state only the server may reach."""
-    declared = _declared(op)
+    declared = {name for where, name in request_fields(op) if where == "body"}
     chosen = {name: value for name, value in INJECTED.items() if name not in declared}
     if "status" in declared:
         chosen["status"] = "expired"

@@ -170,6 +170,15 @@ def snapshot(api: Api) -> dict[str, Any]:
     return _without_usage(dict(_everything(api)))
 
 
+def request_fields(op: Operation) -> list[tuple[str, str]]:
+    """(where, name) of each query parameter and body field of ``op``: ``("body", "app_id")``."""
+    found = [("query", p["name"]) for p in op.spec.get("parameters", []) if p["in"] == "query"]
+    if op.has_body:
+        schema = _resolve(next(iter(op.spec["requestBody"]["content"].values()))["schema"])
+        found += [("body", name) for name in schema.get("properties", {})]
+    return found
+
+
 def response_schema(op: Operation, status: int) -> dict[str, Any] | None:
     documented = op.spec["responses"].get(str(status))
     assert documented is not None, f"{op.id} answered {status}, which it does not document"
