@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from keyplane.domain.errors import InvalidInput
@@ -13,10 +14,25 @@ from keyplane.domain.limits import (
     DESCRIPTION_MAX,
     NAME_MAX,
 )
+from keyplane.domain.scopes import ACTION_PATTERN, NAME_PATTERN
 
 Name = Annotated[str, Field(min_length=1, max_length=NAME_MAX)]
 Description = Annotated[str, Field(max_length=DESCRIPTION_MAX)]
-Scope = Annotated[str, Field(min_length=1, max_length=100, examples=["models:read"])]
+# The grammar is documented as a pattern and checked by the domain, whose messages say more
+# than "does not match".
+SCOPE_PATTERN = rf"^(\*|{NAME_PATTERN}:({ACTION_PATTERN}|\*))$"
+Scope = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=100,
+        examples=["models:read"],
+        json_schema_extra={"pattern": SCOPE_PATTERN},
+    ),
+]
+# A field a partial update may leave out but not set to null ("must not be null"): the
+# document says so by not offering null.
+Omittable = SkipJsonSchema[None]
 
 
 class Request(BaseModel):
