@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from keyplane.api.schemas.common import Description, Name, Omittable, Request, Scope
+from keyplane.api.schemas.common import Description, Name, Omit, Request, Scope
 from keyplane.domain.models import App
 
 
@@ -17,9 +17,9 @@ class AppCreate(Request):
 
 
 class AppUpdate(Request):
-    name: Name | Omittable = None
-    description: Description | Omittable = None
-    scopes: list[Scope] | Omittable = Field(
+    name: Omit[Name] = None
+    description: Omit[Description] = None
+    scopes: Omit[list[Scope]] = Field(
         default=None, description="Applies to every key of the app at once."
     )
 

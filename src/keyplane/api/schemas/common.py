@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
-from pydantic.json_schema import SkipJsonSchema
 from pydantic_core import PydanticCustomError
 
 from keyplane.domain.errors import InvalidInput
@@ -15,6 +14,8 @@ from keyplane.domain.limits import (
     NAME_MAX,
 )
 from keyplane.domain.scopes import ACTION_PATTERN, NAME_PATTERN
+
+T = TypeVar("T")
 
 Name = Annotated[str, Field(min_length=1, max_length=NAME_MAX)]
 Description = Annotated[str, Field(max_length=DESCRIPTION_MAX)]
@@ -30,9 +31,21 @@ Scope = Annotated[
         json_schema_extra={"pattern": SCOPE_PATTERN},
     ),
 ]
+
+
+def _not_null(schema: dict[str, Any]) -> None:
+    options = [o for o in schema.pop("anyOf", []) if o != {"type": "null"}]
+    if len(options) == 1:
+        schema.update(options[0])
+    elif options:
+        schema["anyOf"] = options
+    schema.pop("default", None)
+
+
 # A field a partial update may leave out but not set to null ("must not be null"): the
-# document says so by not offering null.
-Omittable = SkipJsonSchema[None]
+# document offers no null. (Validation still takes None, so an explicit null reaches the
+# one check that names the field, instead of a union's per-member errors.)
+Omit = Annotated[T | None, Field(json_schema_extra=_not_null)]
 
 
 class Request(BaseModel):
@@ -85,9 +98,6 @@ class FieldProblem(BaseModel):
 
 class ValidationProblem(Problem):
     errors: list[FieldProblem]
-
-
-T = TypeVar("T")
 
 
 class Paged(BaseModel, Generic[T]):

@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, Field, StrictInt, model_validator
 from pydantic_core import PydanticCustomError
 
-from keyplane.api.schemas.common import Description, Name, Omittable, Request, Scope
+from keyplane.api.schemas.common import Description, Name, Omit, Request, Scope
 from keyplane.domain.limits import (
     EXPIRES_IN_DAYS_MAX,
     EXPIRES_IN_DAYS_MIN,
@@ -40,10 +40,10 @@ IMMUTABLE_KEY_FIELDS = ("name", "scopes", "app_id", "key", "client_secret", "sec
 
 
 class KeyUpdate(Request):
-    status: Literal["active", "inactive"] | Omittable = None
+    status: Omit[Literal["active", "inactive"]] = None
     profile_id: str | None = None
-    description: Description | Omittable = None
-    metadata: dict[str, Any] | Omittable = None
+    description: Omit[Description] = None
+    metadata: Omit[dict[str, Any]] = None
     expires_at: AwareDatetime | None = Field(
         default=None,
         description="May only move earlier, or later within the organization's maximum lifetime.",

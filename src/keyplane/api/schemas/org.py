@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field, StrictBool, StrictInt
 
-from keyplane.api.schemas.common import Name, Omittable, Request
+from keyplane.api.schemas.common import Name, Omit, Request
 from keyplane.domain.limits import (
     EXPIRES_IN_DAYS_MAX,
 )
@@ -14,8 +14,8 @@ from keyplane.domain.models import Organization
 
 
 class OrgUpdate(Request):
-    name: Name | Omittable = None
-    require_explicit_scopes: StrictBool | Omittable = None
+    name: Omit[Name] = None
+    require_explicit_scopes: Omit[StrictBool] = None
     max_key_lifetime_days: StrictInt | None = Field(default=None, ge=1, le=EXPIRES_IN_DAYS_MAX)
 
 

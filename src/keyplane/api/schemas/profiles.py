@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from keyplane.api.schemas.common import Description, Name, Omittable, Request
+from keyplane.api.schemas.common import Description, Name, Omit, Request
 from keyplane.domain.models import Profile
 
 
@@ -20,9 +20,9 @@ class ProfileCreate(Request):
 
 
 class ProfileUpdate(Request):
-    name: Name | Omittable = None
-    description: Description | Omittable = None
-    settings: dict[str, Any] | Omittable = None
+    name: Omit[Name] = None
+    description: Omit[Description] = None
+    settings: Omit[dict[str, Any]] = None
 
 
 class ProfileOut(BaseModel):

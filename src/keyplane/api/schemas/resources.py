@@ -6,7 +6,7 @@ from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from keyplane.api.schemas.common import Description, Omittable, Request
+from keyplane.api.schemas.common import Description, Omit, Request
 from keyplane.domain.catalogue import Resource
 from keyplane.domain.limits import (
     NAME_MAX,
@@ -36,9 +36,9 @@ class ResourceCreate(Request):
 
 
 class ResourceUpdate(Request):
-    title: Annotated[str, Field(min_length=1, max_length=NAME_MAX)] | Omittable = None
-    description: Description | Omittable = None
-    actions: list[Action] | Omittable = None
+    title: Omit[Annotated[str, Field(min_length=1, max_length=NAME_MAX)]] = None
+    description: Omit[Description] = None
+    actions: Omit[list[Action]] = None
 
 
 class ResourceOut(BaseModel):
