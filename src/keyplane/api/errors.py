@@ -16,7 +16,7 @@ import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import BaseRoute, Match
+from starlette.routing import Match
 
 from keyplane.domain.errors import (
     Conflict,
@@ -48,6 +48,7 @@ TABLE: Final[dict[type[KeyplaneError], tuple[int, str, str]]] = {
     Throttled: (429, "too-many-requests", "Too many requests"),
 }
 
+_METHODS: Final = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 _HTTP_TITLES: Final = {
     400: ("bad-request", "Bad request"),
     404: ("not-found", "Not found"),
@@ -183,12 +184,14 @@ async def _on_http_error(request: Request, exc: Exception) -> Response:
 def _allowed_methods(request: Request) -> list[str]:
     """Every method the path answers. Starlette names only the first matching route's, but
     FastAPI makes one route per method, so GET and POST on one path are two routes."""
-    methods: set[str] = set()
-    for route in request.app.router.routes:
-        match, _ = route.matches({**request.scope, "method": "\x00"})
-        if match is Match.PARTIAL and isinstance(route, BaseRoute):
-            methods.update(getattr(route, "methods", None) or ())
-    return sorted(methods)
+    routes = request.app.router.routes
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+        )
+    ]
 
 
 async def _on_unexpected(_request: Request, exc: Exception) -> Response:
