@@ -184,12 +184,17 @@ async def _on_http_error(request: Request, exc: Exception) -> Response:
 def _allowed_methods(request: Request) -> list[str]:
     """Every method the path answers. Starlette names only the first matching route's, but
     FastAPI makes one route per method, so GET and POST on one path are two routes."""
-    routes = request.app.router.routes
+    documented = request.app.openapi()["paths"].get(request.url.path)
+    if documented is not None:
+        # A documented literal path (``/v1/keys/verify``) is not also an id that a
+        # templated route (``/v1/keys/{key_id}``) would take: the document decides.
+        return sorted(method.upper() for method in documented)
     return [
         method
         for method in _METHODS
         if any(
-            route.matches({**request.scope, "method": method})[0] is Match.FULL for route in routes
+            route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in request.app.router.routes
         )
     ]
 
