@@ -88,6 +88,10 @@ def served(request: pytest.FixtureRequest) -> Iterator[tuple[str, str]]:
     def client(request: Request) -> dict[str, str | None]:
         return {"host": request.client.host if request.client else None}
 
+    @app.get("/_scheme", include_in_schema=False)
+    def scheme(request: Request) -> str:
+        return request.url.scheme
+
     with Running(app, settings) as running:
         yield running.base_url, request.param
 
@@ -98,6 +102,18 @@ def test_the_client_address_is_taken_only_from_trusted_proxies(served: tuple[str
         headers = [("X-Forwarded-For", value) for value in forwarded]
         response = httpx.get(f"{base_url}/_client", headers=headers)
         assert response.json() == {"host": client}, (trusted, forwarded)
+
+
+def test_the_scheme_is_taken_only_from_trusted_proxies(served: tuple[str, str]) -> None:
+    base_url, trusted = served
+    believed = trusted != ""
+    headers = {"X-Forwarded-Proto": "https", "X-Forwarded-For": "203.0.113.7"}
+    assert httpx.get(f"{base_url}/_scheme", headers=headers).json() == (
+        "https" if believed else "http"
+    )
+    # The console's HSTS header follows: only a trusted proxy can say the client used HTTPS.
+    login = httpx.get(f"{base_url}/console/login", headers=headers)
+    assert ("strict-transport-security" in login.headers) is believed
 
 
 async def _nothing(scope: Scope, receive: Receive, send: Send) -> None:

@@ -119,7 +119,8 @@ class TrustedProxies:
 
     The header is read from the right: each proxy appends the address it received from, so
     the entries a trusted proxy added are believable and anything further left may be made
-    up by the client. The first address that is not a trusted proxy is the client. With no
+    up by the client. The first address that is not a trusted proxy is the client. A
+    trusted peer's ``X-Forwarded-Proto`` sets the scheme (HSTS follows it). With no
     trusted proxies this does nothing, and uvicorn's own header handling stays off
     (``proxy_headers=False``): otherwise it believes 127.0.0.1 by default.
     """
@@ -158,14 +159,24 @@ class TrustedProxies:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket") and self.trusted and scope.get("client"):
             peer = scope["client"][0]
-            forwarded = [
-                value.decode("latin-1")
-                for name, value in scope["headers"]
-                if name == b"x-forwarded-for"
-            ]
-            if forwarded:
-                client = self.client_of(peer, forwarded)
-                if client != peer:
-                    scope = dict(scope)
-                    scope["client"] = (client, 0)
+            if self._is_trusted(peer):
+                scope = self._forwarded(scope, peer)
         await self.app(scope, receive, send)
+
+    def _forwarded(self, scope: Scope, peer: str) -> Scope:
+        forwarded: list[str] = []
+        proto = None
+        for name, value in scope["headers"]:
+            if name == b"x-forwarded-for":
+                forwarded.append(value.decode("latin-1"))
+            elif name == b"x-forwarded-proto":
+                proto = value.decode("latin-1").rsplit(",", 1)[-1].strip().lower()
+        scope = dict(scope)
+        if forwarded:
+            scope["client"] = (self.client_of(peer, forwarded), 0)
+        # The scheme the client used, as the nearest proxy saw it (for HSTS, Secure).
+        if proto in ("http", "https"):
+            scope["scheme"] = (
+                proto if scope["type"] == "http" else {"http": "ws", "https": "wss"}[proto]
+            )
+        return scope
