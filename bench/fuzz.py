@@ -126,7 +126,7 @@ def main() -> int:
             if args.seed is not None:
                 command += ["--seed", str(args.seed)]
             started = time.monotonic()
-            status = subprocess.run(command, check=False, cwd=ROOT).returncode
+            status = subprocess.run(command, check=False, cwd=tmp).returncode
             print(f"fuzzing took {time.monotonic() - started:.0f} s; exit status {status}")
             return status
         finally:
