@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
-from typer.core import TyperArgument
+from typer.core import TyperArgument, TyperOption
 
 from keyplane import __version__
 from keyplane.app import build, create_app
@@ -31,13 +31,20 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def _no_type_label(self: TyperArgument, ctx: object) -> None:
-    return None
+def _argument_label(self: TyperArgument, ctx: object) -> None:
+    return None  # the argument's name (its metavar) is already in the line
 
 
-# Typer labels every argument with its Python type (`NAME <str>`); keyplane's help names
-# values by their metavar (NAME, EMAIL, PORT) and shows no Python types.
-TyperArgument.display_type_rich = _no_type_label  # type: ignore[method-assign,assignment]
+def _option_label(self: TyperOption, ctx: object) -> str:
+    return self.metavar or (self.name or "value").upper()
+
+
+# Typer labels every parameter with its Python type (`NAME <str>`, `--port <int>`);
+# keyplane's help names values by metavar (NAME, EMAIL, PORT; the option's name in capitals
+# when none is given), as click does, and shows no Python types. Every command group,
+# including those added later, gets it from here.
+TyperArgument.display_type_rich = _argument_label  # type: ignore[method-assign,assignment]
+TyperOption.display_type_rich = _option_label  # type: ignore[method-assign]
 
 
 def _version(value: bool) -> None:
