@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import os
 import secrets
 import socket
@@ -27,8 +26,6 @@ from keyplane.settings import ConfigurationError, Settings
 
 if TYPE_CHECKING:
     import uvicorn
-
-log = logging.getLogger(__name__)
 
 
 def _argument_label(self: TyperArgument, ctx: object) -> None:
