@@ -122,7 +122,7 @@ class OrgService:
         return self.create(name, owner_email, owner_key=key)
 
     def get(self, principal: Principal) -> Organization:
-        with self._store.transaction() as tx:
+        with self._store.read() as tx:
             return load_org(tx, principal.org_id)
 
     def update(self, principal: Principal, changes: OrgChanges) -> Organization:

@@ -68,7 +68,7 @@ class SignInService:
         )
         if wait > 0:
             raise Throttled(wait)
-        with self._store.transaction() as tx:
+        with self._store.read() as tx:
             user = tx.users.find_by_email(email)
         stored = user.password_hash if user is not None and user.password_hash else self._decoy
         if not self._passwords.verify(stored, password) or user is None or not user.password_hash:
@@ -101,17 +101,18 @@ class SignInService:
     def resume(self, token: str) -> Resumed | None:
         """The signed-in user behind a session cookie, or None (unknown or expired)."""
         digest = token_digest(token)
-        with self._store.transaction() as tx:
+        with self._store.read() as tx:  # every page load: never queue behind a writer
             session = tx.sessions.find(digest)
             if session is None:
                 return None
-            if session.expires_at <= self._clock():
+            expired = session.expires_at <= self._clock()
+            user = None if expired else tx.users.get(session.org_id, session.user_id)
+            if user is not None:
+                return Resumed(user, principal_for(tx, user), session)
+        if expired:
+            with self._store.transaction() as tx:
                 tx.sessions.delete(digest)
-                return None
-            user = tx.users.get(session.org_id, session.user_id)
-            if user is None:
-                return None
-            return Resumed(user, principal_for(tx, user), session)
+        return None
 
     def sign_out(self, token: str) -> None:
         with self._store.transaction() as tx:

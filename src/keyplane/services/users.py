@@ -119,13 +119,13 @@ class UserService:
             return InvitedUser(user, token)
 
     def get(self, principal: Principal, user_id: str) -> User:
-        with self._store.transaction() as tx:
+        with self._store.read() as tx:
             return _user(tx, principal.org_id, user_id)
 
     def page(self, principal: Principal, *, limit: int, cursor: str | None = None) -> Page[User]:
         check_limit(limit)
         after = check_cursor(cursor, "usr")
-        with self._store.transaction() as tx:
+        with self._store.read() as tx:
             return paginate(
                 lambda n: tx.users.page(principal.org_id, limit=n, after=after),
                 limit,
@@ -173,7 +173,7 @@ class UserService:
             record(tx, principal, now, "user.delete", "user", user.id, email=user.email)
 
     def setup_link_is_valid(self, token: str) -> bool:
-        with self._store.transaction() as tx:
+        with self._store.read() as tx:
             found = tx.users.find_by_setup_digest(token_digest(token))
         return found is not None and found[1] > self._clock()
 

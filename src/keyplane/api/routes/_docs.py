@@ -22,6 +22,8 @@ _DESCRIPTIONS = {
     413: "Request body too large.",
     415: "The body is not sent as `Content-Type: application/json`.",
     422: "Invalid input; `errors` names each field and the reason.",
+    503: "The database could not complete the request; nothing was changed. Retry after "
+    "`Retry-After` seconds.",
 }
 # What any operation taking a JSON body can answer, whatever its route declares: the body
 # is read and parsed before the route runs.
@@ -38,9 +40,11 @@ def _problem_response(status: int) -> dict[str, Any]:
 
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` for the given problem statuses (400, 401, 403 and 413 always
-    apply: the request guard and authentication run before any route)."""
-    return {status: _problem_response(status) for status in sorted({400, 401, 403, 413, *statuses})}
+    """OpenAPI ``responses`` for the given problem statuses. 400, 401, 403 and 413 always
+    apply (the request guard and authentication run before any route), and so does 503:
+    any operation reads the database, and every mutation writes its audit event there."""
+    wanted = sorted({400, 401, 403, 413, 503, *statuses})
+    return {status: _problem_response(status) for status in wanted}
 
 
 def document_problems(app: FastAPI) -> None:
