@@ -24,7 +24,8 @@ import pytest
 import uvicorn
 from sqlalchemy.engine import make_url
 
-from keyplane.app import Keyplane, build, create_app
+from keyplane.app import build, create_app
+from keyplane.container import Keyplane
 from keyplane.domain.tokens import parse_key
 from keyplane.logs import disable_access_log
 from keyplane.settings import Settings

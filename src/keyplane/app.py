@@ -9,13 +9,12 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from fastapi import FastAPI
-from sqlalchemy import Engine
 
 from keyplane import __version__
+from keyplane.container import Keyplane
 from keyplane.domain.ports import Clock
 from keyplane.domain.tokens import KeyHasher
 from keyplane.memory import BufferedUsageRecorder, InProcessAttemptLimiter, InProcessKeyCache
@@ -37,30 +36,6 @@ def utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass
-class Keyplane:
-    """The assembled services of one process."""
-
-    settings: Settings
-    clock: Clock
-    engine: Engine
-    store: SqlStore
-    cache: InProcessKeyCache
-    usage: BufferedUsageRecorder
-    keys: KeyService
-    apps: AppService
-    profiles: ProfileService
-    resources: ResourceService
-    orgs: OrgService
-    verifier: Verifier
-    users: UserService
-    signin: SignInService
-
-    def close(self) -> None:
-        self.usage.stop()
-        self.engine.dispose()
-
-
 def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = True) -> Keyplane:
     hasher = KeyHasher(settings.pepper())  # first: a configuration error beats a connection
     engine = make_engine(settings.database_url)
@@ -74,7 +49,6 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
     return Keyplane(
         settings=settings,
         clock=clock,
-        engine=engine,
         store=store,
         cache=cache,
         usage=usage,
@@ -93,6 +67,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
             clock=clock,
             monotonic=time.monotonic,
         ),
+        closers=[engine.dispose],
     )
 
 
@@ -105,7 +80,7 @@ def create_app(settings: Settings | None = None, *, keyplane: Keyplane | None = 
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        kp.usage.start()
+        kp.start()
         try:
             yield
         finally:

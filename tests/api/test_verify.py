@@ -25,11 +25,11 @@ def selects(server: Server) -> Iterator[list[str]]:
         if statement.lstrip().upper().startswith("SELECT"):
             seen.append(statement)
 
-    event.listen(server.kp.engine, "before_cursor_execute", count)
+    event.listen(server.kp.store.engine, "before_cursor_execute", count)
     try:
         yield seen
     finally:
-        event.remove(server.kp.engine, "before_cursor_execute", count)
+        event.remove(server.kp.store.engine, "before_cursor_execute", count)
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
-from keyplane.app import Keyplane
+from keyplane.container import Keyplane
 from keyplane.services.common import Principal
 
 bearer = HTTPBearer(

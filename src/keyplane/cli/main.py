@@ -10,7 +10,8 @@ from typing import Annotated
 
 import typer
 
-from keyplane.app import Keyplane, build, create_app
+from keyplane.app import build, create_app
+from keyplane.container import Keyplane
 from keyplane.domain.errors import KeyplaneError
 from keyplane.logs import setup_logging
 from keyplane.services.users import check_password

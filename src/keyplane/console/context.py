@@ -13,7 +13,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 from starlette.responses import HTMLResponse
 
-from keyplane.app import Keyplane
+from keyplane.container import Keyplane
 from keyplane.domain.models import User
 from keyplane.services.common import Principal
 

@@ -160,6 +160,14 @@ class UsageRecorder(Protocol):
     def touch(self, key_id: str, at: datetime) -> None: ...
 
 
+class BackgroundUsageRecorder(UsageRecorder, Protocol):
+    """A UsageRecorder that writes from a background thread between ``start`` and ``stop``."""
+
+    def start(self) -> None: ...
+    def flush(self) -> None: ...
+    def stop(self) -> None: ...
+
+
 class PasswordHasher(Protocol):
     """Slow, salted password hashing (argon2id): the opposite of key digests."""
 

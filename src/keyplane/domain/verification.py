@@ -20,9 +20,14 @@ class ProfileView:
     settings: JSONObject
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False, weakref_slot=True)
 class CachedKey:
-    """Everything needed to answer a verification without the database."""
+    """Everything needed to answer a verification without the database.
+
+    Compared and hashed by identity (a change to the key makes a new record), and weakly
+    referable, so what the web layer derives from one record (its answer's bytes) can live
+    exactly as long as the cache keeps the record.
+    """
 
     key_id: str
     org_id: str

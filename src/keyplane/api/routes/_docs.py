@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from fastapi import Query
 
-from keyplane.api.schemas import Problem, ValidationProblem
+from keyplane.api.schemas.common import Problem, ValidationProblem
 from keyplane.domain.limits import PAGE_MAX
 
 Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description="Page size.")]

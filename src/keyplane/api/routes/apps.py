@@ -6,7 +6,8 @@ from fastapi import APIRouter, Response
 
 from keyplane.api.deps import AppsDelete, AppsRead, AppsWrite, Services
 from keyplane.api.routes._docs import Cursor, Limit, problems
-from keyplane.api.schemas import AppCreate, AppOut, AppUpdate, Paged, changes_from
+from keyplane.api.schemas.apps import AppCreate, AppOut, AppUpdate
+from keyplane.api.schemas.common import Paged, changes_from
 from keyplane.domain.limits import PAGE_DEFAULT
 from keyplane.services.apps import AppChanges
 

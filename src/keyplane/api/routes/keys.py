@@ -8,7 +8,8 @@ from fastapi import APIRouter, Response
 
 from keyplane.api.deps import KeysDelete, KeysRead, KeysWrite, Services
 from keyplane.api.routes._docs import Cursor, Limit, problems
-from keyplane.api.schemas import KeyCreate, KeyCreated, KeyOut, KeyUpdate, Paged, changes_from
+from keyplane.api.schemas.common import Paged, changes_from
+from keyplane.api.schemas.keys import KeyCreate, KeyCreated, KeyOut, KeyUpdate
 from keyplane.domain.limits import PAGE_DEFAULT
 from keyplane.services.keys import KeyChanges, NewKey
 

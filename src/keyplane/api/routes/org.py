@@ -6,7 +6,8 @@ from fastapi import APIRouter
 
 from keyplane.api.deps import OrgRead, OrgWrite, Services
 from keyplane.api.routes._docs import problems
-from keyplane.api.schemas import OrgOut, OrgUpdate, changes_from
+from keyplane.api.schemas.common import changes_from
+from keyplane.api.schemas.org import OrgOut, OrgUpdate
 from keyplane.services.orgs import OrgChanges
 
 router = APIRouter(prefix="/v1/org", tags=["organization"])

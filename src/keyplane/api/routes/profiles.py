@@ -6,7 +6,8 @@ from fastapi import APIRouter, Response
 
 from keyplane.api.deps import ProfilesDelete, ProfilesRead, ProfilesWrite, Services
 from keyplane.api.routes._docs import Cursor, Limit, problems
-from keyplane.api.schemas import Paged, ProfileCreate, ProfileOut, ProfileUpdate, changes_from
+from keyplane.api.schemas.common import Paged, changes_from
+from keyplane.api.schemas.profiles import ProfileCreate, ProfileOut, ProfileUpdate
 from keyplane.domain.limits import PAGE_DEFAULT
 from keyplane.services.profiles import ProfileChanges
 

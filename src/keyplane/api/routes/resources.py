@@ -6,7 +6,8 @@ from fastapi import APIRouter, Response
 
 from keyplane.api.deps import ResourcesDelete, ResourcesRead, ResourcesWrite, Services
 from keyplane.api.routes._docs import problems
-from keyplane.api.schemas import Paged, ResourceCreate, ResourceOut, ResourceUpdate, changes_from
+from keyplane.api.schemas.common import Paged, changes_from
+from keyplane.api.schemas.resources import ResourceCreate, ResourceOut, ResourceUpdate
 from keyplane.services.resources import ResourceChanges
 
 router = APIRouter(prefix="/v1/resources", tags=["resources"])

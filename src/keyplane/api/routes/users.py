@@ -6,7 +6,8 @@ from fastapi import APIRouter, Response
 
 from keyplane.api.deps import Services, UsersDelete, UsersRead, UsersWrite
 from keyplane.api.routes._docs import Cursor, Limit, problems
-from keyplane.api.schemas import Paged, UserCreate, UserCreated, UserOut, UserUpdate, changes_from
+from keyplane.api.schemas.common import Paged, changes_from
+from keyplane.api.schemas.users import UserCreate, UserCreated, UserOut, UserUpdate
 from keyplane.domain.limits import PAGE_DEFAULT
 from keyplane.services.users import NewUser, UserChanges
 

@@ -9,6 +9,7 @@ the VerifyRequest/VerifyResponse models.
 from __future__ import annotations
 
 import ipaddress
+import weakref
 from typing import Any
 
 import orjson
@@ -18,8 +19,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from keyplane.api.errors import domain_problem, problem
 from keyplane.api.routes._docs import problems
-from keyplane.api.schemas import VerifyRequest, VerifyResponse
-from keyplane.app import Keyplane
+from keyplane.api.schemas.verify import VerifyRequest, VerifyResponse
+from keyplane.container import Keyplane
 from keyplane.domain.errors import FieldError, InvalidInput, KeyplaneError
 from keyplane.domain.scopes import InvalidScope, parse_scope
 from keyplane.domain.verification import CachedKey, Verdict
@@ -140,6 +141,7 @@ async def verify(request: Request) -> Response:
     kp: Keyplane = request.app.state.keyplane
     return await answer(
         kp.verifier,
+        request.app.state.valid_bodies,
         request.headers.get("authorization"),
         request.headers.get("content-type", ""),
         await request.body(),
@@ -147,7 +149,11 @@ async def verify(request: Request) -> Response:
 
 
 async def answer(
-    verifier: Verifier, authorization: str | None, content_type: str, body: bytes
+    verifier: Verifier,
+    bodies: ValidBodies,
+    authorization: str | None,
+    content_type: str,
+    body: bytes,
 ) -> Response:
     """The whole verification exchange, shared by the fast ASGI path and the route above."""
     if "json" not in content_type.lower():
@@ -168,27 +174,31 @@ async def answer(
             400, "malformed-json", "Malformed JSON", "The request body is not valid JSON."
         )
     verdict = verifier.judge(principal.org_id, await _entry(verifier, key), scopes)
-    return Response(_body(verdict), media_type=_JSON)
+    return Response(bodies.body(verdict), media_type=_JSON)
 
 
-# The answer for a VALID verdict depends only on the key's cached record, so its bytes are
-# kept beside that record (by identity: a change to the key replaces the record).
-_VALID_BODIES: dict[int, tuple[CachedKey, bytes]] = {}
-_VALID_BODIES_MAX = 50_000
+class ValidBodies:
+    """The bytes of VALID answers, kept per app beside the cached key record they describe.
 
+    A VALID answer depends only on the key's cached record, and a change to the key replaces
+    the record; the bytes are held weakly by the record, so they go when the key cache drops
+    it (an invalidation, an eviction) and never outlive a revoked key.
+    """
 
-def _body(verdict: Verdict) -> bytes:
-    entry = verdict.key
-    if verdict.code != "VALID" or entry is None:
-        return orjson.dumps(_payload(verdict))
-    kept = _VALID_BODIES.get(id(entry))
-    if kept is not None and kept[0] is entry:
-        return kept[1]
-    body = orjson.dumps(_payload(verdict))
-    if len(_VALID_BODIES) >= _VALID_BODIES_MAX:
-        _VALID_BODIES.clear()
-    _VALID_BODIES[id(entry)] = (entry, body)
-    return body
+    def __init__(self) -> None:
+        self._bodies: weakref.WeakKeyDictionary[CachedKey, bytes] = weakref.WeakKeyDictionary()
+
+    def body(self, verdict: Verdict) -> bytes:
+        entry = verdict.key
+        if verdict.code != "VALID" or entry is None:
+            return orjson.dumps(_payload(verdict))
+        kept = self._bodies.get(entry)
+        if kept is None:
+            kept = self._bodies[entry] = orjson.dumps(_payload(verdict))
+        return kept
+
+    def __len__(self) -> int:
+        return len(self._bodies)
 
 
 class VerifyFastPath:
@@ -223,6 +233,9 @@ class VerifyFastPath:
             chunks.append(message.get("body", b""))
             if not message.get("more_body", False):
                 break
-        kp: Keyplane = scope["app"].state.keyplane
-        response = await answer(kp.verifier, authorization, content_type, b"".join(chunks))
+        state = scope["app"].state
+        kp: Keyplane = state.keyplane
+        response = await answer(
+            kp.verifier, state.valid_bodies, authorization, content_type, b"".join(chunks)
+        )
         await response(scope, receive, send)

@@ -10,7 +10,6 @@ from starlette.datastructures import FormData
 from starlette.responses import HTMLResponse, RedirectResponse
 
 from keyplane.api.routes.users import SETUP_LINK_PATH
-from keyplane.app import Keyplane
 from keyplane.console.context import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -19,6 +18,7 @@ from keyplane.console.context import (
     page,
 )
 from keyplane.console.forms import errors_of
+from keyplane.container import Keyplane
 from keyplane.domain.errors import InvalidCredentials, InvalidInput, NotFound, Throttled
 
 router = APIRouter()

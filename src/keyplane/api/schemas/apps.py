@@ -1,0 +1,50 @@
+"""Request and response bodies: apps."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+from keyplane.api.schemas.common import Description, Name, Request, Scope
+from keyplane.domain.models import App
+
+
+class AppCreate(Request):
+    name: Name
+    description: Description = ""
+    scopes: list[Scope] = Field(default_factory=list, description="Empty means full access.")
+
+
+class AppUpdate(Request):
+    name: Name | None = None
+    description: Description | None = None
+    scopes: list[Scope] | None = Field(
+        default=None, description="Applies to every key of the app at once."
+    )
+
+
+class AppOut(BaseModel):
+    id: str
+    name: str
+    description: str
+    scopes: list[str]
+    full_access: bool
+    key_count: int
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, app: App) -> AppOut:
+        return cls(
+            id=app.id,
+            name=app.name,
+            description=app.description,
+            scopes=list(app.scopes),
+            full_access=app.scope_set.is_full_access,
+            key_count=app.key_count,
+            created_by=app.created_by,
+            created_at=app.created_at,
+            updated_at=app.updated_at,
+        )

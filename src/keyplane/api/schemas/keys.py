@@ -1,0 +1,120 @@
+"""Request and response bodies: keys."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, Field, model_validator
+from pydantic_core import PydanticCustomError
+
+from keyplane.api.schemas.common import Description, Name, Request, Scope
+from keyplane.domain.limits import (
+    EXPIRES_IN_DAYS_MAX,
+    EXPIRES_IN_DAYS_MIN,
+)
+from keyplane.services.keys import IssuedKey, KeyView
+
+
+class KeyCreate(Request):
+    name: Name
+    description: Description = ""
+    scopes: list[Scope] = Field(
+        default_factory=list,
+        description="Own scopes. None gives full access (or, in an app, the app's scopes), "
+        "unless the organization requires explicit scopes.",
+    )
+    app_id: str | None = None
+    expires_at: AwareDatetime | None = Field(default=None, description="RFC 3339, in the future.")
+    expires_in_days: int | None = Field(
+        default=None, ge=EXPIRES_IN_DAYS_MIN, le=EXPIRES_IN_DAYS_MAX
+    )
+    profile_id: str | None = None
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="Any JSON object up to 4 KB."
+    )
+    environment: Literal["live", "test"] = "live"
+
+
+IMMUTABLE_KEY_FIELDS = ("name", "scopes", "app_id", "key", "client_secret", "secret", "environment")
+
+
+class KeyUpdate(Request):
+    status: Literal["active", "inactive"] | None = None
+    profile_id: str | None = None
+    description: Description | None = None
+    metadata: dict[str, Any] | None = None
+    expires_at: AwareDatetime | None = Field(
+        default=None,
+        description="May only move earlier, or later within the organization's maximum lifetime.",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_immutable(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            present = [f for f in IMMUTABLE_KEY_FIELDS if f in data]
+            if present:
+                raise PydanticCustomError(
+                    "immutable", "{fields} cannot change after creation", {"fields": present}
+                )
+        return data
+
+
+class KeyOut(BaseModel):
+    id: str
+    name: str
+    description: str
+    client_id: str = Field(description="The key id; with the full key as secret, an OAuth2 client.")
+    masked_key: str
+    scopes: list[str] = Field(description="The key's own scopes, as created.")
+    effective_scopes: list[str] = Field(
+        description="What the key may do now (app scopes included)."
+    )
+    full_access: bool
+    status: Literal["active", "inactive", "expired"]
+    app_id: str | None
+    profile_id: str | None
+    metadata: dict[str, Any]
+    environment: Literal["live", "test"]
+    created_at: datetime
+    created_by: str
+    expires_at: datetime | None
+    last_used_at: datetime | None
+
+    @classmethod
+    def of(cls, view: KeyView) -> KeyOut:
+        key = view.key
+        return cls(
+            id=key.id,
+            name=key.name,
+            description=key.description,
+            client_id=key.id,
+            masked_key=key.masked_key,
+            scopes=list(key.scopes),
+            effective_scopes=view.effective.sorted(),
+            full_access=view.effective.is_full_access,
+            status=view.status,
+            app_id=key.app_id,
+            profile_id=key.profile_id,
+            metadata=key.metadata,
+            environment=key.environment,
+            created_at=key.created_at,
+            created_by=key.created_by,
+            expires_at=key.expires_at,
+            last_used_at=key.last_used_at,
+        )
+
+
+class KeyCreated(KeyOut):
+    key: str = Field(description="The full key. Shown in this response only, never again.")
+    client_secret: str = Field(description="The same full key, named as an OAuth2 client secret.")
+    warning: str
+
+    @classmethod
+    def of_issued(cls, issued: IssuedKey) -> KeyCreated:
+        base = KeyOut.of(issued.view).model_dump()
+        warning = "Store this key now: it cannot be shown again."
+        if issued.view.effective.is_full_access:
+            warning += " It has FULL ACCESS: no scopes were given, so it may do everything."
+        return cls(**base, key=issued.secret, client_secret=issued.secret, warning=warning)

@@ -1,0 +1,49 @@
+"""The assembled services of one process, typed by the ports they are built on.
+
+``keyplane.app`` fills it with implementations (SQL store, in-process cache, argon2); the
+web layers and the CLI read it and never learn which implementations they got.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from keyplane.domain.ports import BackgroundUsageRecorder, Clock, KeyCache, Store
+from keyplane.services.apps import AppService
+from keyplane.services.keys import KeyService
+from keyplane.services.orgs import OrgService
+from keyplane.services.profiles import ProfileService
+from keyplane.services.resources import ResourceService
+from keyplane.services.signin import SignInService
+from keyplane.services.users import UserService
+from keyplane.services.verifying import Verifier
+from keyplane.settings import Settings
+
+
+@dataclass
+class Keyplane:
+    settings: Settings
+    clock: Clock
+    store: Store
+    cache: KeyCache
+    usage: BackgroundUsageRecorder
+    keys: KeyService
+    apps: AppService
+    profiles: ProfileService
+    resources: ResourceService
+    orgs: OrgService
+    verifier: Verifier
+    users: UserService
+    signin: SignInService
+    # Run once, in order, by close(): stop background threads before the pool they use.
+    closers: list[Callable[[], None]] = field(default_factory=list)
+
+    def start(self) -> None:
+        self.usage.start()
+
+    def close(self) -> None:
+        self.usage.stop()
+        for closer in self.closers:
+            closer()
+        self.closers.clear()

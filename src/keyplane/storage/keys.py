@@ -1,0 +1,130 @@
+"""API keys: lookups by id and digest, pages, batched last-used times."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Row,
+    and_,
+    bindparam,
+    delete,
+    insert,
+    or_,
+    select,
+    update,
+)
+
+from keyplane.domain.models import (
+    ApiKey,
+    KeyStatus,
+)
+from keyplane.storage.rows import fields as _fields
+from keyplane.storage.tables import (
+    api_keys,
+)
+
+
+class SqlKeyRepository:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def get(self, org_id: str, key_id: str) -> ApiKey | None:
+        query = select(api_keys).where(api_keys.c.org_id == org_id, api_keys.c.id == key_id)
+        row = self._conn.execute(query).first()
+        return _key(row) if row else None
+
+    def find_by_digest(self, digest: str) -> ApiKey | None:
+        row = self._conn.execute(select(api_keys).where(api_keys.c.digest == digest)).first()
+        return _key(row) if row else None
+
+    def page(
+        self,
+        org_id: str,
+        *,
+        now: datetime,
+        limit: int,
+        after: str | None,
+        status: KeyStatus | None,
+        app_id: str | None,
+    ) -> list[ApiKey]:
+        c = api_keys.c
+        query = select(api_keys).where(c.org_id == org_id)
+        if after is not None:
+            query = query.where(c.id < after)
+        if app_id is not None:
+            query = query.where(c.app_id == app_id)
+        live = or_(c.expires_at.is_(None), c.expires_at > now)
+        if status == "expired":
+            query = query.where(and_(c.expires_at.is_not(None), c.expires_at <= now))
+        elif status is not None:
+            query = query.where(c.status == status, live)
+        rows = self._conn.execute(query.order_by(c.id.desc()).limit(limit))
+        return [_key(row) for row in rows]
+
+    def insert(self, key: ApiKey) -> None:
+        self._conn.execute(insert(api_keys).values(**_key_fields(key)))
+
+    def update(self, key: ApiKey) -> None:
+        values = _key_fields(key)
+        for frozen in (
+            "id",
+            "org_id",
+            "name",
+            "digest",
+            "digest_version",
+            "masked_key",
+            "environment",
+            "scopes",
+            "app_id",
+            "created_at",
+            "created_by",
+            "last_used_at",
+        ):
+            del values[frozen]
+        query = update(api_keys).where(api_keys.c.org_id == key.org_id, api_keys.c.id == key.id)
+        self._conn.execute(query.values(**values))
+
+    def delete(self, org_id: str, key_id: str) -> bool:
+        query = delete(api_keys).where(api_keys.c.org_id == org_id, api_keys.c.id == key_id)
+        return self._conn.execute(query).rowcount > 0
+
+    def ids_with_profile(self, org_id: str, profile_id: str, limit: int) -> list[str]:
+        c = api_keys.c
+        query = select(c.id).where(c.org_id == org_id, c.profile_id == profile_id).order_by(c.id)
+        return list(self._conn.scalars(query.limit(limit)))
+
+    def ids_in_app(self, org_id: str, app_id: str) -> list[str]:
+        c = api_keys.c
+        query = select(c.id).where(c.org_id == org_id, c.app_id == app_id).order_by(c.id)
+        return list(self._conn.scalars(query))
+
+    def scoped(self, org_id: str) -> list[tuple[str, tuple[str, ...]]]:
+        query = select(api_keys.c.id, api_keys.c.scopes).where(api_keys.c.org_id == org_id)
+        return [(row.id, tuple(row.scopes)) for row in self._conn.execute(query) if row.scopes]
+
+    def record_last_used(self, used: Mapping[str, datetime]) -> None:
+        query = (
+            update(api_keys)
+            .where(api_keys.c.id == bindparam("key_id"))
+            .values(last_used_at=bindparam("used_at"))
+        )
+        params = [{"key_id": key_id, "used_at": at} for key_id, at in used.items()]
+        self._conn.execute(query, params)
+
+
+def _key_fields(key: ApiKey) -> dict[str, Any]:
+    values = _fields(key)
+    values["status"] = values.pop("stored_status")
+    values["scopes"] = list(key.scopes)
+    return values
+
+
+def _key(row: Row[Any]) -> ApiKey:
+    m = dict(row._mapping)
+    m["stored_status"] = m.pop("status")
+    m["scopes"] = tuple(m["scopes"])
+    return ApiKey(**m)

@@ -1,0 +1,59 @@
+"""Organizations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import (
+    Connection,
+    Row,
+    insert,
+    select,
+    update,
+)
+
+from keyplane.domain.models import (
+    Organization,
+)
+from keyplane.storage.rows import fields as _fields
+from keyplane.storage.tables import (
+    organizations,
+)
+
+
+class SqlOrgRepository:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def get(self, org_id: str) -> Organization | None:
+        row = self._conn.execute(select(organizations).where(organizations.c.id == org_id)).first()
+        return _org(row) if row else None
+
+    def find_by_name(self, name: str) -> Organization | None:
+        query = (
+            select(organizations).where(organizations.c.name == name).order_by(organizations.c.id)
+        )
+        row = self._conn.execute(query).first()
+        return _org(row) if row else None
+
+    def insert(self, org: Organization) -> None:
+        self._conn.execute(insert(organizations).values(**_fields(org)))
+
+    def update(self, org: Organization) -> None:
+        values = _fields(org)
+        del values["id"], values["created_at"]
+        self._conn.execute(
+            update(organizations).where(organizations.c.id == org.id).values(**values)
+        )
+
+
+def _org(row: Row[Any]) -> Organization:
+    m = row._mapping
+    return Organization(
+        id=m["id"],
+        name=m["name"],
+        require_explicit_scopes=bool(m["require_explicit_scopes"]),
+        max_key_lifetime_days=m["max_key_lifetime_days"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+    )
