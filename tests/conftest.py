@@ -284,7 +284,7 @@ class Api:
         if request.headers.get("content-type", "").startswith("application/json"):
             try:
                 body = json.loads(request.content)
-            except (ValueError, httpx.RequestNotRead):  # malformed on purpose, or streamed
+            except (ValueError, RecursionError, httpx.RequestNotRead):  # hostile on purpose
                 return
             if isinstance(body, dict):
                 self._created.note_form(body)
