@@ -62,7 +62,9 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
         signin=SignInService(
             store,
             passwords,
-            accounts=InProcessAttemptLimiter(free=5),
+            # services/signin.py explains the three counts and their numbers.
+            pairs=InProcessAttemptLimiter(free=5),
+            accounts=InProcessAttemptLimiter(free=50),
             addresses=InProcessAttemptLimiter(free=20),
             clock=clock,
             monotonic=time.monotonic,

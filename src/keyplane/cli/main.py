@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from keyplane.app import build, create_app
+from keyplane.cli.users import users
 from keyplane.container import Keyplane
 from keyplane.domain.errors import KeyplaneError
 from keyplane.logs import setup_logging
@@ -22,6 +23,7 @@ app = typer.Typer(
 )
 orgs = typer.Typer(help="Organizations.", no_args_is_help=True)
 app.add_typer(orgs, name="orgs")
+app.add_typer(users, name="users")
 
 DatabaseUrl = Annotated[
     str | None,
@@ -120,7 +122,10 @@ def create_org(
         given = sys.stdin.readline().rstrip("\n") if owner_password_stdin else None
         password = check_password(given) if given is not None else _one_time_password()
         created = kp.orgs.create(name, owner_email)
-        kp.users.set_password(created.owner.id, password)
+        if created.owner.password_hash is None:
+            kp.users.set_password(created.owner.id, password)
+        else:  # a person who already signs in elsewhere keeps their password
+            owner_password_stdin, password = True, ""
     except KeyplaneError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc

@@ -21,7 +21,7 @@ from keyplane.storage.orgs import SqlOrgRepository
 from keyplane.storage.profiles import SqlProfileRepository
 from keyplane.storage.resources import SqlResourceRepository
 from keyplane.storage.sessions import SqlSessionRepository
-from keyplane.storage.users import SqlUserRepository
+from keyplane.storage.users import SqlIdentityRepository, SqlUserRepository
 
 
 class SqlStore:
@@ -45,6 +45,7 @@ class SqlStore:
 class SqlTransaction:
     def __init__(self, conn: Connection) -> None:
         self.orgs = SqlOrgRepository(conn)
+        self.identities = SqlIdentityRepository(conn)
         self.users = SqlUserRepository(conn)
         self.keys = SqlKeyRepository(conn)
         self.apps = SqlAppRepository(conn)
