@@ -51,6 +51,6 @@ def reset_password(
         raise typer.Exit(1) from exc
     finally:
         kp.close()
-    typer.echo(f"password reset for {identity.email}; their console sessions have ended")
+    typer.echo(f"new password for {identity.email}; their console sessions have ended")
     if not password_stdin:
         typer.echo(f"password      {password}  (one-time: shown only now)")
