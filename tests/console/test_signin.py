@@ -610,3 +610,22 @@ def test_a_right_password_with_no_accepted_membership_says_what_to_do(
     assert response.status_code == 403
     assert "not a member of any organization yet" in alert(response)
     assert "kp_session" not in visitor.cookies
+
+
+def test_a_person_can_sign_out_before_choosing_an_organization(
+    org: Org, other_org: Org, visitor: Visitor
+) -> None:
+    visitor.sign_in(two_org_person(org, other_org), PASSWORD)
+    chooser = visitor.get("/console/organizations")
+    session_token = re.search(
+        r'action="/console/logout"[^>]*>\s*<input type="hidden" name="csrf_token" value="([^"]+)"',
+        chooser.text,
+    )
+    assert session_token is not None
+
+    assert visitor.post("/console/logout", {"csrf_token": form_token(chooser)}).status_code == 403
+    response = visitor.post("/console/logout", {"csrf_token": session_token.group(1)})
+
+    assert response.status_code == 303
+    assert response.headers["location"] == "/console/login?signed_out=1"
+    assert visitor.get("/console/organizations").status_code == 303

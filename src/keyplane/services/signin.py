@@ -63,6 +63,14 @@ class Choice:
 
 
 @dataclass(frozen=True, slots=True)
+class Choosing:
+    """A session's organizations, and its CSRF token (for the chooser's sign-out form)."""
+
+    choices: list[Choice]
+    csrf_token: str = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class SignedIn:
     identity: Identity
     token: str = field(repr=False)
@@ -155,7 +163,7 @@ class SignInService:
                 record(tx, principal_for(tx, chosen), now, "user.sign_in", "user", chosen.id, ip=ip)
         return SignedIn(identity, token, csrf, int(SESSION_LIFETIME.total_seconds()), chosen)
 
-    def choices(self, token: str) -> list[Choice] | None:
+    def choosing(self, token: str) -> Choosing | None:
         """The organizations a session's identity may act in, or None (no valid session)."""
         with self._store.transaction() as tx:
             session = self._live(tx, token)
@@ -166,7 +174,13 @@ class SignInService:
                 org = tx.orgs.get(member.org_id)
                 if member.can_sign_in and org is not None:
                     found.append(Choice(member.id, org.id, org.name, member.role))
-            return found
+            return Choosing(found, session.csrf_token)
+
+    def csrf_token(self, token: str) -> str | None:
+        """The CSRF token of a live session, chosen or not; None without one."""
+        with self._store.transaction() as tx:
+            session = self._live(tx, token)
+            return session.csrf_token if session is not None else None
 
     def choose(self, token: str, user_id: str, ip: str) -> User:
         """Binds the session to one of its identity's memberships (also to switch later).

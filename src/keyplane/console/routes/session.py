@@ -19,7 +19,7 @@ from keyplane.api.routes.users import SETUP_LINK_PATH
 from keyplane.console.context import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
-    SignedIn,
+    NeedsSignIn,
     check_csrf,
     page,
 )
@@ -122,7 +122,7 @@ def login_form(request: Request, next: str | None = None) -> Response:
     token = request.cookies.get(SESSION_COOKIE)
     # Signed in but no organization chosen yet: every console page lands here (their
     # session does not resume), so this is where the chooser is offered.
-    if token and kp.signin.resume(token) is None and kp.signin.choices(token) is not None:
+    if token and kp.signin.resume(token) is None and kp.signin.csrf_token(token) is not None:
         return RedirectResponse(_with_next(CHOOSER, target), status_code=303)
     return _login_page(request, next=target)
 
@@ -158,11 +158,11 @@ def login(request: Request, form: PreSessionForm) -> Response:
 def choose_form(request: Request, next: str | None = None) -> Response:
     """Which organization to act in; also reachable later, to switch."""
     kp: Keyplane = request.app.state.keyplane
-    choices = kp.signin.choices(request.cookies.get(SESSION_COOKIE, ""))
-    if choices is None:
+    choosing = kp.signin.choosing(request.cookies.get(SESSION_COOKIE, ""))
+    if choosing is None:
         return RedirectResponse(_with_next("/console/login", _safe_next(next)), status_code=303)
     return _pre_session_page(
-        request, "choose_org.html", 200, choices=choices, next=_safe_next(next)
+        request, "choose_org.html", 200, choosing=choosing, next=_safe_next(next)
     )
 
 
@@ -176,12 +176,11 @@ def choose(request: Request, form: PreSessionForm) -> Response:
     except NeedsSession:
         return RedirectResponse(_with_next("/console/login", target), status_code=303)
     except NotFound:
-        choices = kp.signin.choices(token) or []
         return _pre_session_page(
             request,
             "choose_org.html",
             404,
-            choices=choices,
+            choosing=kp.signin.choosing(token),
             next=target,
             error="You are not a member of that organization.",
         )
@@ -191,10 +190,16 @@ def choose(request: Request, form: PreSessionForm) -> Response:
 
 
 @router.post("/console/logout")
-def logout(console: SignedIn, form: PostedForm) -> Response:
-    check_csrf(form, console.csrf_token)
-    token = console.request.cookies.get(SESSION_COOKIE, "")
-    console.kp.signin.sign_out(token)
+def logout(request: Request, form: PostedForm) -> Response:
+    """Ends the session, whether or not an organization was chosen (the chooser has a
+    sign-out button too)."""
+    kp: Keyplane = request.app.state.keyplane
+    token = request.cookies.get(SESSION_COOKIE, "")
+    expected = kp.signin.csrf_token(token) if token else None
+    if expected is None:
+        raise NeedsSignIn
+    check_csrf(form, expected)
+    kp.signin.sign_out(token)
     response = RedirectResponse("/console/login?signed_out=1", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response

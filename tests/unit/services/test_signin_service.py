@@ -222,8 +222,9 @@ def test_several_memberships_wait_for_a_choice(world: World) -> None:
 
     assert signed_in.user is None
     assert world.signin.resume(signed_in.token) is None  # no console page until chosen
-    choices = world.signin.choices(signed_in.token)
-    assert choices is not None
+    choosing = world.signin.choosing(signed_in.token)
+    assert choosing is not None
+    choices = choosing.choices
     assert {c.org_id for c in choices} == {first.org_id, second.org_id}
     chosen = next(c for c in choices if c.org_id == second.org_id)
     world.signin.choose(signed_in.token, chosen.user_id, "198.51.100.5")
