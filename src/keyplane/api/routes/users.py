@@ -19,7 +19,10 @@ SETUP_LINK_PATH = "/console/set-password/"
 @router.post("", status_code=201, responses=problems(409, 422), summary="Invite a user")
 def create_user(body: UserCreate, principal: UsersWrite, kp: Services) -> UserCreated:
     """Creates a user with a role no more powerful than the caller's. Without a password
-    the answer carries a one-time set-password link; only owners can make owners."""
+    the answer carries a one-time set-password link; only owners can make owners. An email
+    that already signs in to another organization is answered the same way: the person
+    joins through the link with the password they have (an initial password is never set
+    for them)."""
     invited = kp.users.create(
         principal, NewUser(email=body.email, name=body.name, role=body.role, password=body.password)
     )
