@@ -34,7 +34,7 @@ from keyplane.domain.ids import new_id
 from keyplane.domain.models import ConsoleSession, Identity, User
 from keyplane.domain.ports import AttemptLimiter, Clock, PasswordHasher, Store, Transaction
 from keyplane.services.common import Principal, record
-from keyplane.services.users import principal_for, token_digest
+from keyplane.services.users import account_subject, principal_for, token_digest
 
 SESSION_LIFETIME = timedelta(hours=12)
 # Expired sessions deleted by each successful sign-in: bounded work, and sign-ins come
@@ -112,7 +112,8 @@ class SignInService:
         """A session for a correct password: bound to the organization when there is one,
         waiting for ``choose`` when there are several."""
         email = email.strip().lower()
-        pair, account, address = [f"email:{email} ip:{ip}"], [f"email:{email}"], [f"ip:{ip}"]
+        account = [account_subject(email)]
+        pair, address = [f"{account[0]} ip:{ip}"], [f"ip:{ip}"]
         tick = self._monotonic()
         wait = max(
             self._pairs.retry_after(pair, tick),

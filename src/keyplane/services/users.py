@@ -30,22 +30,24 @@ initial password, and what organization A learns from adding an address:
    sign in somewhere on this keyplane, never where; a caller who does not choose passwords
    (the console never does) learns nothing.
 4. A wrong password on a link's confirmation burns the link (the membership stays pending
-   until re-invited), so a link cannot be used to guess a password.
+   until re-invited) and counts against the account's sign-in ceiling, so links are no
+   faster a way to guess a password than the sign-in form.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Literal
 
 from keyplane.domain.catalogue import Catalogue
-from keyplane.domain.errors import Conflict, InvalidInput, NotFound
+from keyplane.domain.errors import Conflict, InvalidInput, NotFound, Throttled
 from keyplane.domain.ids import new_id
 from keyplane.domain.models import Identity, Page, Role, User
-from keyplane.domain.ports import Clock, PasswordHasher, Store, Transaction
+from keyplane.domain.ports import AttemptLimiter, Clock, PasswordHasher, Store, Transaction
 from keyplane.domain.roles import OWNERSHIP, ROLES, role_scopes
 from keyplane.domain.scopes import ScopeSet
 from keyplane.services.common import (
@@ -107,11 +109,27 @@ def principal_for(tx: Transaction, user: User) -> Principal:
     return Principal(user.org_id, user.id, role_scopes(user.role, catalogue))
 
 
+def account_subject(email: str) -> str:
+    """The attempt limiter's subject for an address (shared with sign-in)."""
+    return f"email:{email}"
+
+
 class UserService:
-    def __init__(self, store: Store, passwords: PasswordHasher, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: Store,
+        passwords: PasswordHasher,
+        clock: Clock,
+        accounts: AttemptLimiter,
+        monotonic: Callable[[], float],
+    ) -> None:
         self._store = store
         self._passwords = passwords
         self._clock = clock
+        # Sign-in's per-account ceiling: a wrong password on a link counts against it, so
+        # burning a link and inviting again is no faster a way to guess than signing in.
+        self._accounts = accounts
+        self._monotonic = monotonic
 
     def create(self, principal: Principal, new: NewUser) -> InvitedUser:
         """A member with an initial password, or (without one) a one-time set-password token.
@@ -241,7 +259,8 @@ class UserService:
         one) checks it. Either way the link's membership is accepted and the link is spent.
 
         NotFound for unknown, used or stale links; InvalidInput (field ``password``) for a
-        wrong password on a confirmation, which also burns the link (module docstring).
+        wrong password on a confirmation, which also burns the link (module docstring) and
+        counts as a failed sign-in of the account; Throttled while the account is.
         """
         now = self._clock()
         digest = token_digest(token)
@@ -250,12 +269,18 @@ class UserService:
         if found is None or found[1] <= now:
             raise NotFound("set-password link", "(this link)")
         existing = found[0].password_hash
+        account = [account_subject(found[0].email)]
         # argon2 outside the transaction: it takes tens of milliseconds.
         if existing is None:
             new_hash: str | None = self._passwords.hash(check_password(password))
             confirmed = True
         else:
+            wait = self._accounts.retry_after(account, self._monotonic())
+            if wait > 0:
+                raise Throttled(wait)
             new_hash, confirmed = None, self._passwords.verify(existing, password)
+            if not confirmed:
+                self._accounts.failed(account, self._monotonic())
         with self._store.transaction() as tx:
             found = tx.users.find_by_setup_digest(digest)
             if found is None or found[1] <= now or found[0].password_hash != existing:

@@ -14,7 +14,7 @@ import pytest
 
 from keyplane.app import build
 from keyplane.container import Keyplane
-from keyplane.domain.errors import InvalidCredentials, NotFound, Throttled
+from keyplane.domain.errors import InvalidCredentials, InvalidInput, NotFound, Throttled
 from keyplane.domain.scopes import ScopeSet
 from keyplane.memory import InProcessAttemptLimiter
 from keyplane.services.common import Principal
@@ -108,16 +108,18 @@ def world(base: tuple[Keyplane, Clock]) -> World:
     kp, clock = base
     ticks = Ticks()
     passwords = CheapArgon2()
+    accounts = InProcessAttemptLimiter(free=50, cap=CAP)
     signin = SignInService(
         kp.store,
         passwords,
         pairs=InProcessAttemptLimiter(free=5, cap=CAP),
-        accounts=InProcessAttemptLimiter(free=50, cap=CAP),
+        accounts=accounts,
         addresses=InProcessAttemptLimiter(free=20, cap=CAP),
         clock=clock,
         monotonic=ticks,
     )
-    return World(kp, clock, ticks, signin, UserService(kp.store, passwords, clock))
+    users = UserService(kp.store, passwords, clock, accounts, ticks)
+    return World(kp, clock, ticks, signin, users)
 
 
 def fail(world: World, email: str, ip: str, times: int = 1) -> None:
@@ -275,3 +277,25 @@ def test_a_sign_in_purges_expired_sessions_a_batch_at_a_time(world: World) -> No
         left = {row.digest for row in conn.execute(console_sessions.select())}
     assert not left & {token_digest(t) for t in tokens}
     assert PURGE_BATCH >= 1
+
+
+def test_wrong_passwords_on_links_count_against_the_account_ceiling(world: World) -> None:
+    """Burning a link and inviting again is no way around sign-in's throttle."""
+    owner, other = world.org(), world.org()
+    email = world.member(owner)
+    for _ in range(50):
+        invited = world.users.create(other, NewUser(email=email))
+        assert invited.setup_token is not None
+        with pytest.raises(InvalidInput):
+            world.users.set_password_with_token(invited.setup_token, WRONG)
+        world.users.delete(other, invited.user.id)
+
+    last = world.users.create(other, NewUser(email=email))
+    assert last.setup_token is not None
+    with pytest.raises(Throttled):
+        world.users.set_password_with_token(last.setup_token, PASSWORD)
+    with pytest.raises(Throttled):
+        world.signin.sign_in(email, PASSWORD, "198.51.100.9")
+    world.ticks.now += 1.5
+    world.users.set_password_with_token(last.setup_token, PASSWORD)  # the link still works
+    assert world.users.get(other, last.user.id).can_sign_in

@@ -27,6 +27,7 @@ from keyplane.console.forms import errors_of
 from keyplane.container import Keyplane
 from keyplane.domain.errors import InvalidCredentials, InvalidInput, NotFound, Throttled
 from keyplane.services.signin import NeedsSession, NoOrganization
+from keyplane.services.users import SetupLink
 
 router = APIRouter()
 
@@ -235,11 +236,21 @@ def set_password(request: Request, token: str, form: PreSessionForm) -> Response
         )
     try:
         kp.users.set_password_with_token(token, password)
-    except InvalidInput as exc:
-        if mode == "confirm":  # a wrong password burns the link (services/users.py)
-            return _set_password_page(request, token, 422, burnt=True)
-        return _set_password_page(request, token, 422, mode=mode, errors=errors_of(exc))
-    except NotFound:
-        return _set_password_page(request, token, 404, expired=True)
+    except (InvalidInput, NotFound, Throttled) as exc:
+        return _link_refused(request, token, mode, exc)
     done = "password_set" if mode == "choose" else "joined"
     return RedirectResponse(f"/console/login?{done}=1", status_code=303)
+
+
+def _link_refused(
+    request: Request, token: str, mode: SetupLink, exc: InvalidInput | NotFound | Throttled
+) -> HTMLResponse:
+    if isinstance(exc, NotFound):
+        return _set_password_page(request, token, 404, expired=True)
+    if isinstance(exc, Throttled):
+        refused = _set_password_page(request, token, 429, mode=mode, error=str(exc))
+        refused.headers["Retry-After"] = str(exc.retry_after)
+        return refused
+    if mode == "confirm":  # a wrong password burns the link (services/users.py)
+        return _set_password_page(request, token, 422, burnt=True)
+    return _set_password_page(request, token, 422, mode=mode, errors=errors_of(exc))
