@@ -156,9 +156,11 @@ class UserService:
                     raise Conflict(
                         f"{email!r} is already a member of this organization.", field="email"
                     )
-                password_set = password_hash is not None and identity.password_hash is None
-                if password_set and password_hash is not None:
-                    tx.identities.set_password(identity.id, password_hash)
+                password_set = (
+                    password_hash is not None
+                    and identity.password_hash is None
+                    and tx.identities.set_first_password(identity.id, password_hash)
+                )
             user = User(
                 id=new_id("usr"),
                 org_id=principal.org_id,
@@ -291,9 +293,12 @@ class UserService:
                 tx.users.set_setup_token(user.id, None, None)
                 record(tx, actor, now, "user.accept_failed", "user", user.id)
             else:
+                if new_hash is not None and not tx.identities.set_first_password(
+                    user.identity_id, new_hash
+                ):
+                    raise NotFound("set-password link", "(this link)")  # raced another link
                 tx.users.activate(user.id)
                 if new_hash is not None:
-                    tx.identities.set_password(user.identity_id, new_hash)
                     tx.sessions.delete_for_identity(user.identity_id)
                     record(tx, actor, now, "user.password_set", "user", user.id, via="link")
                 record(tx, actor, now, "user.accept", "user", user.id)

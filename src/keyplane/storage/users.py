@@ -32,6 +32,14 @@ class SqlIdentityRepository:
         query = update(identities).where(identities.c.id == identity_id)
         self._conn.execute(query.values(password_hash=password_hash))
 
+    def set_first_password(self, identity_id: str, password_hash: str) -> bool:
+        """Sets the password only if the identity has none yet (one statement, so two
+        concurrent first passwords cannot both win); True when it did."""
+        query = update(identities).where(
+            identities.c.id == identity_id, identities.c.password_hash.is_(None)
+        )
+        return bool(self._conn.execute(query.values(password_hash=password_hash)).rowcount)
+
     def delete_if_unused(self, identity_id: str) -> bool:
         """Deletes the identity when no membership is left; True when it did."""
         used = exists().where(memberships.c.identity_id == identities.c.id)
