@@ -629,3 +629,19 @@ def test_a_person_can_sign_out_before_choosing_an_organization(
     assert response.status_code == 303
     assert response.headers["location"] == "/console/login?signed_out=1"
     assert visitor.get("/console/organizations").status_code == 303
+
+
+def test_the_chooser_switches_a_signed_in_session_to_another_organization(
+    org: Org, other_org: Org, visitor: Visitor
+) -> None:
+    visitor.sign_in(two_org_person(org, other_org), PASSWORD)
+    by_name = {o.api.get("/v1/org").json()["name"]: o for o in (org, other_org)}
+    for name, chosen_org in [*by_name.items(), *by_name.items()]:
+        chooser = visitor.get("/console/organizations")
+        user_id = chooser_forms(chooser)[name]
+        posted = visitor.post(
+            "/console/organizations", {"csrf_token": form_token(chooser), "user_id": user_id}
+        )
+        assert posted.status_code == 303
+        role = "developer" if chosen_org is org else "viewer"  # two_org_person's roles
+        assert f'<span class="role">{role}</span>' in visitor.get("/console/keys").text
