@@ -149,6 +149,11 @@ def test_an_email_is_taken_only_within_one_organization(org: Org, other_org: Org
     assert other_org.api.post("/v1/users", json={"email": email}).status_code == 201
 
 
+def token_of(created: dict[str, Any]) -> str:
+    """The token of a creation's set-password link."""
+    return str(created["set_password_url"]).removeprefix("/console/set-password/")
+
+
 def _shape(body: dict[str, Any]) -> dict[str, Any]:
     """What an answer says beyond the values the caller chose or that are always new."""
     return {
@@ -191,7 +196,7 @@ def _accept(org: Org, email: str, password: str = PASSWORD) -> None:
         return
     org.api.delete(f"/v1/users/{member['id']}")
     made = invite(org, email=email, role=member["role"], name=member["name"])
-    token = made["set_password_url"].removeprefix("/console/set-password/")
+    token = token_of(made)
     org.server.kp.users.set_password_with_token(token, password)
 
 
@@ -217,7 +222,7 @@ def test_a_link_of_one_organization_cannot_change_the_password_of_someone_elsewh
     email = fresh_email("guarded")
     invite(other_org, email=email, password=PASSWORD)
     made = invite(org, email=email)
-    token = made["set_password_url"].removeprefix("/console/set-password/")
+    token = token_of(made)
     users = org.server.kp.users
 
     assert users.setup_link(token) == "confirm"
@@ -235,7 +240,7 @@ def test_the_person_joins_through_a_link_with_the_password_they_have(
     email = fresh_email("joins")
     invite(other_org, email=email, password=PASSWORD)
     made = invite(org, email=email)
-    token = made["set_password_url"].removeprefix("/console/set-password/")
+    token = token_of(made)
 
     org.server.kp.users.set_password_with_token(token, PASSWORD)
 
@@ -250,8 +255,8 @@ def test_a_link_that_chose_the_password_reaches_no_other_invitation(
     email = fresh_email("pending")
     theirs = invite(other_org, email=email)
     mine = invite(org, email=email)
-    my_token = mine["set_password_url"].removeprefix("/console/set-password/")
-    their_token = theirs["set_password_url"].removeprefix("/console/set-password/")
+    my_token = token_of(mine)
+    their_token = token_of(theirs)
     users = org.server.kp.users
 
     users.set_password_with_token(my_token, PASSWORD)  # whoever holds my link chose it
@@ -286,7 +291,7 @@ def test_removing_a_member_keeps_their_other_memberships_and_the_last_one_the_id
 def test_setting_a_password_is_audited_without_the_password(org: Org) -> None:
     made = invite(org, password=PASSWORD)
     link = invite(org)
-    token = link["set_password_url"].removeprefix("/console/set-password/")
+    token = token_of(link)
     org.server.kp.users.set_password_with_token(token, PASSWORD)
     org.server.kp.users.set_password(org.owner_id, PASSWORD)
 
