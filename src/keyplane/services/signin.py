@@ -7,9 +7,10 @@ Throttling (``keyplane.app`` sets these numbers). Failures are counted three way
 with exponential back-off (2^(n - free) seconds after ``free`` failures, capped at 15
 minutes, forgotten after a quiet hour):
 
-- per account *and* address, 5 free: the main throttle. A guesser at one address gets 5
-  tries, then waits 1, 2, 4 … seconds, then 15 minutes per try (about 19 guesses in the
-  first hour). A success from that address clears this count.
+- per account *and* address (an IPv6 address counts as its /64), 5 free: the main
+  throttle. A guesser at one address gets 5 tries, then waits 1, 2, 4 … seconds, then 15
+  minutes per try (about 19 guesses in the first hour). A success from that address
+  clears this count.
 - per account, 50 free across every address: the ceiling against a guesser with many
   addresses; past it everyone (the owner too) waits. It is never cleared by a success,
   or an attacker's correct guess of another address' password... would not apply, but the
@@ -24,6 +25,7 @@ the pair and the loose account ceiling, and the owner's address has no failures.
 
 from __future__ import annotations
 
+import ipaddress
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -113,7 +115,8 @@ class SignInService:
         waiting for ``choose`` when there are several."""
         email = email.strip().lower()
         account = [account_subject(email)]
-        pair, address = [f"{account[0]} ip:{ip}"], [f"ip:{ip}"]
+        network = _network(ip)
+        pair, address = [f"{account[0]} ip:{network}"], [f"ip:{network}"]
         tick = self._monotonic()
         wait = max(
             self._pairs.retry_after(pair, tick),
@@ -228,6 +231,18 @@ class SignInService:
             tx.sessions.delete(digest)
             return None
         return session
+
+
+def _network(ip: str) -> str:
+    """The unit an address is counted by: an IPv4 address, or an IPv6 /64 (one host is
+    usually given a whole /64, so counting single IPv6 addresses would count nothing)."""
+    try:
+        parsed = ipaddress.ip_address(ip)
+    except ValueError:
+        return ip
+    if parsed.version == 6:
+        return str(ipaddress.ip_network(f"{parsed}/64", strict=False))
+    return str(parsed)
 
 
 class NeedsSession(KeyplaneError):

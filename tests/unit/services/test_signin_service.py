@@ -137,6 +137,16 @@ def test_failures_from_one_address_do_not_keep_the_owner_out_from_another(world:
     assert world.signin.sign_in(email, PASSWORD, "203.0.113.7").user is not None
 
 
+def test_an_ipv6_address_is_counted_with_the_rest_of_its_64(world: World) -> None:
+    email = world.member(world.org())
+    for host in range(5):
+        fail(world, email, f"2001:db8:1:2::{host + 1:x}")
+
+    with pytest.raises(Throttled):
+        world.signin.sign_in(email, PASSWORD, "2001:db8:1:2:ffff::9")
+    assert world.signin.sign_in(email, PASSWORD, "2001:db8:1:3::1").user is not None
+
+
 def test_a_success_clears_the_count_of_its_own_address(world: World) -> None:
     email = world.member(world.org())
     fail(world, email, "198.51.100.2", times=4)
