@@ -121,6 +121,52 @@ def test_the_explicit_scopes_policy_is_per_org(org: Org, other_org: Org) -> None
     assert other_org.api.create_key()["full_access"] is True
 
 
+def test_the_policy_refuses_a_scopeless_key_in_an_app_without_scopes(org: Org) -> None:
+    # The app predates the policy: it grants everything, and so would a key added to it.
+    app = org.api.post("/v1/apps", json={"name": "legacy", "scopes": []}).json()
+    assert app["full_access"] is True
+    org.api.patch("/v1/org", json={"require_explicit_scopes": True})
+
+    body = problem(org.api.post("/v1/keys", json={"name": "k", "app_id": app["id"]}), 422, "scopes")
+
+    assert "'legacy'" in body["detail"]
+    assert "full access" in body["detail"]
+    assert org.api.get(f"/v1/apps/{app['id']}").json()["key_count"] == 0
+    narrowed = org.api.create_key(app_id=app["id"], scopes=["apps:read"])
+    assert narrowed["effective_scopes"] == ["apps:read"]
+    assert narrowed["full_access"] is False
+
+
+@pytest.mark.parametrize(
+    ("own", "app_scopes", "refused"),
+    [
+        ([], None, True),
+        ([], [], True),
+        ([], ["apps:read"], False),
+        (["apps:read"], None, False),
+        (["apps:read"], [], False),
+        (["*"], None, False),  # full access chosen explicitly is what the policy asks for
+    ],
+    ids=["no-app", "open-app", "scoped-app", "own-no-app", "own-open-app", "explicit-star"],
+)
+def test_the_policy_looks_at_what_a_key_would_hold_not_only_its_own_scopes(
+    org: Org, own: list[str], app_scopes: list[str] | None, refused: bool
+) -> None:
+    body: dict[str, Any] = {"name": "k", "scopes": own}
+    if app_scopes is not None:  # made before the policy, when no scopes was allowed
+        body["app_id"] = org.api.post("/v1/apps", json={"name": "a", "scopes": app_scopes}).json()[
+            "id"
+        ]
+    org.api.patch("/v1/org", json={"require_explicit_scopes": True})
+
+    response = org.api.post("/v1/keys", json=body)
+
+    if refused:
+        problem(response, 422, "scopes")
+    else:
+        assert response.status_code == 201, response.text
+
+
 # ---- max_key_lifetime_days -------------------------------------------------------------------
 
 

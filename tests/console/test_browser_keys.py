@@ -168,6 +168,50 @@ def test_an_org_requiring_explicit_permissions_refuses_an_empty_grid(
     expect(page.get_by_label("Name", exact=True)).to_have_value("no scopes")
 
 
+def test_the_hint_follows_the_chosen_app_and_an_open_app_is_held_to_the_policy(
+    page: Page, setup: ConsoleSetup
+) -> None:
+    api = setup.org.api
+    api.post("/v1/apps", json={"name": "legacy", "scopes": []})  # made before the policy
+    api.post("/v1/apps", json={"name": "reader", "scopes": ["apps:read"]})
+    api.patch("/v1/org", json={"require_explicit_scopes": True})
+    sign_in(page, setup.person("owner"))
+    page.goto("/console/keys/new")
+    hint = page.locator("#scopes-hint")
+
+    app = page.locator("#app_id")
+    app.select_option(label="reader")
+    expect(hint).to_have_text("The key gets the permissions of the app reader.")
+    app.select_option(label="legacy")
+    expect(hint).to_contain_text("the app legacy has none")
+    page.get_by_label("Name", exact=True).fill("into legacy")
+    page.get_by_role("button", name="Create API key").click()
+
+    expect(page.locator("#scopes-error")).to_contain_text("'legacy' has none")
+    expect(app.locator("option:checked")).to_have_text("legacy")
+
+
+def test_search_and_filter_the_keys_table(page: Page, setup: ConsoleSetup) -> None:
+    api = setup.org.api
+    api.create_key(name="billing sandbox", environment="test", scopes=["apps:read"])
+    api.create_key(name="billing live")
+    sign_in(page, setup.person("viewer"))
+
+    page.get_by_role("searchbox", name="Search").fill("billing")
+    page.get_by_label("Environment").select_option("test")
+    page.get_by_role("button", name="Filter").click()
+
+    rows = page.locator("#keys-table tbody tr")
+    expect(rows).to_have_count(1)
+    expect(rows.first).to_contain_text("billing sandbox")
+    expect(rows.first).to_contain_text("apps:read")
+    page.get_by_role("link", name="Clear").click()
+    expect(page.locator("#keys-table tbody tr", has_text="billing live")).to_contain_text(
+        "FULL ACCESS"
+    )
+    screenshot(page, "keys-filtered")
+
+
 def test_a_developer_is_offered_only_what_they_may_grant(page: Page, setup: ConsoleSetup) -> None:
     sign_in(page, setup.person("developer"))
     page.goto("/console/keys/new")

@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from keyplane.console.errors import install_console_errors
+from keyplane.console.headers import ConsoleHeaders
 from keyplane.console.routes import apps, keys, org, profiles, resources, session, users
 
 STATIC = Path(__file__).parent / "static"
@@ -20,6 +21,7 @@ STATIC = Path(__file__).parent / "static"
 
 def install_console(app: FastAPI) -> None:
     install_console_errors(app)
+    app.add_middleware(ConsoleHeaders)
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
     for feature in (session, keys, apps, resources, profiles, users, org):
         app.include_router(feature.router, include_in_schema=False)

@@ -1,4 +1,10 @@
-"""Who is signed in, CSRF checks, and rendering pages for them."""
+"""Who is signed in, CSRF checks, and rendering pages for them.
+
+Console handlers are plain ``def`` functions: FastAPI runs them in its threadpool, so the
+synchronous services they call (argon2, database transactions) never block the event loop.
+The only ``async`` piece is reading a posted form, done by the ``SignedForm`` dependency,
+which checks the CSRF token before any handler sees the form: no handler can forget it.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NamedTuple
 
 from fastapi import Depends, Request
 from fastapi.templating import Jinja2Templates
@@ -63,7 +69,11 @@ class Console:
         return page(self.request, template, status_code, console=self, **context)
 
     async def form(self) -> FormData:
-        """The posted form, after checking its CSRF token against the session's."""
+        """The posted form, after checking its CSRF token against the session's.
+
+        Prefer ``SignedForm``, which does this before the handler runs (and lets the
+        handler be a plain ``def``).
+        """
         form = await self.request.form()
         check_csrf(form, self.csrf_token)
         return form
@@ -77,14 +87,11 @@ def check_csrf(form: FormData, expected: str) -> None:
 
 
 def page(request: Request, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+    """A rendered console page. Pages hold CSRF tokens and sometimes secrets: never cached.
+    The security headers (CSP, framing, HSTS, ...) come from ``ConsoleHeaders``, which also
+    covers redirects and error pages."""
     response = TEMPLATES.TemplateResponse(request, template, context, status_code=status_code)
     response.headers["Cache-Control"] = "no-store"
-    response.headers["X-Frame-Options"] = "DENY"
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
-        "frame-ancestors 'none'; form-action 'self'"
-    )
-    response.headers["Referrer-Policy"] = "same-origin"
     return response
 
 
@@ -98,6 +105,24 @@ def _console(request: Request) -> Console:
 
 
 SignedIn = Annotated[Console, Depends(_console)]
+
+
+class Posted(NamedTuple):
+    """A signed-in request's posted form, its CSRF token already checked."""
+
+    console: Console
+    form: FormData
+
+
+async def _signed_form(console: SignedIn) -> Posted:
+    # Async only to read the body; no service is called here. ``_console`` (sync, in the
+    # threadpool) has resolved the session before this runs.
+    form = await console.request.form()
+    check_csrf(form, console.csrf_token)
+    return Posted(console, form)
+
+
+SignedForm = Annotated[Posted, Depends(_signed_form)]
 
 
 def relative(value: datetime | None, now: datetime | None = None) -> str:

@@ -12,6 +12,7 @@ from keyplane.domain.limits import (
     EXPIRES_IN_DAYS_MAX,
     EXPIRES_IN_DAYS_MIN,
     METADATA_MAX_BYTES,
+    NAME_MAX,
 )
 from keyplane.domain.models import (
     ApiKey,
@@ -73,6 +74,17 @@ class KeyView:
 
 
 @dataclass(frozen=True, slots=True)
+class FullAccess:
+    """What in an organization still grants everything: apps without scopes, and unexpired
+    keys whose effective scopes are everything. ``more`` when a list was cut at its limit."""
+
+    apps: list[App]
+    keys: list[KeyView]
+    more_apps: bool
+    more_keys: bool
+
+
+@dataclass(frozen=True, slots=True)
 class IssuedKey:
     """The only object that ever carries a full key: the answer to a creation."""
 
@@ -123,12 +135,10 @@ class KeyService:
         metadata = check_json_size("metadata", new.metadata, METADATA_MAX_BYTES)
         own = Catalogue(tx.resources.all(org.id)).validate("scopes", list(new.scopes))
         app = _app_for(tx, org.id, new.app_id)
-        if not new.scopes and app is None and org.require_explicit_scopes:
-            raise InvalidInput.field(
-                "scopes",
-                "this organization requires explicit scopes: "
-                "a key without scopes would have full access",
-            )
+        # The policy is about effective scopes: a key without its own scopes in an app
+        # without scopes (made before the policy was switched on) would have full access too.
+        if org.require_explicit_scopes and not new.scopes and (app is None or not app.scopes):
+            raise InvalidInput.field("scopes", _explicit_scopes_required(app))
         effective = effective_scopes(tuple(own.sorted()) if new.scopes else (), app)
         principal.ensure_can_grant("scopes", effective)
         if new.profile_id is not None and tx.profiles.get(org.id, new.profile_id) is None:
@@ -172,26 +182,51 @@ class KeyService:
         cursor: str | None = None,
         status: KeyStatus | None = None,
         app_id: str | None = None,
+        q: str | None = None,
+        environment: Environment | None = None,
     ) -> Page[KeyView]:
+        """Newest first. ``q`` matches a name anywhere or an id from its start, ignoring case."""
         check_limit(limit)
         after = check_cursor(cursor, "key")
+        q = _search(q)
         now = self._clock()
         with self._store.transaction() as tx:
             page = paginate(
                 lambda n: tx.keys.page(
-                    principal.org_id, now=now, limit=n, after=after, status=status, app_id=app_id
+                    principal.org_id,
+                    now=now,
+                    limit=n,
+                    after=after,
+                    status=status,
+                    app_id=app_id,
+                    q=q,
+                    environment=environment,
                 ),
                 limit,
                 lambda k: k.id,
             )
-            apps: dict[str, App | None] = {}
-            views = []
-            for key in page.items:
-                if key.app_id is not None and key.app_id not in apps:
-                    apps[key.app_id] = tx.apps.get(principal.org_id, key.app_id)
-                app = apps.get(key.app_id) if key.app_id else None
-                views.append(KeyView(key, key.status(now), effective_scopes(key.scopes, app)))
-            return Page(views, page.next_cursor)
+            return Page(self._views(tx, principal.org_id, page.items, now), page.next_cursor)
+
+    def full_access(self, principal: Principal, *, limit: int = 50) -> FullAccess:
+        """Apps and keys that grant everything, newest first, at most ``limit`` of each."""
+        check_limit(limit)
+        now = self._clock()
+        with self._store.transaction() as tx:
+            apps = tx.apps.full_access(principal.org_id, limit=limit + 1)
+            keys = tx.keys.full_access(principal.org_id, now=now, limit=limit + 1)
+            views = self._views(tx, principal.org_id, keys[:limit], now)
+        return FullAccess(apps[:limit], views, len(apps) > limit, len(keys) > limit)
+
+    @staticmethod
+    def _views(tx: Transaction, org_id: str, keys: list[ApiKey], now: datetime) -> list[KeyView]:
+        apps: dict[str, App | None] = {}
+        views = []
+        for key in keys:
+            if key.app_id is not None and key.app_id not in apps:
+                apps[key.app_id] = tx.apps.get(org_id, key.app_id)
+            app = apps.get(key.app_id) if key.app_id else None
+            views.append(KeyView(key, key.status(now), effective_scopes(key.scopes, app)))
+        return views
 
     def update(self, principal: Principal, key_id: str, changes: KeyChanges) -> KeyView:
         now = self._clock()
@@ -247,6 +282,30 @@ def _key(tx: Transaction, org_id: str, key_id: str) -> ApiKey:
     if key is None:
         raise NotFound("key", key_id)
     return key
+
+
+def _explicit_scopes_required(app: App | None) -> str:
+    if app is None:
+        return (
+            "this organization requires explicit scopes: a key without scopes would have "
+            "full access"
+        )
+    return (
+        f"this organization requires explicit scopes: app {app.name!r} has none, so a key "
+        "without scopes of its own would have full access; give the key scopes, or the app"
+    )
+
+
+def _search(q: str | None) -> str | None:
+    """A search term: trimmed, empty means none; bounded like a name, no NUL."""
+    if q is None or not q.strip():
+        return None
+    q = q.strip()
+    if len(q) > NAME_MAX:
+        raise InvalidInput.field("q", f"must be at most {NAME_MAX} characters")
+    if "\x00" in q:
+        raise InvalidInput.field("q", "must not contain NUL characters")
+    return q
 
 
 def _app_for(tx: Transaction, org_id: str, app_id: str | None) -> App | None:

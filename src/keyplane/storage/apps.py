@@ -18,6 +18,7 @@ from keyplane.domain.models import (
     App,
 )
 from keyplane.storage.rows import fields as _fields
+from keyplane.storage.scopes import grants_everything
 from keyplane.storage.tables import (
     api_keys,
     apps,
@@ -76,6 +77,12 @@ class SqlAppRepository:
             delete(api_keys).where(api_keys.c.org_id == org_id, api_keys.c.app_id == app_id)
         )
         self._conn.execute(delete(apps).where(apps.c.org_id == org_id, apps.c.id == app_id))
+
+    def full_access(self, org_id: str, *, limit: int) -> list[App]:
+        """Apps granting everything (no scopes, or ``*``), newest first."""
+        query = select(apps, _key_count()).where(apps.c.org_id == org_id, grants_everything(apps.c))
+        rows = self._conn.execute(query.order_by(apps.c.id.desc()).limit(limit))
+        return [_app(row) for row in rows]
 
     def scoped(self, org_id: str) -> list[tuple[str, tuple[str, ...]]]:
         query = select(apps.c.id, apps.c.scopes).where(apps.c.org_id == org_id)

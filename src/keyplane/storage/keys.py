@@ -22,9 +22,12 @@ from keyplane.domain.models import (
     ApiKey,
     KeyStatus,
 )
+from keyplane.domain.tokens import Environment
 from keyplane.storage.rows import fields as _fields
+from keyplane.storage.scopes import grants_everything
 from keyplane.storage.tables import (
     api_keys,
+    apps,
 )
 
 
@@ -50,6 +53,8 @@ class SqlKeyRepository:
         after: str | None,
         status: KeyStatus | None,
         app_id: str | None,
+        q: str | None = None,
+        environment: Environment | None = None,
     ) -> list[ApiKey]:
         c = api_keys.c
         query = select(api_keys).where(c.org_id == org_id)
@@ -57,6 +62,14 @@ class SqlKeyRepository:
             query = query.where(c.id < after)
         if app_id is not None:
             query = query.where(c.app_id == app_id)
+        if environment is not None:
+            query = query.where(c.environment == environment)
+        if q:
+            # autoescape: a % or _ typed into the search box is that character, not a
+            # wildcard. Names match anywhere, ids from their start, both ignoring case.
+            query = query.where(
+                or_(c.name.icontains(q, autoescape=True), c.id.istartswith(q, autoescape=True))
+            )
         live = or_(c.expires_at.is_(None), c.expires_at > now)
         if status == "expired":
             query = query.where(and_(c.expires_at.is_not(None), c.expires_at <= now))
@@ -101,6 +114,20 @@ class SqlKeyRepository:
         c = api_keys.c
         query = select(c.id).where(c.org_id == org_id, c.app_id == app_id).order_by(c.id)
         return list(self._conn.scalars(query))
+
+    def full_access(self, org_id: str, *, now: datetime, limit: int) -> list[ApiKey]:
+        """Unexpired keys whose effective scopes are everything, newest first: no own scopes
+        (or ``*``), and no app or an app that grants everything."""
+        c = api_keys.c
+        open_apps = select(apps.c.id).where(apps.c.org_id == org_id, grants_everything(apps.c))
+        query = select(api_keys).where(
+            c.org_id == org_id,
+            grants_everything(c),
+            or_(c.app_id.is_(None), c.app_id.in_(open_apps)),
+            or_(c.expires_at.is_(None), c.expires_at > now),
+        )
+        rows = self._conn.execute(query.order_by(c.id.desc()).limit(limit))
+        return [_key(row) for row in rows]
 
     def scoped(self, org_id: str) -> list[tuple[str, tuple[str, ...]]]:
         query = select(api_keys.c.id, api_keys.c.scopes).where(api_keys.c.org_id == org_id)

@@ -12,7 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 from starlette.responses import RedirectResponse
 
-from keyplane.console.context import Console, PageNotFound, SignedIn
+from keyplane.console.context import Console, PageNotFound, SignedForm, SignedIn
 from keyplane.console.forms import EXPIRY_CHOICES, errors_of, expiry, grid_rows, scopes, text
 from keyplane.domain.catalogue import Catalogue
 from keyplane.domain.errors import Conflict, Escalation, InvalidInput, KeyplaneError, NotFound
@@ -123,9 +123,9 @@ def new_app(console: SignedIn) -> Response:
 
 
 @router.post("")
-async def create_app(console: SignedIn) -> Response:
+def create_app(posted: SignedForm) -> Response:
+    console, form = posted
     console.require("apps:write")
-    form = await console.form()
     chosen = scopes(form)
     try:
         app = console.kp.apps.create(
@@ -199,9 +199,9 @@ def show_app(console: SignedIn, app_id: str) -> Response:
 
 
 @router.post("/{app_id}/rename")
-async def rename_app(console: SignedIn, app_id: str) -> Response:
+def rename_app(posted: SignedForm, app_id: str) -> Response:
+    console, form = posted
     console.require("apps:write")
-    form = await console.form()
     app = _app(console, app_id)
     values = {"name": text(form, "name"), "description": text(form, "description")}
     try:
@@ -219,9 +219,9 @@ async def rename_app(console: SignedIn, app_id: str) -> Response:
 
 
 @router.post("/{app_id}/scopes")
-async def save_scopes(console: SignedIn, app_id: str) -> Response:
+def save_scopes(posted: SignedForm, app_id: str) -> Response:
+    console, form = posted
     console.require("apps:write")
-    form = await console.form()
     app = _app(console, app_id)
     chosen = scopes(form)
     try:
@@ -247,10 +247,10 @@ def keys_tab(app_id: str) -> Response:
 
 
 @router.post("/{app_id}/keys")
-async def generate_key(console: SignedIn, app_id: str) -> Response:
+def generate_key(posted: SignedForm, app_id: str) -> Response:
+    console, form = posted
     console.require("apps:read")
     console.require("api_keys:write")
-    form = await console.form()
     app = _app(console, app_id)
     key_values = {"key_name": text(form, "name"), "key_expiration": text(form, "expiration")}
     issued: IssuedKey
@@ -283,9 +283,9 @@ async def generate_key(console: SignedIn, app_id: str) -> Response:
 
 
 @router.post("/{app_id}/delete")
-async def delete_app(console: SignedIn, app_id: str) -> Response:
+def delete_app(posted: SignedForm, app_id: str) -> Response:
+    console = posted.console
     console.require("apps:delete")
-    await console.form()
     try:
         console.kp.apps.delete(console.principal, app_id)
     except NotFound:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Response
 from starlette.responses import RedirectResponse
 
-from keyplane.console.context import Console, PageNotFound, SignedIn
+from keyplane.console.context import Console, PageNotFound, SignedForm, SignedIn
 from keyplane.console.forms import (
     EXPIRY_CHOICES,
     errors_of,
@@ -20,10 +21,13 @@ from keyplane.console.forms import (
 )
 from keyplane.domain.catalogue import Catalogue
 from keyplane.domain.errors import InvalidInput, KeyplaneError, NotFound
+from keyplane.domain.models import Page
 from keyplane.services.keys import IssuedKey, KeyChanges, NewKey
 
 router = APIRouter(prefix="/console/keys")
 
+KEY_STATUSES = ("active", "inactive", "expired")
+ENVIRONMENTS = ("live", "test")
 NOTICES = {
     "updated": "The key was updated.",
     "deleted": "The key was deleted. Every service using it has stopped working.",
@@ -44,27 +48,38 @@ def _list(
     issued: IssuedKey | None = None,
     notice: str | None = None,
 ) -> Response:
-    request = console.request
-    status = request.query_params.get("status") or None
-    app_id = request.query_params.get("app_id") or None
-    cursor = request.query_params.get("cursor") or None
+    params = console.request.query_params
+    status = params.get("status") if params.get("status") in KEY_STATUSES else None
+    environment = params.get("environment") if params.get("environment") in ENVIRONMENTS else None
+    app_id = params.get("app_id") or None
+    q = (params.get("q") or "").strip() or None
+    cursor = params.get("cursor") or None
+    filters = {"q": q, "status": status, "environment": environment, "app_id": app_id}
+    search_error = None
     try:
         page = console.kp.keys.page(
             console.principal,
             limit=25,
             cursor=cursor,
-            status=status if status in ("active", "inactive", "expired") else None,  # type: ignore[arg-type]
+            status=status,  # type: ignore[arg-type] # one of KEY_STATUSES
             app_id=app_id,
+            q=q,
+            environment=environment,  # type: ignore[arg-type] # one of ENVIRONMENTS
         )
-    except InvalidInput:
-        return RedirectResponse("/console/keys", status_code=303)
+    except InvalidInput as exc:
+        search_error = errors_of(exc).get("q")
+        if search_error is None:  # a cursor this list never returned
+            return RedirectResponse("/console/keys", status_code=303)
+        page = Page([], None)
     choices = _choices(console)
     return console.render(
         "keys/list.html",
         status_code,
         page=page,
-        status=status,
-        app_id=app_id,
+        filters=filters,
+        search_error=search_error,
+        # The current filters as a query string, for the pager's links.
+        filter_query=urlencode({k: v for k, v in filters.items() if v}),
         cursor=cursor,
         issued=issued,
         notice=notice,
@@ -114,9 +129,9 @@ def new_key(console: SignedIn) -> Response:
 
 
 @router.post("")
-async def create_key(console: SignedIn) -> Response:
+def create_key(posted: SignedForm) -> Response:
+    console, form = posted
     console.require("api_keys:write")
-    form = await console.form()
     values = {k: v for k, v in form.multi_items() if k != "csrf_token"}
     chosen = scopes(form)
     try:
@@ -172,9 +187,9 @@ def edit_key(console: SignedIn, key_id: str) -> Response:
 
 
 @router.post("/{key_id}/edit")
-async def update_key(console: SignedIn, key_id: str) -> Response:
+def update_key(posted: SignedForm, key_id: str) -> Response:
+    console, form = posted
     console.require("api_keys:write")
-    form = await console.form()
     view = _key(console, key_id)
     status = text(form, "status")
     try:
@@ -193,9 +208,9 @@ async def update_key(console: SignedIn, key_id: str) -> Response:
 
 
 @router.post("/{key_id}/delete")
-async def delete_key(console: SignedIn, key_id: str) -> Response:
+def delete_key(posted: SignedForm, key_id: str) -> Response:
+    console, form = posted
     console.require("api_keys:delete")
-    form = await console.form()
     try:
         console.kp.keys.delete(console.principal, key_id)
     except NotFound:

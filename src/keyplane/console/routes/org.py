@@ -1,11 +1,14 @@
-"""Settings: the organization's name and its policies for new keys."""
+"""Settings: the organization's name, its policies for new keys, and what still has full
+access (the policies govern new keys; what exists already is listed here to be narrowed)."""
 
 from __future__ import annotations
+
+from typing import Any
 
 from fastapi import APIRouter, Response
 from starlette.responses import RedirectResponse
 
-from keyplane.console.context import SignedIn
+from keyplane.console.context import Console, SignedForm, SignedIn
 from keyplane.console.forms import errors_of, text
 from keyplane.domain.errors import InvalidInput, KeyplaneError
 from keyplane.domain.limits import EXPIRES_IN_DAYS_MAX
@@ -25,23 +28,31 @@ def _lifetime(raw: str) -> int | None:
     return int(raw)
 
 
+def _page(console: Console, status_code: int = 200, **context: Any) -> Response:
+    # Listing what grants everything needs reading both apps and keys.
+    readable = console.can("apps:read") and console.can("api_keys:read")
+    return console.render(
+        "settings.html",
+        status_code,
+        org=console.kp.orgs.get(console.principal),
+        full_access=console.kp.keys.full_access(console.principal) if readable else None,
+        **context,
+    )
+
+
 @router.get("")
 def show_settings(console: SignedIn) -> Response:
     console.require("org:read")
     saved = console.request.query_params.get("notice") == "saved"
-    return console.render(
-        "settings.html",
-        org=console.kp.orgs.get(console.principal),
-        values=None,
-        errors={},
-        notice="The settings were saved." if saved else None,
+    return _page(
+        console, values=None, errors={}, notice="The settings were saved." if saved else None
     )
 
 
 @router.post("")
-async def save_settings(console: SignedIn) -> Response:
+def save_settings(posted: SignedForm) -> Response:
+    console, form = posted
     console.require("org:write")
-    form = await console.form()
     name = text(form, "name")
     explicit = form.get("require_explicit_scopes") is not None  # unchecked boxes are not sent
     lifetime = text(form, "max_key_lifetime_days")
@@ -58,10 +69,9 @@ async def save_settings(console: SignedIn) -> Response:
         errors = errors_of(exc)
         if "max_key_lifetime_days" in errors:  # the API's wording says "or null"
             errors["max_key_lifetime_days"] = LIFETIME_HINT
-        return console.render(
-            "settings.html",
+        return _page(
+            console,
             422,
-            org=console.kp.orgs.get(console.principal),
             values={"name": name, "explicit": explicit, "lifetime": lifetime},
             errors=errors,
         )

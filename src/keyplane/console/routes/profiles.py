@@ -10,7 +10,7 @@ from fastapi import APIRouter, Response
 from starlette.datastructures import FormData
 from starlette.responses import RedirectResponse
 
-from keyplane.console.context import Console, PageNotFound, SignedIn
+from keyplane.console.context import Console, PageNotFound, SignedForm, SignedIn
 from keyplane.console.forms import errors_of, text
 from keyplane.domain.errors import Conflict, InvalidInput, KeyplaneError, NotFound
 from keyplane.domain.models import JSONObject, Profile
@@ -131,9 +131,9 @@ def new_profile(console: SignedIn) -> Response:
 
 
 @router.post("/new")
-async def create_profile(console: SignedIn) -> Response:
+def create_profile(posted: SignedForm) -> Response:
+    console, form = posted
     console.require("profiles:write")
-    form = await console.form()
     try:
         console.kp.profiles.create(
             console.principal,
@@ -153,9 +153,9 @@ def edit_profile(console: SignedIn, profile_id: str) -> Response:
 
 
 @router.post("/{profile_id}/edit")
-async def update_profile(console: SignedIn, profile_id: str) -> Response:
+def update_profile(posted: SignedForm, profile_id: str) -> Response:
+    console, form = posted
     console.require("profiles:write")
-    form = await console.form()
     profile = _profile(console, profile_id)
     try:
         console.kp.profiles.update(
@@ -173,9 +173,9 @@ async def update_profile(console: SignedIn, profile_id: str) -> Response:
 
 
 @router.post("/{profile_id}/delete")
-async def delete_profile(console: SignedIn, profile_id: str) -> Response:
+def delete_profile(posted: SignedForm, profile_id: str) -> Response:
+    console = posted.console
     console.require("profiles:delete")
-    await console.form()
     try:
         console.kp.profiles.delete(console.principal, profile_id)
     except NotFound:

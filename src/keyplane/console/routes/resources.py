@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 from starlette.responses import RedirectResponse
 
-from keyplane.console.context import Console, PageNotFound, SignedIn
+from keyplane.console.context import Console, PageNotFound, SignedForm, SignedIn
 from keyplane.console.forms import errors_of, text
 from keyplane.domain.catalogue import DEFAULT_ACTIONS
 from keyplane.domain.errors import Conflict, KeyplaneError, NotFound
@@ -41,9 +41,9 @@ def list_resources(console: SignedIn) -> Response:
 
 
 @router.post("")
-async def create_resource(console: SignedIn) -> Response:
+def create_resource(posted: SignedForm) -> Response:
+    console, form = posted
     console.require("resources:write")
-    form = await console.form()
     values = {k: text(form, k) for k in ("name", "title", "description", "actions")}
     try:
         console.kp.resources.create(
@@ -60,9 +60,9 @@ async def create_resource(console: SignedIn) -> Response:
 
 
 @router.post("/{name}/delete")
-async def delete_resource(console: SignedIn, name: str) -> Response:
+def delete_resource(posted: SignedForm, name: str) -> Response:
+    console = posted.console
     console.require("resources:delete")
-    await console.form()
     try:
         console.kp.resources.delete(console.principal, name)
     except NotFound:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 from starlette.responses import RedirectResponse
 
-from keyplane.console.context import Console, PageNotFound, SignedIn
+from keyplane.console.context import Console, PageNotFound, SignedForm, SignedIn
 from keyplane.console.forms import errors_of, text
 from keyplane.domain.catalogue import Catalogue
 from keyplane.domain.errors import (
@@ -110,9 +110,9 @@ def list_users(console: SignedIn) -> Response:
 
 
 @router.post("")
-async def invite_user(console: SignedIn) -> Response:
+def invite_user(posted: SignedForm) -> Response:
+    console, form = posted
     console.require("users:write")
-    form = await console.form()
     values = {name: text(form, name) for name in ("email", "name", "role")}  # never the password
     raw_password = form.get("password")  # as typed: spaces are part of a password
     try:
@@ -140,9 +140,9 @@ async def invite_user(console: SignedIn) -> Response:
 
 
 @router.post("/{user_id}/role")
-async def change_role(console: SignedIn, user_id: str) -> Response:
+def change_role(posted: SignedForm, user_id: str) -> Response:
+    console, form = posted
     console.require("users:write")
-    form = await console.form()
     role = text(form, "role")
     try:
         console.kp.users.update(
@@ -158,9 +158,9 @@ async def change_role(console: SignedIn, user_id: str) -> Response:
 
 
 @router.post("/{user_id}/delete")
-async def delete_user(console: SignedIn, user_id: str) -> Response:
+def delete_user(posted: SignedForm, user_id: str) -> Response:
+    console = posted.console
     console.require("users:delete")
-    await console.form()
     try:
         console.kp.users.delete(console.principal, user_id)
     except NotFound:

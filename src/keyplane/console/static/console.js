@@ -50,6 +50,7 @@ document.addEventListener("DOMContentLoaded", () => {
     const explicit = hint && hint.dataset.explicit === "yes";
     const noun = (hint && hint.dataset.noun) || "key";
     const article = /^[aeiou]/.test(noun) ? "an" : "a";
+    const apps = document.querySelector("select[data-app-scopes]");
     const update = () => {
       grid.querySelectorAll("tr[data-resource]").forEach((row) => {
         const all = row.querySelector("[data-all]");
@@ -58,14 +59,22 @@ document.addEventListener("DOMContentLoaded", () => {
         });
       });
       const any = grid.querySelectorAll("input[name=scope]:checked").length > 0;
+      // A key in an app holds the app's permissions (narrowed by any checked here); an app
+      // without scopes grants everything, so its keys are held to the same policy.
+      const app = apps && apps.value ? apps.selectedOptions[0] : null;
+      const openApp = app !== null && app.dataset.fullAccess === "yes";
       if (hint) {
-        hint.classList.toggle("alert", !any);
-        if (any) hint.textContent = `The ${noun} gets exactly the permissions checked above.`;
-        else hint.innerHTML = explicit
-          ? "Select at least one permission: this organization requires explicit permissions."
-          : `Selecting no permission creates ${article} ${noun} with <strong>full access</strong> to everything.`;
+        hint.classList.toggle("alert", !any && (app === null || openApp));
+        if (any && app && !openApp) hint.textContent = `The ${noun} gets the permissions checked above that the app ${app.text} also has.`;
+        else if (any) hint.textContent = `The ${noun} gets exactly the permissions checked above.`;
+        else if (app && !openApp) hint.textContent = `The ${noun} gets the permissions of the app ${app.text}.`;
+        else if (explicit) hint.textContent = openApp
+          ? `Select at least one permission: the app ${app.text} has none, and this organization requires explicit permissions.`
+          : "Select at least one permission: this organization requires explicit permissions.";
+        else hint.innerHTML = `Selecting no permission creates ${article} ${noun} with <strong>full access</strong> to everything.`;
       }
     };
+    if (apps) apps.addEventListener("change", update);
     grid.addEventListener("change", update);
     update();
   }
