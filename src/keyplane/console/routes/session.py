@@ -81,14 +81,29 @@ async def pre_session_form(request: Request) -> FormData:
     return form
 
 
-async def _posted_form(request: Request) -> FormData:
-    """The posted form, unchecked: for handlers that check it against their session's token
-    (the session is loaded in the threadpool, after this)."""
-    return await request.form()
+def _session_csrf(request: Request) -> str:
+    """The CSRF token of the cookie's live session, chosen or not (sync: the threadpool
+    runs it, database and all); no session means signing in first."""
+    kp: Keyplane = request.app.state.keyplane
+    token = request.cookies.get(SESSION_COOKIE, "")
+    expected = kp.signin.csrf_token(token) if token else None
+    if expected is None:
+        raise NeedsSignIn
+    return expected
+
+
+async def session_form(
+    request: Request, expected: Annotated[str, Depends(_session_csrf)]
+) -> FormData:
+    """The posted form of a session that may not have chosen its organization yet (the
+    chooser's sign-out), after its CSRF check. ``SignedForm`` needs a chosen one."""
+    form = await request.form()
+    check_csrf(form, expected)
+    return form
 
 
 PreSessionForm = Annotated[FormData, Depends(pre_session_form)]
-PostedForm = Annotated[FormData, Depends(_posted_form)]
+SessionForm = Annotated[FormData, Depends(session_form)]
 
 
 def _ip(request: Request) -> str:
@@ -191,16 +206,11 @@ def choose(request: Request, form: PreSessionForm) -> Response:
 
 
 @router.post("/console/logout")
-def logout(request: Request, form: PostedForm) -> Response:
+def logout(request: Request, _form: SessionForm) -> Response:
     """Ends the session, whether or not an organization was chosen (the chooser has a
     sign-out button too)."""
     kp: Keyplane = request.app.state.keyplane
-    token = request.cookies.get(SESSION_COOKIE, "")
-    expected = kp.signin.csrf_token(token) if token else None
-    if expected is None:
-        raise NeedsSignIn
-    check_csrf(form, expected)
-    kp.signin.sign_out(token)
+    kp.signin.sign_out(request.cookies.get(SESSION_COOKIE, ""))
     response = RedirectResponse("/console/login?signed_out=1", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
