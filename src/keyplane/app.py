@@ -6,12 +6,14 @@ puts the HTTP layer on top.
 
 from __future__ import annotations
 
+import hmac
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 
 from fastapi import FastAPI
+from sqlalchemy import Engine
 
 from keyplane import __version__
 from keyplane.container import Keyplane
@@ -27,8 +29,9 @@ from keyplane.services.resources import ResourceService
 from keyplane.services.signin import SignInService
 from keyplane.services.users import UserService
 from keyplane.services.verifying import Verifier
-from keyplane.settings import Settings
+from keyplane.settings import ConfigurationError, Settings
 from keyplane.storage.engine import make_engine, migrate
+from keyplane.storage.instance import claim_secret_check
 from keyplane.storage.store import SqlStore
 
 
@@ -41,6 +44,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
     engine = make_engine(settings.database_url)
     if run_migrations:
         migrate(engine)
+    _check_secret(settings, hasher, engine)
     store = SqlStore(engine)
     cache = InProcessKeyCache(max_entries=settings.cache_max_entries)
     usage = BufferedUsageRecorder(store.record_last_used, interval=settings.usage_flush_interval)
@@ -72,6 +76,22 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
             monotonic=time.monotonic,
         ),
         closers=[engine.dispose],
+    )
+
+
+def _check_secret(settings: Settings, hasher: KeyHasher, engine: Engine) -> None:
+    """Refuse to start with another secret than the one this database was created with:
+    every key would answer NOT_FOUND, and nothing else would say why."""
+    expected = hasher.secret_check()
+    if hmac.compare_digest(claim_secret_check(engine, expected), expected):
+        return
+    engine.dispose()
+    raise ConfigurationError(
+        "the key-hashing secret differs from the one this database was created with: no "
+        "existing API key would verify (each would answer NOT_FOUND), so keyplane refuses to "
+        f"start. The secret now comes from {settings.secret_source()}. Start with the original "
+        "secret: set KEYPLANE_SECRET_KEY (or KEYPLANE_SECRET_KEY_FILE) to it, or restore the "
+        "generated secret file that was beside the SQLite database."
     )
 
 

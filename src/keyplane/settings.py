@@ -5,6 +5,8 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import stat
+import tempfile
 from pathlib import Path
 
 from pydantic import Field, SecretStr
@@ -32,6 +34,17 @@ class Settings(BaseSettings):
     # off only behind a trusted plain-HTTP hop (never on the open internet).
     secure_cookies: bool = True
 
+    def secret_source(self) -> str:
+        """Where ``pepper()`` takes the secret from, in words for an error message."""
+        if self.secret_key is not None:
+            return "KEYPLANE_SECRET_KEY"
+        if self.secret_key_file is not None:
+            return f"the file {self.secret_key_file} (KEYPLANE_SECRET_KEY_FILE)"
+        path = sqlite_path(self.database_url)
+        if path is not None:
+            return f"the generated file {path.with_name(path.name + '.secret')}"
+        return "a random secret (in-memory database)"
+
     def pepper(self) -> bytes:
         """The key-hashing secret: given, read from a file, or generated beside SQLite."""
         if self.secret_key is not None:
@@ -54,6 +67,12 @@ class Settings(BaseSettings):
 
 def _read_secret(path: Path) -> bytes:
     try:
+        mode = path.stat().st_mode
+        if mode & 0o077:
+            raise ConfigurationError(
+                f"the secret key file {path} can be read or changed by group or others "
+                f"(mode {stat.S_IMODE(mode):o}); make it owner-only: chmod 600 {path}"
+            )
         value = path.read_bytes().strip()
     except OSError as exc:
         raise ConfigurationError(f"cannot read the secret key file {path}: {exc.strerror}") from exc
@@ -63,19 +82,42 @@ def _read_secret(path: Path) -> bytes:
 
 
 def _read_or_create_secret(path: Path) -> bytes:
+    """The generated secret beside a SQLite file, created on first use.
+
+    Created whole or not at all: the secret is written to a private temporary file in the
+    same directory, synced, then linked to its name. ``link`` fails when the name exists, so
+    of two concurrent first starts one wins and the other reads the winner's complete file;
+    nobody ever sees a half-written file, and a crash leaves at most a stray temporary file,
+    never an empty secret.
+    """
     if path.exists():
         return _read_secret(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     value = secrets.token_urlsafe(48).encode()
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:  # another process created it first: use theirs
-        return _read_secret(path)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(value + b"\n")
+        with os.fdopen(fd, "wb") as handle:  # mkstemp: mode 0600
+            handle.write(value + b"\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        try:
+            os.link(temporary, path)
+        except FileExistsError:  # another process created it first: use theirs
+            return _read_secret(path)
+    finally:
+        os.unlink(temporary)
+    _fsync_directory(path.parent)  # the new name survives a power loss too
     log.warning(
         "generated a new key-hashing secret at %s (owner-only). Keep it with the database: "
         "without it no existing key can be verified.",
         path,
     )
     return value
+
+
+def _fsync_directory(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

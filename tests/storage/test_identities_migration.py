@@ -1,4 +1,4 @@
-"""Migration 0003 carries users over to identities and memberships, on SQLite and
+"""Migration 0004 carries users over to identities and memberships, on SQLite and
 PostgreSQL, keeping every ``usr_…`` id, password and pending set-password link."""
 
 from __future__ import annotations
@@ -85,7 +85,7 @@ def _seed(engine: Engine) -> None:
 
 
 def test_users_become_identities_with_one_membership_each_and_back(engine: Engine) -> None:
-    _alembic(engine, "0002")
+    _alembic(engine, "0003")
     _seed(engine)
 
     _alembic(engine, "head")
@@ -102,7 +102,7 @@ def test_users_become_identities_with_one_membership_each_and_back(engine: Engin
     assert [tuple(row[:5]) for row in members] == USERS
     assert [bool(row.pending) for row in members] == [False, True]
 
-    _alembic(engine, "0002", down=True)
+    _alembic(engine, "0003", down=True)
 
     with engine.connect() as conn:
         back = conn.execute(

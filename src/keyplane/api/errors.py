@@ -26,6 +26,7 @@ from keyplane.domain.errors import (
     KeyplaneError,
     MissingScope,
     NotFound,
+    StorageUnavailable,
     Throttled,
     Unauthenticated,
 )
@@ -144,6 +145,22 @@ def validation_errors(raw: Sequence[dict[str, Any]]) -> list[FieldError]:
     return errors
 
 
+def unavailable_problem(exc: StorageUnavailable) -> Response:
+    """503 for a unit of work the database failed (rolled back: nothing was changed)."""
+    return problem(
+        503,
+        "unavailable",
+        "Service unavailable",
+        str(exc),
+        headers={"Retry-After": str(exc.retry_after)},
+    )
+
+
+async def on_storage_unavailable(_request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StorageUnavailable)  # noqa: S101 - registered for it only
+    return unavailable_problem(exc)
+
+
 async def _on_domain_error(_request: Request, exc: Exception) -> Response:
     assert isinstance(exc, KeyplaneError)  # noqa: S101 - registered for KeyplaneError only
     return domain_problem(exc)
@@ -186,6 +203,7 @@ async def _on_unexpected(_request: Request, exc: Exception) -> Response:
 
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(KeyplaneError, _on_domain_error)
+    app.add_exception_handler(StorageUnavailable, on_storage_unavailable)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
     app.add_exception_handler(Exception, _on_unexpected)

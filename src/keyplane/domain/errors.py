@@ -8,6 +8,11 @@ KeyplaneError
 └── Forbidden
     ├── MissingScope      the caller lacks the scope an operation needs
     └── Escalation        the caller tried to grant a scope it does not hold
+
+StorageUnavailable        the store could not complete a unit of work (nothing of it was
+                          written): a database that is down, full or refusing a write. Not
+                          a KeyplaneError: nothing the caller did caused it, and no handler
+                          of the caller's mistakes may swallow it (the API answers 503).
 """
 
 from __future__ import annotations
@@ -81,3 +86,14 @@ class Escalation(Forbidden):
         super().__init__(f"You cannot grant scopes you do not hold: {listed}.")
         self.field = field
         self.scopes = scopes
+
+
+class StorageUnavailable(Exception):
+    """The store failed; the unit of work was rolled back. Retry after ``retry_after`` s."""
+
+    def __init__(self, retry_after: int = 5) -> None:
+        super().__init__(
+            "The database could not complete this request; nothing was changed. "
+            f"Try again in {retry_after} seconds."
+        )
+        self.retry_after = retry_after

@@ -158,7 +158,15 @@ class Transaction(Protocol):
 
 
 class Store(Protocol):
+    """Units of work. Both raise StorageUnavailable when the database fails them.
+
+    ``transaction()`` writes (and may read); ``read()`` only reads and never waits for a
+    writer (on SQLite it runs beside one; on PostgreSQL it is READ ONLY). A write inside
+    ``read()`` is refused by the database: it is a bug, never a fallback.
+    """
+
     def transaction(self) -> AbstractContextManager[Transaction]: ...
+    def read(self) -> AbstractContextManager[Transaction]: ...
 
 
 class KeyCache(Protocol):

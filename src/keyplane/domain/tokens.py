@@ -106,3 +106,14 @@ class KeyHasher:
         mac = self._base.copy()
         mac.update(key.encode())
         return mac.hexdigest()
+
+    def secret_check(self) -> str:
+        """A value that tells this pepper from another without revealing it.
+
+        Stored in the database at first start, so that a start with a different secret is
+        refused instead of answering NOT_FOUND for every key. A keyed hash of a fixed label
+        (never of a key), so it is no more use to an attacker than any key digest.
+        """
+        mac = self._base.copy()
+        mac.update(b"keyplane secret check v1")
+        return mac.hexdigest()

@@ -70,13 +70,13 @@ class AppService:
             return app
 
     def get(self, principal: Principal, app_id: str) -> App:
-        with self._store.transaction() as tx:
+        with self._store.read() as tx:
             return _app(tx, principal.org_id, app_id)
 
     def page(self, principal: Principal, *, limit: int, cursor: str | None = None) -> Page[App]:
         check_limit(limit)
         after = check_cursor(cursor, "app")
-        with self._store.transaction() as tx:
+        with self._store.read() as tx:
             return paginate(
                 lambda n: tx.apps.page(principal.org_id, limit=n, after=after),
                 limit,

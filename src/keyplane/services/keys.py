@@ -171,7 +171,7 @@ class KeyService:
         return IssuedKey(KeyView(key, key.status(now), effective), secret)
 
     def get(self, principal: Principal, key_id: str) -> KeyView:
-        with self._store.transaction() as tx:
+        with self._store.read() as tx:
             return self._view(tx, _key(tx, principal.org_id, key_id), self._clock())
 
     def page(
@@ -190,7 +190,7 @@ class KeyService:
         after = check_cursor(cursor, "key")
         q = _search(q)
         now = self._clock()
-        with self._store.transaction() as tx:
+        with self._store.read() as tx:
             page = paginate(
                 lambda n: tx.keys.page(
                     principal.org_id,
@@ -211,7 +211,7 @@ class KeyService:
         """Apps and keys that grant everything, newest first, at most ``limit`` of each."""
         check_limit(limit)
         now = self._clock()
-        with self._store.transaction() as tx:
+        with self._store.read() as tx:
             apps = tx.apps.full_access(principal.org_id, limit=limit + 1)
             keys = tx.keys.full_access(principal.org_id, now=now, limit=limit + 1)
             views = self._views(tx, principal.org_id, keys[:limit], now)

@@ -107,7 +107,7 @@ class OrgService:
         return self.create(name, owner_email)
 
     def get(self, principal: Principal) -> Organization:
-        with self._store.transaction() as tx:
+        with self._store.read() as tx:
             return load_org(tx, principal.org_id)
 
     def update(self, principal: Principal, changes: OrgChanges) -> Organization:

@@ -61,13 +61,13 @@ class ProfileService:
             return profile
 
     def get(self, principal: Principal, profile_id: str) -> Profile:
-        with self._store.transaction() as tx:
+        with self._store.read() as tx:
             return _profile(tx, principal.org_id, profile_id)
 
     def page(self, principal: Principal, *, limit: int, cursor: str | None = None) -> Page[Profile]:
         check_limit(limit)
         after = check_cursor(cursor, "prf")
-        with self._store.transaction() as tx:
+        with self._store.read() as tx:
             return paginate(
                 lambda n: tx.profiles.page(principal.org_id, limit=n, after=after),
                 limit,

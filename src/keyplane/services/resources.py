@@ -35,11 +35,11 @@ class ResourceService:
         self._clock = clock
 
     def catalogue(self, principal: Principal) -> list[Resource]:
-        with self._store.transaction() as tx:
+        with self._store.read() as tx:
             return Catalogue(tx.resources.all(principal.org_id)).all()
 
     def get(self, principal: Principal, name: str) -> Resource:
-        with self._store.transaction() as tx:
+        with self._store.read() as tx:
             resource = Catalogue(tx.resources.all(principal.org_id)).get(name)
             if resource is None:
                 raise NotFound("resource", name)

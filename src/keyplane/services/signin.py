@@ -125,7 +125,7 @@ class SignInService:
         )
         if wait > 0:
             raise Throttled(wait)
-        with self._store.transaction() as tx:
+        with self._store.read() as tx:
             identity = tx.identities.find_by_email(email)
             members = tx.users.of_identity(identity.id) if identity is not None else []
         stored = identity.password_hash if identity and identity.password_hash else self._decoy
@@ -169,7 +169,7 @@ class SignInService:
 
     def choosing(self, token: str) -> Choosing | None:
         """The organizations a session's identity may act in, or None (no valid session)."""
-        with self._store.transaction() as tx:
+        with self._store.read() as tx:
             session = self._live(tx, token)
             if session is None:
                 return None
@@ -182,7 +182,7 @@ class SignInService:
 
     def csrf_token(self, token: str) -> str | None:
         """The CSRF token of a live session, chosen or not; None without one."""
-        with self._store.transaction() as tx:
+        with self._store.read() as tx:
             session = self._live(tx, token)
             return session.csrf_token if session is not None else None
 
@@ -208,27 +208,32 @@ class SignInService:
 
     def resume(self, token: str) -> Resumed | None:
         """The user behind a session cookie, or None (unknown, expired, or no organization
-        chosen yet)."""
-        with self._store.transaction() as tx:
-            session = self._live(tx, token)
-            if session is None or session.user_id is None or session.org_id is None:
+        chosen yet). An expired session is deleted on the way."""
+        digest = token_digest(token)
+        with self._store.read() as tx:  # every page load: never queue behind a writer
+            session = tx.sessions.find(digest)
+            if session is None:
                 return None
-            user = tx.users.get(session.org_id, session.user_id)
-            if user is None or not user.can_sign_in:
-                return None
-            return Resumed(user, principal_for(tx, user), session)
+            expired = session.expires_at <= self._clock()
+            user = None
+            if not expired and session.user_id is not None and session.org_id is not None:
+                user = tx.users.get(session.org_id, session.user_id)
+            if user is not None and user.can_sign_in:
+                return Resumed(user, principal_for(tx, user), session)
+        if expired:
+            with self._store.transaction() as tx:
+                tx.sessions.delete(digest)
+        return None
 
     def sign_out(self, token: str) -> None:
         with self._store.transaction() as tx:
             tx.sessions.delete(token_digest(token))
 
     def _live(self, tx: Transaction, token: str) -> ConsoleSession | None:
-        digest = token_digest(token)
-        session = tx.sessions.find(digest)
-        if session is None:
-            return None
-        if session.expires_at <= self._clock():
-            tx.sessions.delete(digest)
+        """The session behind a token unless unknown or expired (``resume`` and each
+        sign-in's purge delete expired ones; this may run in a read transaction)."""
+        session = tx.sessions.find(token_digest(token))
+        if session is None or session.expires_at <= self._clock():
             return None
         return session
 

@@ -193,13 +193,13 @@ class UserService:
             return InvitedUser(user, token)
 
     def get(self, principal: Principal, user_id: str) -> User:
-        with self._store.transaction() as tx:
+        with self._store.read() as tx:
             return _user(tx, principal.org_id, user_id)
 
     def page(self, principal: Principal, *, limit: int, cursor: str | None = None) -> Page[User]:
         check_limit(limit)
         after = check_cursor(cursor, "usr")
-        with self._store.transaction() as tx:
+        with self._store.read() as tx:
             return paginate(
                 lambda n: tx.users.page(principal.org_id, limit=n, after=after),
                 limit,
@@ -250,7 +250,7 @@ class UserService:
 
     def setup_link(self, token: str) -> SetupLink | None:
         """What a set-password link asks for, or None for an unknown, used or stale link."""
-        with self._store.transaction() as tx:
+        with self._store.read() as tx:
             found = tx.users.find_by_setup_digest(token_digest(token))
         if found is None or found[1] <= self._clock():
             return None
@@ -266,7 +266,7 @@ class UserService:
         """
         now = self._clock()
         digest = token_digest(token)
-        with self._store.transaction() as tx:
+        with self._store.read() as tx:
             found = tx.users.find_by_setup_digest(digest)
         if found is None or found[1] <= now:
             raise NotFound("set-password link", "(this link)")

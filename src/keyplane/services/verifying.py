@@ -58,7 +58,7 @@ class Verifier:
         generation = self._cache.generation()
         # The lookup is an equality match on a unique index of keyed digests; an attacker
         # controls neither side of it, so there is no timing oracle to close here.
-        with self._store.transaction() as tx:
+        with self._store.read() as tx:
             key = tx.keys.find_by_digest(digest)
             if key is None:
                 self._cache.put_missing(digest, generation)

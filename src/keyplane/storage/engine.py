@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from alembic import command
 from alembic.config import Config
@@ -11,6 +11,9 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
+
+# A connection carrying this execution option runs a read-only transaction (Store.read()).
+READ_ONLY: Final = "keyplane_read_only"
 
 
 def normalise_url(url: str) -> str:
@@ -36,12 +39,18 @@ def sqlite_path(url: str) -> Path | None:
     return Path(parsed.database)
 
 
-def make_engine(url: str) -> Engine:
+def make_engine(url: str, *, synchronous: str = "FULL") -> Engine:
+    """An engine whose transactions are writes unless the connection asks for READ_ONLY.
+
+    ``synchronous`` exists for bench/durability.py, which measures what FULL costs.
+    """
     url = normalise_url(url)
     if not is_sqlite(url):
         return create_engine(
             url, pool_pre_ping=True, pool_size=10, max_overflow=10, hide_parameters=True
         )
+    if synchronous not in ("FULL", "NORMAL"):
+        raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
     # hide_parameters: an error's message must not carry row values (digests, metadata).
     engine = create_engine(
         url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True
@@ -55,14 +64,30 @@ def make_engine(url: str) -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.execute("PRAGMA synchronous=NORMAL")
+        # FULL: in WAL mode every commit syncs the WAL, so a commit that answered survives a
+        # power loss. NORMAL syncs only at checkpoints: the last commits before a power cut
+        # can vanish, among them a key whose secret the client already holds (and uses).
+        # bench/durability.py measures the price on key creation.
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _begin(conn: Any) -> None:
-        # IMMEDIATE takes the write lock up front. A deferred transaction that read first
-        # fails at once (SQLITE_BUSY_SNAPSHOT, no retry) when another connection committed
-        # meanwhile; waiting on the busy timeout instead is what a single node wants.
+        # Every transaction states its mode: a pooled connection never inherits the last one's.
+        if conn.get_execution_options().get(READ_ONLY):
+            # Reads are deferred: they take no lock, so in WAL mode they run beside a writer
+            # on their own snapshot. query_only makes SQLite refuse any write in them, which
+            # is also why they can never need the upgrade that IMMEDIATE exists to avoid.
+            conn.exec_driver_sql("PRAGMA query_only=1")
+            conn.exec_driver_sql("BEGIN")
+            return
+        conn.exec_driver_sql("PRAGMA query_only=0")
+        # Writes are IMMEDIATE: they take the write lock up front and wait for it on the busy
+        # timeout. A deferred transaction that read first and writes later must upgrade its
+        # read lock, and when another connection committed in between SQLite fails that
+        # upgrade at once with SQLITE_BUSY_SNAPSHOT (the busy handler is not called, since
+        # waiting cannot help a stale snapshot): the whole unit of work would have to be
+        # retried by its caller. Taking the lock first makes "wait, then succeed" the rule.
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine

@@ -1,27 +1,54 @@
 """SqlStore: the Store port on SQLAlchemy Core, for SQLite and PostgreSQL alike. One
-repository module per feature beside this one."""
+repository module per feature beside this one.
+
+Database failures are translated here, in one place: a uniqueness (or foreign key) race
+between two writers is a Conflict, a write inside ``read()`` is a bug (WriteInReadOnly), and
+everything else the database refuses is StorageUnavailable (the API answers 503).
+"""
 
 from __future__ import annotations
 
+import logging
+import sqlite3
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from datetime import datetime
+from typing import Final
 
 from sqlalchemy import (
     Connection,
     Engine,
 )
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from keyplane.domain.errors import Conflict
+from keyplane.domain.errors import Conflict, StorageUnavailable
 from keyplane.storage.apps import SqlAppRepository
 from keyplane.storage.audit import SqlAuditRepository
+from keyplane.storage.engine import READ_ONLY
 from keyplane.storage.keys import SqlKeyRepository
 from keyplane.storage.orgs import SqlOrgRepository
 from keyplane.storage.profiles import SqlProfileRepository
 from keyplane.storage.resources import SqlResourceRepository
 from keyplane.storage.sessions import SqlSessionRepository
 from keyplane.storage.users import SqlIdentityRepository, SqlUserRepository
+
+log = logging.getLogger(__name__)
+
+# A race between two writers: SQLite's extended result codes, PostgreSQL's SQLSTATEs.
+_SQLITE_CONFLICTS: Final = frozenset(
+    (
+        sqlite3.SQLITE_CONSTRAINT_UNIQUE,
+        sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY,
+        sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY,
+    )
+)
+_POSTGRES_CONFLICTS: Final = frozenset(("23505", "23503"))  # unique, foreign key
+_SQLITE_READONLY: Final = 8
+_POSTGRES_READ_ONLY_TRANSACTION: Final = "25006"
+
+
+class WriteInReadOnly(RuntimeError):
+    """A write inside ``Store.read()``: a bug in the caller, refused by the database."""
 
 
 class SqlStore:
@@ -33,13 +60,44 @@ class SqlStore:
         try:
             with self.engine.begin() as conn:
                 yield SqlTransaction(conn)
-        except IntegrityError as exc:
-            # Services check uniqueness first; this is the race between two writers.
-            raise Conflict("A concurrent change conflicts with this one; retry it.") from exc
+        except DBAPIError as exc:
+            raise _translate(exc, read_only=False) from exc
+
+    @contextmanager
+    def read(self) -> Iterator[SqlTransaction]:
+        try:
+            with self.engine.connect() as conn:
+                # SQLite: a deferred transaction under query_only (see engine.py);
+                # PostgreSQL: BEGIN READ ONLY (psycopg sets it; reset when pooled again).
+                conn.execution_options(**{READ_ONLY: True, "postgresql_readonly": True})
+                with conn.begin():
+                    yield SqlTransaction(conn)
+        except DBAPIError as exc:
+            raise _translate(exc, read_only=True) from exc
 
     def record_last_used(self, used: Mapping[str, datetime]) -> None:
         with self.transaction() as tx:
             tx.keys.record_last_used(used)
+
+
+def _translate(exc: DBAPIError, *, read_only: bool) -> Exception:
+    orig = exc.orig
+    sqlite_code = getattr(orig, "sqlite_errorcode", None)
+    sqlstate = getattr(orig, "sqlstate", None)
+    if isinstance(exc, IntegrityError) and (
+        sqlite_code in _SQLITE_CONFLICTS or sqlstate in _POSTGRES_CONFLICTS
+    ):
+        # Services check uniqueness first; this is the race between two writers.
+        return Conflict("A concurrent change conflicts with this one; retry it.")
+    # Only inside read(): in a write transaction the same codes mean a read-only file or a
+    # PostgreSQL standby, which is the database being unavailable for writes.
+    refused = sqlite_code == _SQLITE_READONLY or sqlstate == _POSTGRES_READ_ONLY_TRANSACTION
+    if read_only and refused:
+        return WriteInReadOnly("a write inside Store.read(): use Store.transaction()")
+    # The statement is logged (hide_parameters keeps row values out), the client learns only
+    # that nothing was changed.
+    log.error("the database refused a unit of work; it was rolled back", exc_info=exc)
+    return StorageUnavailable()
 
 
 class SqlTransaction:

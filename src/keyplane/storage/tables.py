@@ -209,3 +209,13 @@ console_sessions = Table(
     Index(None, "user_id"),
     Index(None, "expires_at"),
 )
+
+# Facts about this installation, one row each. ``secret_check``: the key-hashing secret's
+# check value (KeyHasher.secret_check), written at first start and compared at every start.
+instance_settings = Table(
+    "instance_settings",
+    metadata,
+    Column("name", String(60), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+)

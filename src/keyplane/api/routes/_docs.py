@@ -20,12 +20,15 @@ _DESCRIPTIONS = {
     409: "Conflicts with the current state (a name taken, an object in use).",
     413: "Request body too large.",
     422: "Invalid input; `errors` names each field and the reason.",
+    503: "The database could not complete the request; nothing was changed. Retry after "
+    "`Retry-After` seconds.",
 }
 
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` for the given problem statuses (401 and 403 always apply)."""
-    wanted = sorted({400, 401, 403, 413, *statuses})
+    """OpenAPI ``responses`` for the given problem statuses (401, 403 and 503 always apply:
+    any operation reads the database, and every mutation writes its audit event there)."""
+    wanted = sorted({400, 401, 403, 413, 503, *statuses})
     return {
         status: {
             "model": ValidationProblem if status == 422 else Problem,

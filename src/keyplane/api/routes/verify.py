@@ -17,11 +17,11 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from keyplane.api.errors import domain_problem, problem
+from keyplane.api.errors import domain_problem, problem, unavailable_problem
 from keyplane.api.routes._docs import problems
 from keyplane.api.schemas.verify import VerifyRequest, VerifyResponse
 from keyplane.container import Keyplane
-from keyplane.domain.errors import FieldError, InvalidInput, KeyplaneError
+from keyplane.domain.errors import FieldError, InvalidInput, KeyplaneError, StorageUnavailable
 from keyplane.domain.scopes import InvalidScope, parse_scope
 from keyplane.domain.verification import CachedKey, Verdict
 from keyplane.services.verifying import NeedsLoad, Verifier
@@ -173,7 +173,13 @@ async def answer(
         return problem(
             400, "malformed-json", "Malformed JSON", "The request body is not valid JSON."
         )
-    verdict = verifier.judge(principal.org_id, await _entry(verifier, key), scopes)
+    except StorageUnavailable as exc:  # a cold load: this path answers without FastAPI
+        return unavailable_problem(exc)
+    try:
+        entry = await _entry(verifier, key)
+    except StorageUnavailable as exc:
+        return unavailable_problem(exc)
+    verdict = verifier.judge(principal.org_id, entry, scopes)
     return Response(bodies.body(verdict), media_type=_JSON)
 
 

@@ -9,16 +9,16 @@ signs in again): their rows now name an identity, and a session is cheap to recr
 Downgrade keeps one membership per identity (the oldest): a person who joined several
 organizations keeps only the first of them.
 
-Revision ID: 0003
-Revises: 0002
-Create Date: 2026-11-30 15:00:00
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-11-30 16:00:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"
+revision = "0004"
+down_revision = "0003"
 branch_labels = None
 depends_on = None
 
