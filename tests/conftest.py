@@ -8,15 +8,17 @@ PostgreSQL fails the run instead.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psycopg
@@ -28,6 +30,7 @@ from keyplane.app import build, create_app
 from keyplane.container import Keyplane
 from keyplane.domain.tokens import parse_key
 from keyplane.logs import disable_access_log
+from keyplane.services.keys import IssuedKey
 from keyplane.settings import Settings
 
 pytest_plugins = ["support.browser"]
@@ -37,6 +40,7 @@ POSTGRES_ADMIN_URL = os.environ.get(
 )
 IN_CI = os.environ.get("CI", "").lower() == "true"
 TEST_SECRET = "test-pepper-" + "x" * 40
+SET_PASSWORD_PATH = "/console/set-password/"
 
 
 class Clock:
@@ -65,10 +69,13 @@ class LogCapture(logging.Handler):
 
 
 class CreatedKeys:
-    """Every full key any test saw, for the search of the database and logs at the end."""
+    """Every secret any test saw, for the search of the databases and logs at the end: full
+    keys, passwords, console session tokens and set-password tokens."""
 
     def __init__(self) -> None:
         self.keys: set[str] = set()
+        self.passwords: set[str] = set()
+        self.tokens: set[str] = set()
         self.clients: list[httpx.Client] = []
 
     def close_clients(self) -> None:
@@ -79,6 +86,27 @@ class CreatedKeys:
     def add(self, key: str) -> None:
         if parse_key(key) is not None:  # garbage presented on purpose is no secret
             self.keys.add(key)
+
+    def add_password(self, password: str) -> None:
+        # Shorter ones are refused before anything is stored, and a password of a few
+        # repeated characters ("x" * 20) is also a name in the length tests: no needle.
+        if len(password) >= 12 and len(set(password)) >= 6:
+            self.passwords.add(password)
+
+    def add_token(self, token: str) -> None:
+        if len(token) >= 20:
+            self.tokens.add(token)
+
+    def note_form(self, form: Mapping[str, object]) -> None:
+        """The passwords a console form or a JSON body carries."""
+        for field in ("password", "confirm"):
+            value = form.get(field)
+            if isinstance(value, str):
+                self.add_password(value)
+
+    def note_set_password_link(self, link: str) -> None:
+        if SET_PASSWORD_PATH in link:
+            self.add_token(link.rsplit("/", 1)[-1])
 
 
 @pytest.fixture(scope="session")
@@ -101,9 +129,13 @@ def log_capture() -> Iterator[LogCapture]:
     root.setLevel(previous)
 
 
+# One registry for the session, also for helpers that no fixture reaches (support.browser).
+SEEN = CreatedKeys()
+
+
 @pytest.fixture(scope="session")
 def created_keys() -> CreatedKeys:
-    return CreatedKeys()
+    return SEEN
 
 
 def _postgres_reachable() -> str | None:
@@ -184,9 +216,27 @@ def _start_server(database_url: str, sqlite_file: Path | None) -> Server:
         secret_key=TEST_SECRET if sqlite_file is None else None,
         usage_flush_interval=0.05,
     )
-    server = Server(build(settings, clock=clock), clock, database_url, sqlite_file)
+    kp = build(settings, clock=clock)
+    _record_issued_keys(kp, SEEN)
+    server = Server(kp, clock, database_url, sqlite_file)
     server.start()
     return server
+
+
+def _record_issued_keys(kp: Keyplane, seen: CreatedKeys) -> None:
+    """Every key the server issues joins the leak search, whichever path issued it (API,
+    console form, organization bootstrap), also when no test ever reads it from a page.
+
+    An observer around the one method every issuing path goes through; it changes nothing.
+    """
+    issue = kp.keys.issue_in
+
+    def issue_and_record(*args: Any, **kwargs: Any) -> IssuedKey:
+        issued = issue(*args, **kwargs)
+        seen.add(issued.secret)
+        return issued
+
+    kp.keys.issue_in = issue_and_record  # type: ignore[method-assign]
 
 
 @pytest.fixture(scope="session")
@@ -225,10 +275,19 @@ class Api:
         self.http = httpx.Client(
             base_url=server.base_url,
             headers={"Authorization": f"Bearer {key}"},
-            event_hooks={"response": [self._remember]},
+            event_hooks={"request": [self._note], "response": [self._remember]},
             timeout=15,
         )
         created.clients.append(self.http)
+
+    def _note(self, request: httpx.Request) -> None:
+        if request.headers.get("content-type", "").startswith("application/json"):
+            try:
+                body = json.loads(request.content)
+            except (ValueError, httpx.RequestNotRead):  # malformed on purpose, or streamed
+                return
+            if isinstance(body, dict):
+                self._created.note_form(body)
 
     def _remember(self, response: httpx.Response) -> None:
         response.read()
@@ -236,6 +295,8 @@ class Api:
             body = response.json()
             if isinstance(body, dict) and isinstance(body.get("key"), str):
                 self._created.add(body["key"])
+            if isinstance(body, dict) and isinstance(body.get("set_password_url"), str):
+                self._created.note_set_password_link(body["set_password_url"])
 
     def get(self, url: str, **kwargs: object) -> httpx.Response:
         return self.http.get(url, **kwargs)  # type: ignore[arg-type]

@@ -17,7 +17,7 @@ import pytest
 
 from keyplane.domain.models import Role
 
-from conftest import Org, Server
+from conftest import SEEN, CreatedKeys, Org, Server
 
 PASSWORD = "correct horse battery staple"
 # Every visitor connects from its own loopback address: the sign-in limiter also counts
@@ -34,9 +34,10 @@ class Visitor:
     ``Cookie`` by hand, like a browser would over https.
     """
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: Server, seen: CreatedKeys = SEEN) -> None:
         self.address = next(ADDRESSES)
         self.cookies: dict[str, str] = {}
+        self.seen = seen  # the passwords and tokens it handles, for the leak search
         self.http = httpx.Client(
             base_url=server.base_url,
             transport=httpx.HTTPTransport(local_address=self.address),
@@ -53,6 +54,8 @@ class Visitor:
         return self._send("POST", path, data)
 
     def _send(self, method: str, path: str, data: dict[str, str] | None = None) -> httpx.Response:
+        self.seen.note_form(data or {})
+        self.seen.note_set_password_link(path)
         cookie = "; ".join(f"{name}={value}" for name, value in self.cookies.items())
         response = self.http.request(
             method, path, data=data, headers={"Cookie": cookie} if cookie else {}
@@ -62,6 +65,8 @@ class Visitor:
                 self.cookies.pop(name, None)
             else:
                 self.cookies[name] = attributes["value"]
+                if name == "kp_session":
+                    self.seen.add_token(attributes["value"])
         return response
 
     def csrf_token(self, path: str = "/console/keys") -> str:

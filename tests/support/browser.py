@@ -23,7 +23,7 @@ from keyplane.domain.scopes import ScopeSet
 from keyplane.services.common import Principal
 from keyplane.services.users import NewUser
 
-from conftest import IN_CI, CreatedKeys, Org, Server
+from conftest import IN_CI, SEEN, CreatedKeys, Org, Server
 
 CHROMIUM = os.environ.get("KEYPLANE_CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).parents[2] / "build" / "screenshots"
@@ -110,6 +110,10 @@ def sign_in(page: Page, person: Person) -> None:
     page.get_by_label("Password").fill(person.password)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url("**/console/keys")
+    SEEN.add_password(person.password)  # for the leak search at the end of the session
+    for cookie in page.context.cookies():
+        if cookie.get("name") == "kp_session":
+            SEEN.add_token(cookie.get("value", ""))
 
 
 def screenshot(page: Page, name: str) -> None:
