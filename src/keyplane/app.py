@@ -7,6 +7,7 @@ puts the HTTP layer on top.
 from __future__ import annotations
 
 import hmac
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -33,6 +34,8 @@ from keyplane.settings import ConfigurationError, Settings
 from keyplane.storage.engine import make_engine, migrate
 from keyplane.storage.instance import claim_secret_check
 from keyplane.storage.store import SqlStore
+
+log = logging.getLogger(__name__)
 
 
 def utc_now() -> datetime:
@@ -98,12 +101,15 @@ def _check_secret(settings: Settings, hasher: KeyHasher, engine: Engine) -> None
 def create_app(settings: Settings | None = None, *, keyplane: Keyplane | None = None) -> FastAPI:
     # The web layers are imported only when serving: the CLI's other commands skip them.
     from keyplane.api import install
+    from keyplane.api.middleware import TrustedProxies
     from keyplane.console import install_console
 
     kp = keyplane if keyplane is not None else build(settings or Settings())
+    config = kp.settings
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        log.info("security settings: %s", security_summary(config))
         kp.start()
         try:
             yield
@@ -118,8 +124,24 @@ def create_app(settings: Settings | None = None, *, keyplane: Keyplane | None = 
         # FastAPI's built-in OpenTelemetry probes the global providers on every request
         # (measured: a visible share of a verification); keyplane wires its own metrics.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # In production the interactive pages are opt-in (KEYPLANE_DOCS=true); the OpenAPI
+        # document itself stays: clients and gateways generate code from it.
+        docs_url="/docs" if config.docs_enabled else None,
+        redoc_url="/redoc" if config.docs_enabled else None,
     )
     app.state.keyplane = kp
     install(app)
     install_console(app)
+    # Outermost, so that every guard, throttle and audit record sees the real client.
+    app.add_middleware(TrustedProxies, trusted=config.trusted_proxies)
     return app
+
+
+def security_summary(settings: Settings) -> str:
+    """The effective security settings, one line for the startup log (no secret values)."""
+    proxies = ", ".join(str(n) for n in settings.trusted_proxies) or "none"
+    return (
+        f"env={settings.env}; secret from {settings.secret_source()}; "
+        f"secure cookies {'on' if settings.secure_cookies else 'OFF'}; "
+        f"trusted proxies: {proxies}; interactive docs {'on' if settings.docs_enabled else 'off'}"
+    )

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 import os
 import secrets
 import stat
 import tempfile
 from pathlib import Path
+from typing import Annotated, Literal
 
-from pydantic import Field, SecretStr
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from keyplane.storage.engine import is_sqlite, sqlite_path
 
 log = logging.getLogger(__name__)
+
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 
 class ConfigurationError(RuntimeError):
@@ -33,9 +38,55 @@ class Settings(BaseSettings):
     # Console cookies are Secure: browsers send them over HTTPS and to localhost only. Turn
     # off only behind a trusted plain-HTTP hop (never on the open internet).
     secure_cookies: bool = True
+    # development: the defaults of a laptop; production: refuse what is only fine on one
+    # (a generated secret, the demo organization, insecure cookies) and hide /docs.
+    env: Literal["development", "production"] = "development"
+    # Interactive docs (/docs, /redoc); /openapi.json is always served. Default: on, except
+    # in production.
+    docs: bool | None = None
+    # Peers whose X-Forwarded-For is believed (addresses or CIDRs, comma-separated). Empty:
+    # the socket peer is the client, whatever a header says.
+    trusted_proxies: Annotated[tuple[IPNetwork, ...], NoDecode] = ()
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _networks(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = [part.strip() for part in value.split(",") if part.strip()]
+        if isinstance(value, list | tuple):
+            try:
+                return tuple(ipaddress.ip_network(str(v), strict=False) for v in value)
+            except ValueError as exc:
+                raise ValueError(f"KEYPLANE_TRUSTED_PROXIES: {exc}") from exc
+        return value
+
+    @property
+    def production(self) -> bool:
+        return self.env == "production"
+
+    @property
+    def docs_enabled(self) -> bool:
+        return self.docs if self.docs is not None else not self.production
+
+    def production_problems(self, *, demo: bool) -> list[str]:
+        """What makes this configuration unfit for KEYPLANE_ENV=production (empty: fit)."""
+        if not self.production:
+            return []
+        problems = []
+        if self.secret_key is None and self.secret_key_file is None:
+            problems.append(
+                "set KEYPLANE_SECRET_KEY or KEYPLANE_SECRET_KEY_FILE: a generated secret lives "
+                "beside the database and is lost with the machine"
+            )
+        if demo:
+            problems.append("--demo creates a known organization with a printed password")
+        if not self.secure_cookies:
+            problems.append("KEYPLANE_SECURE_COOKIES=false sends console sessions over plain HTTP")
+        return problems
 
     def secret_source(self) -> str:
-        """Where ``pepper()`` takes the secret from, in words for an error message."""
+        """Where ``pepper()`` takes the secret from, in words for an error message and the
+        startup log (never the value)."""
         if self.secret_key is not None:
             return "KEYPLANE_SECRET_KEY"
         if self.secret_key_file is not None:

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
+import typer.main
 from typer.testing import CliRunner
 
+from keyplane import __version__
 from keyplane.cli.main import app
 from keyplane.domain.tokens import parse_key
 
@@ -179,3 +182,73 @@ def test_a_short_password_on_stdin_is_refused_before_anything_is_created(sqlite_
     assert "password" in result.stderr
     retry = runner.invoke(app, args, input="long enough password\n")
     assert retry.exit_code == 0, retry.output
+
+
+def test_version_prints_the_package_version() -> None:
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.stdout.strip() == f"keyplane {__version__}"
+
+
+def _commands(command: object, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    """Every command and group under ``command``, as argument paths."""
+    found = [path]
+    for name, sub in getattr(command, "commands", {}).items():
+        found.extend(_commands(sub, (*path, name)))
+    return found
+
+
+def test_help_shows_no_python_type_markers() -> None:
+    commands = _commands(typer.main.get_command(app))
+    assert ("serve",) in commands
+    for path in commands:
+        result = runner.invoke(app, [*path, "--help"])
+        assert result.exit_code == 0, (path, result.output)
+        assert re.search(r"<\w+>", result.stdout) is None, (path, result.stdout)
+        assert "Usage: " in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("env", "args", "reason"),
+    [
+        ({}, [], "KEYPLANE_SECRET_KEY"),
+        ({"KEYPLANE_SECRET_KEY": TEST_SECRET}, ["--demo"], "--demo"),
+        (
+            {"KEYPLANE_SECRET_KEY": TEST_SECRET, "KEYPLANE_SECURE_COOKIES": "false"},
+            [],
+            "KEYPLANE_SECURE_COOKIES=false",
+        ),
+    ],
+    ids=["no-secret", "demo", "insecure-cookies"],
+)
+def test_production_refuses_to_start_unsafe_and_says_why(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    env: dict[str, str],
+    args: list[str],
+    reason: str,
+) -> None:
+    for name in ("KEYPLANE_SECRET_KEY", "KEYPLANE_SECRET_KEY_FILE", "KEYPLANE_SECURE_COOKIES"):
+        monkeypatch.delenv(name, raising=False)
+    url = f"sqlite:///{tmp_path / 'prod.db'}"
+    result = runner.invoke(
+        app,
+        ["serve", "--port", "1", "--database-url", url, *args],
+        env={"KEYPLANE_ENV": "production", **env},
+    )
+    assert result.exit_code == 2
+    assert "KEYPLANE_ENV=production refuses to start" in result.stderr
+    assert reason in result.stderr
+    assert not (tmp_path / "prod.db").exists()
+
+
+def test_a_trusted_proxy_that_is_no_address_is_refused_at_start(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'p.db'}"
+    result = runner.invoke(
+        app,
+        ["serve", "--port", "1", "--database-url", url],
+        env={"KEYPLANE_TRUSTED_PROXIES": "10.0.0.0/8, gateway"},
+    )
+    assert result.exit_code == 2
+    assert "KEYPLANE_TRUSTED_PROXIES" in result.stderr
+    assert "'gateway'" in result.stderr

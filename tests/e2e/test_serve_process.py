@@ -4,13 +4,12 @@ and the API driven over loopback."""
 from __future__ import annotations
 
 import json
-import os
-import signal
+import re
+import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -19,61 +18,13 @@ import pytest
 from keyplane.domain.tokens import parse_key
 
 from conftest import CreatedKeys, free_port
+from support.serving import KEYPLANE, Process, clean_env, serve
 
 pytestmark = pytest.mark.e2e
-KEYPLANE = str(Path(sys.executable).with_name("keyplane"))
-
-
-@dataclass
-class Process:
-    proc: subprocess.Popen[str]
-    base_url: str
-    database_url: str
-    log: Path
-
-    def output(self) -> str:
-        return self.log.read_text()
-
-
-def _wait_healthy(process: Process, seconds: float = 30) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.proc.poll() is not None:
-            pytest.fail(f"keyplane serve exited early:\n{process.output()}")
-        try:
-            if httpx.get(f"{process.base_url}/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    pytest.fail(f"keyplane serve did not become healthy:\n{process.output()}")
 
 
 def _serve(tmp_path: Path, *extra: str) -> Iterator[Process]:
-    port = free_port()
-    database_url = f"sqlite:///{tmp_path / 'keyplane.db'}"
-    log = tmp_path / "serve.log"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("KEYPLANE_")}
-    with log.open("w") as sink:
-        proc = subprocess.Popen(
-            [KEYPLANE, "serve", "--port", str(port), "--database-url", database_url, *extra],
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            text=True,
-            env=env,
-            cwd=tmp_path,
-        )
-    process = Process(proc, f"http://127.0.0.1:{port}", database_url, log)
-    try:
-        _wait_healthy(process)
-        yield process
-    finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+    yield from serve(tmp_path, free_port(), *extra)
 
 
 @pytest.fixture
@@ -151,16 +102,99 @@ def test_an_org_created_beside_a_running_server_drives_the_whole_key_lifecycle(
         assert key not in output
 
 
-def test_serve_demo_prints_a_working_full_access_key(
+def demo_key(output: str) -> str:
+    """The key of the last ``export KP=…`` line ``serve --demo`` printed."""
+    keys = re.findall(r"^  export KP=(\S+)$", output, flags=re.MULTILINE)
+    assert keys, output
+    assert parse_key(keys[-1]) is not None
+    return keys[-1]
+
+
+def test_serve_demo_prints_a_working_full_access_key_that_expires_in_a_day(
     tmp_path: Path, created_keys: CreatedKeys
 ) -> None:
     for process in _serve(tmp_path, "--demo"):
         output = process.output()
         assert f"keyplane is serving at {process.base_url}" in output
-        key = next(word for word in output.split() if parse_key(word) is not None)
+        key = demo_key(output)
         created_keys.add(key)
         response = httpx.get(
             f"{process.base_url}/v1/keys", headers={"Authorization": f"Bearer {key}"}
         )
         assert response.status_code == 200
-        assert response.json()["data"][0]["full_access"] is True
+        (listed,) = response.json()["data"]
+        assert listed["full_access"] is True
+        expires = datetime.fromisoformat(listed["expires_at"])
+        assert timedelta(hours=23) < expires - datetime.now(UTC) <= timedelta(hours=24)
+
+
+def test_restarting_the_demo_keeps_its_setup_and_mints_no_key_without_expiry(
+    tmp_path: Path, created_keys: CreatedKeys
+) -> None:
+    port = free_port()
+    for _ in range(2):
+        for process in serve(tmp_path, port, "--demo"):
+            key = demo_key(process.output())
+            created_keys.add(key)
+    for process in serve(tmp_path, port, "--demo"):
+        key = demo_key(process.output())
+        created_keys.add(key)
+        with httpx.Client(
+            base_url=process.base_url, headers={"Authorization": f"Bearer {key}"}
+        ) as api:
+            keys = api.get("/v1/keys").json()["data"]
+            assert len(keys) == 3
+            assert all(k["expires_at"] is not None for k in keys)
+            custom = [r for r in api.get("/v1/resources").json()["data"] if not r["builtin"]]
+            assert [(r["name"], r["actions"]) for r in custom] == [
+                ("models", ["read", "write", "deploy"])
+            ]
+            apps = api.get("/v1/apps").json()["data"]
+            assert [(a["name"], a["scopes"]) for a in apps] == [("acme", ["models:read"])]
+            profiles = api.get("/v1/profiles").json()["data"]
+            assert [p["name"] for p in profiles] == ["free-tier"]
+
+
+def test_serve_on_a_busy_port_fails_before_touching_the_database(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = subprocess.run(
+            [
+                KEYPLANE,
+                "serve",
+                "--port",
+                str(port),
+                "--demo",
+                "--database-url",
+                f"sqlite:///{tmp_path / 'keyplane.db'}",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env=clean_env(),
+            cwd=tmp_path,
+        )
+    assert run.returncode == 1
+    assert f"cannot listen on 127.0.0.1:{port}" in run.stderr
+    assert "serving at" not in run.stdout
+    assert "KP=" not in run.stdout
+    assert list(tmp_path.iterdir()) == [], "no database, no secret file"
+
+
+def test_the_startup_log_lists_the_security_settings_without_the_secret(tmp_path: Path) -> None:
+    secret = "s" * 40
+    env = clean_env(
+        KEYPLANE_SECRET_KEY=secret, KEYPLANE_TRUSTED_PROXIES="10.0.0.0/8", KEYPLANE_ENV="production"
+    )
+    for process in serve(tmp_path, free_port(), env=env):
+        output = process.output()
+        assert (
+            "security settings: env=production; secret from KEYPLANE_SECRET_KEY; "
+            "secure cookies on; trusted proxies: 10.0.0.0/8; interactive docs off"
+        ) in output
+        assert secret not in output
+        assert httpx.get(f"{process.base_url}/docs").status_code == 404
+        assert httpx.get(f"{process.base_url}/openapi.json").status_code == 200

@@ -7,13 +7,26 @@ from starlette.routing import Route
 
 from keyplane.api.errors import install_error_handlers
 from keyplane.api.middleware import RequestGuard
-from keyplane.api.routes import apps, health, keys, org, profiles, resources, users, verify
+from keyplane.api.routes import (
+    apps,
+    health,
+    index,
+    keys,
+    org,
+    profiles,
+    resources,
+    users,
+    verify,
+)
+from keyplane.api.routes._docs import document_problems
 from keyplane.api.routes.verify import ValidBodies, VerifyFastPath
 
 
 def install(app: FastAPI) -> None:
     install_error_handlers(app)
+    document_problems(app)
     app.state.valid_bodies = ValidBodies()  # per app: two apps in a process share nothing
+    app.include_router(index.router)
     app.include_router(health.router)
     # The hot path: VerifyFastPath answers POST /v1/keys/verify inside the guard, ahead of
     # FastAPI; the documented FastAPI route shares its code and serves only the OpenAPI

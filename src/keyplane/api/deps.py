@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends, Request
+from fastapi import Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from keyplane.container import Keyplane
@@ -24,6 +24,13 @@ def get_keyplane(request: Request) -> Keyplane:
 
 Services = Annotated[Keyplane, Depends(get_keyplane)]
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
+
+
+def no_store(response: Response) -> None:
+    """For every response that carries a secret (a full key, a set-password link): no
+    browser, proxy or client cache may keep a copy (RFC 9111 5.2.2.5; Pragma for HTTP/1.0)."""
+    response.headers["Cache-Control"] = "no-store"
+    response.headers["Pragma"] = "no-cache"
 
 
 def authenticated(kp: Services, credentials: Credentials) -> Principal:

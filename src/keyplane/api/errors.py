@@ -16,6 +16,7 @@ import orjson
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from keyplane.domain.errors import (
     Conflict,
@@ -48,6 +49,7 @@ TABLE: Final[dict[type[KeyplaneError], tuple[int, str, str]]] = {
     Throttled: (429, "too-many-requests", "Too many requests"),
 }
 
+_METHODS: Final = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
 _HTTP_TITLES: Final = {
     400: ("bad-request", "Bad request"),
     404: ("not-found", "Not found"),
@@ -186,12 +188,32 @@ async def _on_validation_error(request: Request, exc: Exception) -> Response:
     return problem(422, "validation-error", "Invalid input", detail, errors=errors)
 
 
-async def _on_http_error(_request: Request, exc: Exception) -> Response:
+async def _on_http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101 - registered for it only
     slug, title = _HTTP_TITLES.get(exc.status_code, ("http-error", "HTTP error"))
     detail = exc.detail if isinstance(exc.detail, str) else title
-    headers = dict(exc.headers) if exc.headers else None
-    return problem(exc.status_code, slug, title, detail, headers=headers)
+    headers = dict(exc.headers) if exc.headers else {}
+    if exc.status_code == 405:
+        headers["Allow"] = ", ".join(_allowed_methods(request))
+    return problem(exc.status_code, slug, title, detail, headers=headers or None)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method the path answers. Starlette names only the first matching route's, but
+    FastAPI makes one route per method, so GET and POST on one path are two routes."""
+    documented = request.app.openapi()["paths"].get(request.url.path)
+    if documented is not None:
+        # A documented literal path (``/v1/keys/verify``) is not also an id that a
+        # templated route (``/v1/keys/{key_id}``) would take: the document decides.
+        return sorted(method.upper() for method in documented)
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] is Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
 
 
 async def _on_unexpected(_request: Request, exc: Exception) -> Response:

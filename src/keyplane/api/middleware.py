@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ipaddress
+from collections.abc import Sequence
 from urllib.parse import unquote
 
 from starlette.responses import Response
@@ -10,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from keyplane.api.errors import problem
 from keyplane.domain.limits import REQUEST_BODY_MAX_BYTES
 from keyplane.domain.tokens import looks_like_key
+from keyplane.settings import IPNetwork
 
 _BODY_METHODS = frozenset(("POST", "PUT", "PATCH"))
 
@@ -108,3 +111,72 @@ def _replay(body: bytes) -> Receive:
         return {"type": "http.disconnect"}
 
     return receive
+
+
+class TrustedProxies:
+    """Sets ``scope["client"]`` from ``X-Forwarded-For``, only when the socket peer is a
+    trusted proxy (``KEYPLANE_TRUSTED_PROXIES``); throttling and audit then see the client.
+
+    The header is read from the right: each proxy appends the address it received from, so
+    the entries a trusted proxy added are believable and anything further left may be made
+    up by the client. The first address that is not a trusted proxy is the client. A
+    trusted peer's ``X-Forwarded-Proto`` sets the scheme (HSTS follows it). With no
+    trusted proxies this does nothing, and uvicorn's own header handling stays off
+    (``proxy_headers=False``): otherwise it believes 127.0.0.1 by default.
+    """
+
+    def __init__(self, app: ASGIApp, trusted: Sequence[IPNetwork]) -> None:
+        self.app = app
+        self.trusted = tuple(trusted)
+
+    def _is_trusted(self, host: str) -> bool:
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+            address = address.ipv4_mapped
+        return any(address in network for network in self.trusted)
+
+    def client_of(self, peer: str, forwarded: Sequence[str]) -> str:
+        """The client address for a request from ``peer`` carrying these header values."""
+        if not self._is_trusted(peer):
+            return peer
+        hops = [hop.strip() for value in forwarded for hop in value.split(",")]
+        client = peer
+        for hop in reversed(hops):
+            try:
+                ipaddress.ip_address(hop)
+            except ValueError:
+                # Garbage (or an obfuscated "unknown" hop): nothing left of it can be
+                # believed, and the last address we could believe is the answer.
+                return client
+            client = hop
+            if not self._is_trusted(hop):
+                return hop
+        return client
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket") and self.trusted and scope.get("client"):
+            peer = scope["client"][0]
+            if self._is_trusted(peer):
+                scope = self._forwarded(scope, peer)
+        await self.app(scope, receive, send)
+
+    def _forwarded(self, scope: Scope, peer: str) -> Scope:
+        forwarded: list[str] = []
+        proto = None
+        for name, value in scope["headers"]:
+            if name == b"x-forwarded-for":
+                forwarded.append(value.decode("latin-1"))
+            elif name == b"x-forwarded-proto":
+                proto = value.decode("latin-1").rsplit(",", 1)[-1].strip().lower()
+        scope = dict(scope)
+        if forwarded:
+            scope["client"] = (self.client_of(peer, forwarded), 0)
+        # The scheme the client used, as the nearest proxy saw it (for HSTS, Secure).
+        if proto in ("http", "https"):
+            scope["scheme"] = (
+                proto if scope["type"] == "http" else {"http": "ws", "https": "wss"}[proto]
+            )
+        return scope

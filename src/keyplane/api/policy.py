@@ -18,6 +18,7 @@ from typing import Final
 Operation = tuple[str, str]  # (HTTP method, path template as in the OpenAPI document)
 
 POLICY: Final[Mapping[Operation, str | None]] = {
+    ("GET", "/"): None,
     ("GET", "/healthz"): None,
     ("POST", "/v1/keys/verify"): "keys:verify",
     ("POST", "/v1/keys"): "api_keys:write",

@@ -5,31 +5,82 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import socket
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from pydantic import ValidationError
+from typer.core import TyperArgument, TyperOption
 
+from keyplane import __version__
 from keyplane.app import build, create_app
 from keyplane.cli.users import users
 from keyplane.container import Keyplane
 from keyplane.domain.errors import KeyplaneError
+from keyplane.domain.scopes import ScopeSet
 from keyplane.logs import setup_logging
+from keyplane.services.common import Principal
+from keyplane.services.orgs import furnish_demo
 from keyplane.services.users import check_password
 from keyplane.settings import ConfigurationError, Settings
 
+if TYPE_CHECKING:
+    import uvicorn
+
+
+def _argument_label(self: TyperArgument, ctx: object) -> None:
+    return None  # the argument's name (its metavar) is already in the line
+
+
+def _option_label(self: TyperOption, ctx: object) -> str:
+    return self.metavar or (self.name or "value").upper()
+
+
+# Typer labels every parameter with its Python type (`NAME <str>`, `--port <int>`);
+# keyplane's help names values by metavar (NAME, EMAIL, PORT; the option's name in capitals
+# when none is given), as click does, and shows no Python types. Every command group,
+# including those added later, gets it from here.
+TyperArgument.display_type_rich = _argument_label  # type: ignore[method-assign,assignment]
+TyperOption.display_type_rich = _option_label  # type: ignore[method-assign]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"keyplane {__version__}")
+        raise typer.Exit
+
+
 app = typer.Typer(
-    help="keyplane: a control plane for API keys.", no_args_is_help=True, add_completion=False
+    help="keyplane: a control plane for API keys.",
+    no_args_is_help=True,
+    add_completion=False,
+    # Plain help, as click writes it: rich's panels label flags and --help with `<bool>`.
+    rich_markup_mode=None,
 )
 orgs = typer.Typer(help="Organizations.", no_args_is_help=True)
 app.add_typer(orgs, name="orgs")
 app.add_typer(users, name="users")
+
+
+@app.callback()
+def _main(
+    _version_flag: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """keyplane: a control plane for API keys."""
+
 
 DatabaseUrl = Annotated[
     str | None,
     typer.Option(
         "--database-url",
         envvar="KEYPLANE_DATABASE_URL",
+        metavar="URL",
         help="SQLAlchemy URL; default: a SQLite file keyplane.db here.",
     ),
 ]
@@ -37,59 +88,111 @@ DEMO_ORG = "Demo"
 DEMO_EMAIL = "demo@example.com"
 
 
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
 def _settings(database_url: str | None) -> Settings:
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        raise _fail(
+            "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        ) from exc
     if database_url:
         settings = settings.model_copy(update={"database_url": database_url})
     return settings
 
 
-def _build(database_url: str | None) -> Keyplane:
+def _build(database_url: str | None, settings: Settings | None = None) -> Keyplane:
     try:
-        return build(_settings(database_url))
+        return build(settings or _settings(database_url))
     except ConfigurationError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(2) from exc
+        raise _fail(str(exc)) from exc
 
 
 def _one_time_password() -> str:
     return secrets.token_urlsafe(15)
 
 
-@app.command()
-def serve(
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
-    database_url: DatabaseUrl = None,
-    demo: Annotated[
-        bool,
-        typer.Option(help="Ensure a demo organization; print a console password and a key for it."),
-    ] = False,
-) -> None:
-    """Run migrations if needed and serve the API and the console."""
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound before anything else happens: a busy port must fail
+    before the database is touched (and before the demo's password and key change)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn does
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise _fail(f"cannot listen on {host}:{port}: {exc.strerror}", 1) from exc
+    sock.set_inheritable(True)
+    return sock
+
+
+def server_config(asgi: Any, settings: Settings) -> uvicorn.Config:
+    """uvicorn as keyplane runs it."""
     import uvicorn  # imported here: the other commands do not need a server
 
-    settings = _settings(database_url)
-    setup_logging(settings.log_level)
-    kp = _build(database_url)
-    base = f"http://{host}:{port}"
-    typer.echo(f"keyplane is serving at {base}  (API docs: {base}/docs)")
-    if demo:
-        issued = kp.orgs.demo(DEMO_ORG, DEMO_EMAIL)
-        password = _one_time_password()
-        kp.users.set_password(issued.owner.id, password)
-        typer.echo(f"console: {base}/console  sign in as {issued.owner.email} / {password}")
-        typer.echo(f"demo organization {issued.org.id}; a new full-access API key (shown once):")
-        typer.echo(f"  {issued.api_key}")
-        typer.echo(f"try:  curl -H 'Authorization: Bearer {issued.api_key}' {base}/v1/keys")
-    uvicorn.run(
-        create_app(keyplane=kp),
-        host=host,
-        port=port,
+    return uvicorn.Config(
+        asgi,
         access_log=False,
         log_config=None,
         server_header=False,
+        # uvicorn believes X-Forwarded-For from 127.0.0.1 by default; keyplane reads it
+        # only from KEYPLANE_TRUSTED_PROXIES (keyplane.api.middleware.TrustedProxies).
+        proxy_headers=False,
+        log_level=settings.log_level.lower(),
     )
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(metavar="HOST", help="Address to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(metavar="PORT", help="Port to listen on.")] = 8000,
+    database_url: DatabaseUrl = None,
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo", help="Ensure a demo organization; print a console password and a key for it."
+        ),
+    ] = False,
+) -> None:
+    """Run migrations if needed and serve the API and the console."""
+    import uvicorn
+
+    settings = _settings(database_url)
+    problems = settings.production_problems(demo=demo)
+    if problems:
+        lines = "\n".join(f"  - {p}" for p in problems)
+        raise _fail(f"KEYPLANE_ENV=production refuses to start:\n{lines}")
+    setup_logging(settings.log_level)
+    sock = listen(host, port)
+    kp = _build(database_url, settings)
+    shown = f"[{host}]" if ":" in host else host
+    base = f"http://{shown}:{port}"
+    docs = f"  (API docs: {base}/docs)" if settings.docs_enabled else ""
+    typer.echo(f"keyplane is serving at {base}{docs}")
+    if demo:
+        _print_demo(kp, base)
+    server = uvicorn.Server(server_config(create_app(keyplane=kp), settings))
+    server.run(sockets=[sock])
+
+
+def _print_demo(kp: Keyplane, base: str) -> None:
+    issued = kp.orgs.demo(DEMO_ORG, DEMO_EMAIL)
+    owner = Principal(issued.org.id, issued.owner.id, ScopeSet.full())
+    furnish_demo(owner, kp.resources, kp.apps, kp.profiles)
+    password = _one_time_password()
+    kp.users.set_password(issued.owner.id, password)
+    typer.echo(f"console: {base}/console  sign in as {issued.owner.email} / {password}")
+    typer.echo(
+        f"demo organization {issued.org.id}: a new full-access API key, shown once, "
+        "expiring in 24 hours. Set it in your shell:"
+    )
+    typer.echo(f"  export KP={issued.api_key}")
+    typer.echo(f'try:  curl -H "Authorization: Bearer $KP" {base}/v1/keys')
 
 
 @app.command()
@@ -102,8 +205,10 @@ def migrate(database_url: DatabaseUrl = None) -> None:
 
 @orgs.command("create")
 def create_org(
-    name: Annotated[str, typer.Argument(help="The organization's name.")],
-    owner_email: Annotated[str, typer.Option("--owner-email", help="Email of the owner user.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The organization's name.")],
+    owner_email: Annotated[
+        str, typer.Option("--owner-email", metavar="EMAIL", help="Email of the owner user.")
+    ],
     database_url: DatabaseUrl = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     owner_password_stdin: Annotated[

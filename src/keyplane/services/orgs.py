@@ -5,18 +5,28 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field, replace
 
-from keyplane.domain.errors import InvalidInput
+from keyplane.domain.errors import Conflict, InvalidInput
 from keyplane.domain.ids import new_id
 from keyplane.domain.limits import EXPIRES_IN_DAYS_MAX
 from keyplane.domain.models import Identity, Organization, User
 from keyplane.domain.ports import Clock, KeyCache, Store
 from keyplane.domain.scopes import ScopeSet
+from keyplane.services.apps import AppService
 from keyplane.services.common import UNSET, Principal, _Unset, check_name, load_org, record
 from keyplane.services.keys import KeyService, NewKey
+from keyplane.services.profiles import ProfileService
+from keyplane.services.resources import ResourceService
 
 # Deliberately loose: one @, something on each side, a dot in the domain. Deliverability is
 # proven by the set-password mail, not by a regular expression.
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+
+DEMO_KEY_DAYS = 1
+# The demo organization's small, realistic setup: an ML platform guarding its models. The
+# README's walkthrough uses these names.
+DEMO_RESOURCE = "models"
+DEMO_APP = "acme"
+DEMO_PROFILE = "free-tier"
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +58,14 @@ class OrgService:
         self._cache = cache
         self._clock = clock
 
-    def create(self, name: str, owner_email: str, owner_name: str = "") -> Bootstrapped:
+    def create(
+        self,
+        name: str,
+        owner_email: str,
+        owner_name: str = "",
+        *,
+        owner_key: NewKey | None = None,
+    ) -> Bootstrapped:
         """A new organization, its owner, and a full-access key for the owner (shown once)."""
         now = self._clock()
         email = check_email(owner_email)
@@ -84,27 +101,31 @@ class OrgService:
                 tx,
                 principal,
                 org,
-                NewKey(name="Owner key", description=f"Full-access key for {email}"),
+                owner_key or NewKey(name="Owner key", description=f"Full-access key for {email}"),
             )
             record(tx, principal, now, "org.create", "org", org.id, name=org.name, owner=owner.id)
         return Bootstrapped(org, owner, issued.view.key.id, issued.secret)
 
     def demo(self, name: str, owner_email: str) -> Bootstrapped:
-        """The demo organization (created on first use) with a new full-access key.
+        """The demo organization (created on first use) with a new full-access key that
+        expires in a day.
 
-        Keys are shown once, so a restart cannot show the previous one: it issues another.
+        Keys are shown once, so a restart cannot show the previous one and issues another;
+        the day's expiry keeps restarts from piling up full-access keys that never end.
         """
+        key = NewKey(
+            name=f"Demo key {self._clock():%Y-%m-%d %H:%M}",
+            description="Printed by `keyplane serve --demo`; expires after a day.",
+            expires_in_days=DEMO_KEY_DAYS,
+        )
         with self._store.transaction() as tx:
             org = tx.orgs.find_by_name(name)
             owner = tx.users.find_owner(org.id) if org is not None else None
             if org is not None and owner is not None:
                 principal = Principal(org.id, owner.id, ScopeSet.full())
-                now = self._clock()
-                issued = self._keys.issue_in(
-                    tx, principal, org, NewKey(name=f"Demo key {now:%Y-%m-%d %H:%M}")
-                )
+                issued = self._keys.issue_in(tx, principal, org, key)
                 return Bootstrapped(org, owner, issued.view.key.id, issued.secret)
-        return self.create(name, owner_email)
+        return self.create(name, owner_email, owner_key=key)
 
     def get(self, principal: Principal) -> Organization:
         with self._store.read() as tx:
@@ -142,3 +163,39 @@ class OrgService:
             )
         self._cache.invalidate_org(org.id)
         return updated
+
+
+def furnish_demo(
+    owner: Principal,
+    resources: ResourceService,
+    apps: AppService,
+    profiles: ProfileService,
+) -> None:
+    """Gives the demo organization a resource, an app and a profile, once: whatever exists
+    under those names already (from an earlier start) is left as it is."""
+    steps = (
+        lambda: resources.create(
+            owner,
+            DEMO_RESOURCE,
+            title="Models",
+            description="The models your API serves.",
+            actions=("read", "write", "deploy"),
+        ),
+        lambda: apps.create(
+            owner,
+            DEMO_APP,
+            "A customer: its keys may call the models, nothing else.",
+            (f"{DEMO_RESOURCE}:read",),
+        ),
+        lambda: profiles.create(
+            owner,
+            DEMO_PROFILE,
+            "Settings your API reads from a verification to serve a free-tier customer.",
+            {"requests_per_minute": 60, "max_tokens": 1024},
+        ),
+    )
+    for step in steps:
+        try:
+            step()
+        except Conflict:
+            continue  # made by an earlier start

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Final
 
-from fastapi import Query
+from fastapi import FastAPI, Query
 
+from keyplane.api.errors import PROBLEM_JSON
 from keyplane.api.schemas.common import Problem, ValidationProblem
 from keyplane.domain.limits import PAGE_MAX
 
@@ -19,21 +20,64 @@ _DESCRIPTIONS = {
     404: "No such object in the caller's organization.",
     409: "Conflicts with the current state (a name taken, an object in use).",
     413: "Request body too large.",
+    415: "The body is not sent as `Content-Type: application/json`.",
     422: "Invalid input; `errors` names each field and the reason.",
     503: "The database could not complete the request; nothing was changed. Retry after "
     "`Retry-After` seconds.",
 }
+# What any operation taking a JSON body can answer, whatever its route declares: the body
+# is read and parsed before the route runs.
+_BODY_STATUSES: Final = (400, 413, 415, 422)
+_FASTAPI_422: Final = "HTTPValidationError"
+
+
+def _problem_response(status: int) -> dict[str, Any]:
+    model = ValidationProblem if status == 422 else Problem
+    return {
+        "description": _DESCRIPTIONS[status],
+        "content": {PROBLEM_JSON: {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}},
+    }
 
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI ``responses`` for the given problem statuses (401, 403 and 503 always apply:
-    any operation reads the database, and every mutation writes its audit event there)."""
+    """OpenAPI ``responses`` for the given problem statuses. 400, 401, 403 and 413 always
+    apply (the request guard and authentication run before any route), and so does 503:
+    any operation reads the database, and every mutation writes its audit event there."""
     wanted = sorted({400, 401, 403, 413, 503, *statuses})
-    return {
-        status: {
-            "model": ValidationProblem if status == 422 else Problem,
-            "description": _DESCRIPTIONS[status],
-            "content": {"application/problem+json": {}},
-        }
-        for status in wanted
-    }
+    return {status: _problem_response(status) for status in wanted}
+
+
+def document_problems(app: FastAPI) -> None:
+    """Completes the app's OpenAPI document: the problem schemas, and the body problems of
+    every operation with a request body, so that a new route cannot forget one."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = _complete(FastAPI.openapi(app))
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented extension point
+
+
+def _complete(spec: dict[str, Any]) -> dict[str, Any]:
+    schemas = spec.setdefault("components", {}).setdefault("schemas", {})
+    for model in (Problem, ValidationProblem):
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+    for item in spec.get("paths", {}).values():
+        for operation in item.values():
+            if not isinstance(operation, dict):
+                continue
+            responses = operation.setdefault("responses", {})
+            # FastAPI adds its own 422 (HTTPValidationError) to operations taking parameters;
+            # keyplane answers every 422 with a problem document.
+            if _FASTAPI_422 in str(responses.get("422", "")):
+                responses["422"] = _problem_response(422)
+            if "requestBody" in operation:
+                for status in _BODY_STATUSES:
+                    responses.setdefault(str(status), _problem_response(status))
+    if _FASTAPI_422 not in str(spec["paths"]):
+        schemas.pop(_FASTAPI_422, None)
+        schemas.pop("ValidationError", None)
+    return spec

@@ -6,7 +6,7 @@ from typing import Literal
 
 from fastapi import APIRouter, Response
 
-from keyplane.api.deps import KeysDelete, KeysRead, KeysWrite, Services
+from keyplane.api.deps import KeysDelete, KeysRead, KeysWrite, Services, no_store
 from keyplane.api.routes._docs import Cursor, Limit, problems
 from keyplane.api.schemas.common import Paged, changes_from
 from keyplane.api.schemas.keys import KeyCreate, KeyCreated, KeyOut, KeyUpdate
@@ -17,8 +17,11 @@ router = APIRouter(prefix="/v1/keys", tags=["keys"])
 
 
 @router.post("", status_code=201, responses=problems(409, 422), summary="Create a key")
-def create_key(body: KeyCreate, principal: KeysWrite, kp: Services) -> KeyCreated:
+def create_key(
+    body: KeyCreate, principal: KeysWrite, kp: Services, response: Response
+) -> KeyCreated:
     """Creates a key. The full key is in this response only: store it now."""
+    no_store(response)
     issued = kp.keys.create(
         principal,
         NewKey(

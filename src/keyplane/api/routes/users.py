@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from keyplane.api.deps import Services, UsersDelete, UsersRead, UsersWrite
+from keyplane.api.deps import Services, UsersDelete, UsersRead, UsersWrite, no_store
 from keyplane.api.routes._docs import Cursor, Limit, problems
 from keyplane.api.schemas.common import Paged, changes_from
 from keyplane.api.schemas.users import UserCreate, UserCreated, UserOut, UserUpdate
@@ -17,7 +17,9 @@ SETUP_LINK_PATH = "/console/set-password/"
 
 
 @router.post("", status_code=201, responses=problems(409, 422), summary="Invite a user")
-def create_user(body: UserCreate, principal: UsersWrite, kp: Services) -> UserCreated:
+def create_user(
+    body: UserCreate, principal: UsersWrite, kp: Services, response: Response
+) -> UserCreated:
     """Creates a user with a role no more powerful than the caller's. Without a password
     the answer carries a one-time set-password link; only owners can make owners. An email
     that already signs in to another organization is answered the same way: the person
@@ -27,6 +29,8 @@ def create_user(body: UserCreate, principal: UsersWrite, kp: Services) -> UserCr
         principal, NewUser(email=body.email, name=body.name, role=body.role, password=body.password)
     )
     link = SETUP_LINK_PATH + invited.setup_token if invited.setup_token else None
+    if link is not None:
+        no_store(response)  # the link sets the password: a secret like a key
     return UserCreated(**UserOut.of(invited.user).model_dump(), set_password_url=link)
 
 

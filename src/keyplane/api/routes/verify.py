@@ -74,9 +74,12 @@ def _parse(body: bytes) -> tuple[str, list[str]]:
             errors.append(FieldError(f"scopes[{index}]", str(exc)))
     ip = data.get("ip")
     if ip is not None:
+        # A string only: ip_address() also takes integers (and so True and False).
         try:
-            ipaddress.ip_address(ip)
-        except (ValueError, TypeError):
+            valid_ip = isinstance(ip, str) and bool(ipaddress.ip_address(ip))
+        except ValueError:
+            valid_ip = False
+        if not valid_ip:
             errors.append(FieldError("ip", "must be an IPv4 or IPv6 address"))
     if errors or not isinstance(key, str):
         raise InvalidInput(*errors)

@@ -6,7 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
-from keyplane.api.schemas.common import Description, Name, Request, Scope
+from keyplane.api.schemas.common import Description, Name, Omit, Request, Scope
 from keyplane.domain.models import App
 
 
@@ -17,9 +17,9 @@ class AppCreate(Request):
 
 
 class AppUpdate(Request):
-    name: Name | None = None
-    description: Description | None = None
-    scopes: list[Scope] | None = Field(
+    name: Omit[Name] = None
+    description: Omit[Description] = None
+    scopes: Omit[list[Scope]] = Field(
         default=None, description="Applies to every key of the app at once."
     )
 

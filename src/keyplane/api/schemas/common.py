@@ -13,10 +13,39 @@ from keyplane.domain.limits import (
     DESCRIPTION_MAX,
     NAME_MAX,
 )
+from keyplane.domain.scopes import ACTION_PATTERN, NAME_PATTERN
+
+T = TypeVar("T")
 
 Name = Annotated[str, Field(min_length=1, max_length=NAME_MAX)]
 Description = Annotated[str, Field(max_length=DESCRIPTION_MAX)]
-Scope = Annotated[str, Field(min_length=1, max_length=100, examples=["models:read"])]
+# The grammar is documented as a pattern and checked by the domain, whose messages say more
+# than "does not match".
+SCOPE_PATTERN = rf"^(\*|{NAME_PATTERN}:({ACTION_PATTERN}|\*))$"
+Scope = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=100,
+        examples=["models:read"],
+        json_schema_extra={"pattern": SCOPE_PATTERN},
+    ),
+]
+
+
+def _not_null(schema: dict[str, Any]) -> None:
+    options = [o for o in schema.pop("anyOf", []) if o != {"type": "null"}]
+    if len(options) == 1:
+        schema.update(options[0])
+    elif options:
+        schema["anyOf"] = options
+    schema.pop("default", None)
+
+
+# A field a partial update may leave out but not set to null ("must not be null"): the
+# document offers no null. (Validation still takes None, so an explicit null reaches the
+# one check that names the field, instead of a union's per-member errors.)
+Omit = Annotated[T | None, Field(json_schema_extra=_not_null)]
 
 
 class Request(BaseModel):
@@ -69,9 +98,6 @@ class FieldProblem(BaseModel):
 
 class ValidationProblem(Problem):
     errors: list[FieldProblem]
-
-
-T = TypeVar("T")
 
 
 class Paged(BaseModel, Generic[T]):

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, Field, StrictInt, model_validator
 from pydantic_core import PydanticCustomError
 
-from keyplane.api.schemas.common import Description, Name, Request, Scope
+from keyplane.api.schemas.common import Description, Name, Omit, Request, Scope
 from keyplane.domain.limits import (
     EXPIRES_IN_DAYS_MAX,
     EXPIRES_IN_DAYS_MIN,
@@ -26,7 +26,7 @@ class KeyCreate(Request):
     )
     app_id: str | None = None
     expires_at: AwareDatetime | None = Field(default=None, description="RFC 3339, in the future.")
-    expires_in_days: int | None = Field(
+    expires_in_days: StrictInt | None = Field(
         default=None, ge=EXPIRES_IN_DAYS_MIN, le=EXPIRES_IN_DAYS_MAX
     )
     profile_id: str | None = None
@@ -40,10 +40,10 @@ IMMUTABLE_KEY_FIELDS = ("name", "scopes", "app_id", "key", "client_secret", "sec
 
 
 class KeyUpdate(Request):
-    status: Literal["active", "inactive"] | None = None
+    status: Omit[Literal["active", "inactive"]] = None
     profile_id: str | None = None
-    description: Description | None = None
-    metadata: dict[str, Any] | None = None
+    description: Omit[Description] = None
+    metadata: Omit[dict[str, Any]] = None
     expires_at: AwareDatetime | None = Field(
         default=None,
         description="May only move earlier, or later within the organization's maximum lifetime.",

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool, StrictInt
 
-from keyplane.api.schemas.common import Name, Request
+from keyplane.api.schemas.common import Name, Omit, Request
 from keyplane.domain.limits import (
     EXPIRES_IN_DAYS_MAX,
 )
@@ -14,9 +14,9 @@ from keyplane.domain.models import Organization
 
 
 class OrgUpdate(Request):
-    name: Name | None = None
-    require_explicit_scopes: bool | None = None
-    max_key_lifetime_days: int | None = Field(default=None, ge=1, le=EXPIRES_IN_DAYS_MAX)
+    name: Omit[Name] = None
+    require_explicit_scopes: Omit[StrictBool] = None
+    max_key_lifetime_days: StrictInt | None = Field(default=None, ge=1, le=EXPIRES_IN_DAYS_MAX)
 
 
 class OrgOut(BaseModel):

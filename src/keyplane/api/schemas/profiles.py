@@ -7,7 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from keyplane.api.schemas.common import Description, Name, Request
+from keyplane.api.schemas.common import Description, Name, Omit, Request
 from keyplane.domain.models import Profile
 
 
@@ -20,9 +20,9 @@ class ProfileCreate(Request):
 
 
 class ProfileUpdate(Request):
-    name: Name | None = None
-    description: Description | None = None
-    settings: dict[str, Any] | None = None
+    name: Omit[Name] = None
+    description: Omit[Description] = None
+    settings: Omit[dict[str, Any]] = None
 
 
 class ProfileOut(BaseModel):

@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, Field
 
-from keyplane.api.schemas.common import Name, Request
+from keyplane.api.schemas.common import Name, Omit, Request
 from keyplane.domain.limits import (
     NAME_MAX,
 )
@@ -28,8 +28,8 @@ class UserCreate(Request):
 
 
 class UserUpdate(Request):
-    name: Name | None = None
-    role: RoleName | None = None
+    name: Omit[Name] = None
+    role: Omit[RoleName] = None
 
 
 class UserOut(BaseModel):
