@@ -53,6 +53,9 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
     usage = BufferedUsageRecorder(store.record_last_used, interval=settings.usage_flush_interval)
     keys = KeyService(store, hasher, cache, clock)
     passwords = Argon2Passwords()
+    # services/signin.py explains the three counts and their numbers; set-password links
+    # share the per-account one (services/users.py).
+    accounts = InProcessAttemptLimiter(free=50)
     return Keyplane(
         settings=settings,
         clock=clock,
@@ -65,11 +68,12 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
         resources=ResourceService(store, clock),
         orgs=OrgService(store, keys, cache, clock),
         verifier=Verifier(store, hasher, cache, clock, usage),
-        users=UserService(store, passwords, clock),
+        users=UserService(store, passwords, clock, accounts, time.monotonic),
         signin=SignInService(
             store,
             passwords,
-            accounts=InProcessAttemptLimiter(free=5),
+            pairs=InProcessAttemptLimiter(free=5),
+            accounts=accounts,
             addresses=InProcessAttemptLimiter(free=20),
             clock=clock,
             monotonic=time.monotonic,

@@ -177,21 +177,26 @@ class BufferedUsageRecorder:
 class InProcessAttemptLimiter:
     """Per-subject failure counting with exponential back-off after a few free attempts.
 
-    A subject is an account (``email:…``) or an address (``ip:…``). After ``free``
-    failures each further attempt must wait 2^(n - free) seconds (capped) from the last
-    failure; a quiet ``forget_after`` seconds wipes the slate. Bounded in memory: past
-    ``max_subjects`` the oldest subject is forgotten, which an attacker rotating addresses
-    could exploit only to regain a few free attempts per account (the account's own
-    counter still holds).
+    A subject is whatever the caller counts by: an account and address pair, an account, an
+    address (``services/signin.py`` uses all three, with different allowances). After
+    ``free`` failures each further attempt must wait 2^(n - free) seconds from the last
+    failure, never more than ``cap`` (15 minutes by default: without a cap the wait of a
+    shared subject would grow past any use, which is itself a lockout). A quiet
+    ``forget_after`` seconds (an hour, longer than the cap so a patient guesser keeps the
+    count) wipes the slate. Bounded in memory: past ``max_subjects`` the oldest subject is
+    forgotten, which an attacker rotating subjects could exploit only to regain a few free
+    attempts (the account's own ceiling still holds).
     """
 
     def __init__(
         self,
         free: int = 5,
-        cap: float = 300.0,
-        forget_after: float = 900.0,
+        cap: float = 900.0,
+        forget_after: float = 3600.0,
         max_subjects: int = 100_000,
     ) -> None:
+        if forget_after < cap:
+            raise ValueError("forget_after must be at least cap, or waiting resets the count")
         self._free = free
         self._cap = cap
         self._forget_after = forget_after
@@ -207,7 +212,7 @@ class InProcessAttemptLimiter:
                 if now - last > self._forget_after:
                     continue
                 if count >= self._free:
-                    delay = min(2.0 ** (count - self._free), self._cap)
+                    delay = min(2.0 ** min(count - self._free, 64), self._cap)
                     wait = max(wait, last + delay - now)
         return wait
 

@@ -28,8 +28,15 @@ from conftest import Api, CreatedKeys, Org, Server
 from support.operations import FACTORIES, NEVER, snapshot
 
 # Pages a visitor uses before having a session: no role applies. Signing out is for every
-# role (test_signin.py covers it) and would end the sessions this matrix shares.
-PRE_SESSION = {"/console/login", "/console/set-password/{token}", "/console/logout"}
+# role (test_signin.py covers it) and would end the sessions this matrix shares. Choosing
+# an organization comes before any role, and only offers the person's own memberships
+# (test_signin.py and tests/unit/services/test_signin_service.py).
+PRE_SESSION = {
+    "/console/login",
+    "/console/set-password/{token}",
+    "/console/logout",
+    "/console/organizations",
+}
 
 # console route -> the API operations it performs (their scopes are what it must require)
 AS_API: dict[str, tuple[str, ...]] = {

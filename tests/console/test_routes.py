@@ -59,13 +59,8 @@ ASYNC_ALLOWED: dict[str, str] = {
     "it calls no service",
     "pre_session_form": "the same for sign-in and set-password forms (double-submit cookie); "
     "it calls no service",
-    # TEMPORARY, until the identity branch (which owns session.py and makes its handlers
-    # sync) is merged: delete these four lines then, and give logout SignedForm instead of
-    # its own body-reading dependency.
-    "login": "session.py, identity branch",
-    "logout": "session.py, identity branch",
-    "set_password": "session.py, identity branch",
-    "_posted_form": "session.py, identity branch: logout should take SignedForm",
+    "session_form": "the same for a session that may not have chosen its organization yet "
+    "(logout, also from the chooser); its session is resolved by a sync dependency first",
 }
 
 

@@ -244,22 +244,23 @@ def test_a_login_without_its_csrf_token_is_refused(
     assert "kp_session" not in visitor.cookies
 
 
-def test_after_five_failures_an_account_is_throttled_from_every_address(
-    org: Org, visitors: Visitors
+def test_after_five_failures_an_address_is_throttled_for_that_account_only(
+    org: Org, visitor: Visitor, visitors: Visitors
 ) -> None:
     email = person(org)
     for _ in range(5):
-        assert visitors().sign_in(email, "not the password at all").status_code == 401
+        assert visitor.sign_in(email, "not the password at all").status_code == 401
 
-    elsewhere = visitors()
-    refused = elsewhere.sign_in(email, PASSWORD)  # even the right password, from a new address
+    refused = visitor.sign_in(email, PASSWORD)  # even the right password, from that address
 
     assert refused.status_code == 429
     assert int(refused.headers["retry-after"]) >= 1
     assert "Too many failed attempts" in alert(refused)
     assert "kp_session" not in set_cookies(refused)
-    # The account is throttled, not the address: another account signs in from it.
-    assert elsewhere.sign_in(person(org), PASSWORD).status_code == 303
+    # Knowing the email is not enough to lock its owner out: from their own address they
+    # sign in; and the guesser's address still signs in to other accounts.
+    assert visitors().sign_in(email, PASSWORD).status_code == 303
+    assert visitor.sign_in(person(org), PASSWORD).status_code == 303
 
 
 def test_an_address_carries_more_failures_than_an_account_before_it_is_throttled(
@@ -473,3 +474,179 @@ def test_a_role_change_signs_the_user_out(org: Org, visitor: Visitor) -> None:
     assert visitor.get("/console/keys").status_code == 303
     assert visitor.sign_in(email, PASSWORD).status_code == 303
     assert "viewer" in visitor.get("/console/keys").text
+
+
+def two_org_person(org: Org, other_org: Org) -> str:
+    """A person who signs in to ``org`` and has joined ``other_org`` through its link."""
+    email = person(org)
+    invited = other_org.api.post("/v1/users", json={"email": email, "role": "viewer"}).json()
+    token = invited["set_password_url"].removeprefix("/console/set-password/")
+    other_org.server.kp.users.set_password_with_token(token, PASSWORD)
+    return email
+
+
+def chooser_forms(response: httpx.Response) -> dict[str, str]:
+    """Organization name -> the user id its chooser button posts."""
+    found = re.findall(
+        r'name="user_id" value="([^"]+)">\s*<button[^>]*>([^<]+)</button>', response.text
+    )
+    return {name: user_id for user_id, name in found}
+
+
+def test_a_person_in_several_organizations_chooses_one_after_signing_in(
+    org: Org, other_org: Org, visitor: Visitor
+) -> None:
+    email = two_org_person(org, other_org)
+
+    signed_in = visitor.sign_in(email, PASSWORD, next="/console/apps")
+
+    assert signed_in.status_code == 303
+    assert httpx.URL(signed_in.headers["location"]).path == "/console/organizations"
+    assert "kp_session" in visitor.cookies
+    # Until chosen, every console page leads to the chooser (through the sign-in page).
+    assert visitor.get("/console/keys").headers["location"].startswith("/console/login")
+    assert visitor.get("/console/login").headers["location"].startswith("/console/organizations")
+    chooser = visitor.get(signed_in.headers["location"])
+    assert chooser.status_code == 200
+    forms = chooser_forms(chooser)
+    names = {o.api.get("/v1/org").json()["name"]: o.id for o in (org, other_org)}
+    assert set(forms) == set(names)
+    other_name = next(n for n, i in names.items() if i == other_org.id)
+
+    chosen = visitor.post(
+        "/console/organizations",
+        {"csrf_token": form_token(chooser), "user_id": forms[other_name], "next": "/console/apps"},
+    )
+
+    assert chosen.status_code == 303
+    assert chosen.headers["location"] == "/console/apps"
+    page = visitor.get("/console/keys")
+    assert page.status_code == 200
+    assert "viewer" in page.text  # their role in the organization they chose
+
+
+def test_the_chooser_refuses_an_organization_the_person_is_not_in(
+    org: Org, other_org: Org, visitor: Visitor
+) -> None:
+    email = two_org_person(org, other_org)
+    visitor.sign_in(email, PASSWORD)
+    chooser = visitor.get("/console/organizations")
+    strangers_membership = org.owner_id
+
+    refused = visitor.post(
+        "/console/organizations",
+        {"csrf_token": form_token(chooser), "user_id": strangers_membership},
+    )
+
+    assert refused.status_code == 404
+    assert "not a member of that organization" in refused.text
+    assert visitor.get("/console/keys").status_code == 303  # still nothing chosen
+
+
+def test_the_chooser_needs_its_csrf_token(org: Org, other_org: Org, visitor: Visitor) -> None:
+    email = two_org_person(org, other_org)
+    visitor.sign_in(email, PASSWORD)
+    forms = chooser_forms(visitor.get("/console/organizations"))
+
+    refused = visitor.post("/console/organizations", {"user_id": next(iter(forms.values()))})
+
+    assert refused.status_code == 403
+    assert visitor.get("/console/keys").status_code == 303
+
+
+def test_the_chooser_without_a_session_sends_to_sign_in(visitor: Visitor) -> None:
+    response = visitor.get("/console/organizations")
+
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/console/login")
+
+
+def test_a_person_in_one_organization_is_not_asked_to_choose(org: Org, visitor: Visitor) -> None:
+    signed_in = visitor.sign_in(person(org), PASSWORD)
+
+    assert signed_in.headers["location"] == "/console/keys"
+
+
+def test_a_link_from_a_second_organization_asks_for_the_existing_password(
+    org: Org, other_org: Org, visitor: Visitor
+) -> None:
+    email = person(org)
+    invited = other_org.api.post("/v1/users", json={"email": email}).json()
+    link = invited["set_password_url"]
+
+    shown = visitor.get(link)
+    assert shown.status_code == 200
+    assert "already has a keyplane password" in shown.text
+    assert 'name="confirm"' not in shown.text
+    joined = visitor.post(link, {"csrf_token": form_token(shown), "password": PASSWORD})
+
+    assert joined.status_code == 303
+    assert joined.headers["location"] == "/console/login?joined=1"
+    assert other_org.api.get(f"/v1/users/{invited['id']}").json()["has_password"] is True
+
+
+def test_a_wrong_password_on_a_second_organizations_link_burns_it(
+    org: Org, other_org: Org, visitor: Visitor
+) -> None:
+    email = person(org)
+    invited = other_org.api.post("/v1/users", json={"email": email}).json()
+    link = invited["set_password_url"]
+    token = form_token(visitor.get(link))
+
+    refused = visitor.post(link, {"csrf_token": token, "password": "a takeover attempt!"})
+
+    assert refused.status_code == 422
+    assert "no longer works" in refused.text
+    assert visitor.get(link).status_code == 404
+    assert visitor.sign_in(email, PASSWORD).status_code == 303  # their password stands
+    assert other_org.api.get(f"/v1/users/{invited['id']}").json()["has_password"] is False
+
+
+def test_a_right_password_with_no_accepted_membership_says_what_to_do(
+    org: Org, other_org: Org, visitor: Visitor
+) -> None:
+    email = person(org)
+    other_org.api.post("/v1/users", json={"email": email})  # invited, link not used
+    users = org.api.get("/v1/users", params={"limit": 100}).json()["data"]
+    org.api.delete(f"/v1/users/{next(u['id'] for u in users if u['email'] == email)}")
+
+    response = visitor.sign_in(email, PASSWORD)
+
+    assert response.status_code == 403
+    assert "not a member of any organization yet" in alert(response)
+    assert "kp_session" not in visitor.cookies
+
+
+def test_a_person_can_sign_out_before_choosing_an_organization(
+    org: Org, other_org: Org, visitor: Visitor
+) -> None:
+    visitor.sign_in(two_org_person(org, other_org), PASSWORD)
+    chooser = visitor.get("/console/organizations")
+    session_token = re.search(
+        r'action="/console/logout"[^>]*>\s*<input type="hidden" name="csrf_token" value="([^"]+)"',
+        chooser.text,
+    )
+    assert session_token is not None
+
+    assert visitor.post("/console/logout", {"csrf_token": form_token(chooser)}).status_code == 403
+    response = visitor.post("/console/logout", {"csrf_token": session_token.group(1)})
+
+    assert response.status_code == 303
+    assert response.headers["location"] == "/console/login?signed_out=1"
+    assert visitor.get("/console/organizations").status_code == 303
+
+
+def test_the_chooser_switches_a_signed_in_session_to_another_organization(
+    org: Org, other_org: Org, visitor: Visitor
+) -> None:
+    visitor.sign_in(two_org_person(org, other_org), PASSWORD)
+    by_name = {o.api.get("/v1/org").json()["name"]: o for o in (org, other_org)}
+    for name, chosen_org in [*by_name.items(), *by_name.items()]:
+        chooser = visitor.get("/console/organizations")
+        user_id = chooser_forms(chooser)[name]
+        posted = visitor.post(
+            "/console/organizations", {"csrf_token": form_token(chooser), "user_id": user_id}
+        )
+        assert posted.status_code == 303
+        role = "developer" if chosen_org is org else "viewer"  # two_org_person's roles
+        assert f'<span class="role">{role}</span>' in visitor.get("/console/keys").text

@@ -15,6 +15,7 @@ from typer.core import TyperArgument, TyperOption
 
 from keyplane import __version__
 from keyplane.app import build, create_app
+from keyplane.cli.users import users
 from keyplane.container import Keyplane
 from keyplane.domain.errors import KeyplaneError
 from keyplane.domain.scopes import ScopeSet
@@ -59,6 +60,7 @@ app = typer.Typer(
 )
 orgs = typer.Typer(help="Organizations.", no_args_is_help=True)
 app.add_typer(orgs, name="orgs")
+app.add_typer(users, name="users")
 
 
 @app.callback()
@@ -225,13 +227,16 @@ def create_org(
         given = sys.stdin.readline().rstrip("\n") if owner_password_stdin else None
         password = check_password(given) if given is not None else _one_time_password()
         created = kp.orgs.create(name, owner_email)
-        kp.users.set_password(created.owner.id, password)
+        # A person who already signs in (to another organization) keeps their password.
+        kept = created.owner.password_hash is not None
+        if not kept:
+            kp.users.set_password(created.owner.id, password)
     except KeyplaneError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     finally:
         kp.close()
-    shown = None if owner_password_stdin else password
+    shown = None if owner_password_stdin or kept else password
     if as_json:
         body = {"org_id": created.org.id, "user_id": created.owner.id, "api_key": created.api_key}
         if shown:
@@ -243,6 +248,8 @@ def create_org(
     typer.echo(f"api key       {created.api_key}")
     if shown:
         typer.echo(f"password      {shown}  (one-time: sign in to the console and change it)")
+    if kept:
+        typer.echo("password      unchanged: the owner already signs in with their own")
     typer.echo("Store the API key now: it has full access and cannot be shown again.")
 
 

@@ -26,14 +26,37 @@ class Organization:
 
 
 @dataclass(frozen=True, slots=True)
+class Identity:
+    """A person who signs in: one email, one password, any number of memberships."""
+
+    id: str
+    email: str
+    created_at: datetime
+    password_hash: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class User:
+    """A member of one organization: a membership (its id is the public ``usr_…`` id; the
+    name and role belong to the organization) seen with its identity's email and password.
+
+    ``pending`` while the membership still waits for its own set-password link to be used
+    (see ``services/users.py``): a pending membership cannot be chosen at sign-in.
+    """
+
     id: str
     org_id: str
     email: str
     name: str
     role: Role
     created_at: datetime
+    identity_id: str
     password_hash: str | None = field(default=None, repr=False)
+    pending: bool = False
+
+    @property
+    def can_sign_in(self) -> bool:
+        return self.password_hash is not None and not self.pending
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,12 +151,17 @@ class AuditEvent:
 
 @dataclass(frozen=True, slots=True)
 class ConsoleSession:
-    """A signed-in console user. The cookie holds a random token; only its digest is stored."""
+    """A signed-in console user. The cookie holds a random token; only its digest is stored.
+
+    ``user_id``/``org_id`` name the membership the session acts as; both are None between a
+    password check and the choice of an organization (an identity with several memberships).
+    """
 
     id: str
     digest: str = field(repr=False)
-    user_id: str
-    org_id: str
+    identity_id: str
+    user_id: str | None
+    org_id: str | None
     csrf_token: str = field(repr=False)
     created_at: datetime
     expires_at: datetime

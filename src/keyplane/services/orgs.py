@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from keyplane.domain.errors import Conflict, InvalidInput
 from keyplane.domain.ids import new_id
 from keyplane.domain.limits import EXPIRES_IN_DAYS_MAX
-from keyplane.domain.models import Organization, User
+from keyplane.domain.models import Identity, Organization, User
 from keyplane.domain.ports import Clock, KeyCache, Store
 from keyplane.domain.scopes import ScopeSet
 from keyplane.services.apps import AppService
@@ -77,18 +77,24 @@ class OrgService:
             created_at=now,
             updated_at=now,
         )
-        owner = User(
-            id=new_id("usr"),
-            org_id=org.id,
-            email=email,
-            name=owner_name.strip() or email.split("@")[0],
-            role="owner",
-            created_at=now,
-        )
-        principal = Principal(org.id, owner.id, ScopeSet.full())
         with self._store.transaction() as tx:
-            if tx.users.find_by_email(email) is not None:
-                raise Conflict(f"A user with email {email!r} already exists.", field="owner_email")
+            # The operator creates organizations: an address that already signs in elsewhere
+            # becomes this one's owner too, with its password unchanged.
+            identity = tx.identities.find_by_email(email)
+            if identity is None:
+                identity = Identity(new_id("idn"), email, now)
+                tx.identities.insert(identity)
+            owner = User(
+                id=new_id("usr"),
+                org_id=org.id,
+                email=email,
+                name=owner_name.strip() or email.split("@")[0],
+                role="owner",
+                created_at=now,
+                identity_id=identity.id,
+                password_hash=identity.password_hash,
+            )
+            principal = Principal(org.id, owner.id, ScopeSet.full())
             tx.orgs.insert(org)
             tx.users.insert(owner)
             issued = self._keys.issue_in(

@@ -30,7 +30,7 @@ from keyplane.storage.orgs import SqlOrgRepository
 from keyplane.storage.profiles import SqlProfileRepository
 from keyplane.storage.resources import SqlResourceRepository
 from keyplane.storage.sessions import SqlSessionRepository
-from keyplane.storage.users import SqlUserRepository
+from keyplane.storage.users import SqlIdentityRepository, SqlUserRepository
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +103,7 @@ def _translate(exc: DBAPIError, *, read_only: bool) -> Exception:
 class SqlTransaction:
     def __init__(self, conn: Connection) -> None:
         self.orgs = SqlOrgRepository(conn)
+        self.identities = SqlIdentityRepository(conn)
         self.users = SqlUserRepository(conn)
         self.keys = SqlKeyRepository(conn)
         self.apps = SqlAppRepository(conn)

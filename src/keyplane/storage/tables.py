@@ -67,21 +67,37 @@ organizations = Table(
     Column("updated_at", UTCDateTime, nullable=False),
 )
 
-users = Table(
-    "users",
+# A person who signs in (email, password), whatever organizations they belong to.
+identities = Table(
+    "identities",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("email", String(254), nullable=False, unique=True),
+    Column("password_hash", Text, nullable=True),
+    Column("created_at", UTCDateTime, nullable=False),
+)
+
+# An identity's membership of one organization, with its role. Its id is the public
+# ``usr_…`` id of the /v1/users API (and of audit events written before identities existed).
+memberships = Table(
+    "memberships",
     metadata,
     Column("id", String(40), primary_key=True),
     Column(
+        "identity_id", String(40), ForeignKey("identities.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column(
         "org_id", String(40), ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False
     ),
-    Column("email", String(254), nullable=False, unique=True),
     Column("name", String(200), nullable=False),
     Column("role", String(20), nullable=False),
-    Column("password_hash", Text, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
+    # Pending until its own set-password link is used (services/users.py explains why).
+    Column("pending", Boolean, nullable=False, default=False),
     # A one-time set-password link: SHA-256 of its token, and when it stops working.
     Column("setup_digest", String(64), nullable=True, unique=True),
     Column("setup_expires_at", UTCDateTime, nullable=True),
+    UniqueConstraint("identity_id", "org_id"),
     Index(None, "org_id"),
 )
 
@@ -179,13 +195,19 @@ console_sessions = Table(
     Column("id", String(40), primary_key=True),
     # SHA-256 of the cookie's random token; the token itself is never stored.
     Column("digest", String(64), nullable=False, unique=True),
-    Column("user_id", String(40), ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
-    Column("org_id", String(40), nullable=False),
+    Column(
+        "identity_id", String(40), ForeignKey("identities.id", ondelete="CASCADE"), nullable=False
+    ),
+    # The membership acted as; NULL until an identity with several has chosen one.
+    Column("user_id", String(40), ForeignKey("memberships.id", ondelete="CASCADE"), nullable=True),
+    Column("org_id", String(40), nullable=True),
     Column("csrf_token", String(64), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=False),
     Column("ip", String(64), nullable=False),
+    Index(None, "identity_id"),
     Index(None, "user_id"),
+    Index(None, "expires_at"),
 )
 
 # Facts about this installation, one row each. ``secret_check``: the key-hashing secret's

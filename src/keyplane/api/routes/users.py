@@ -21,7 +21,10 @@ def create_user(
     body: UserCreate, principal: UsersWrite, kp: Services, response: Response
 ) -> UserCreated:
     """Creates a user with a role no more powerful than the caller's. Without a password
-    the answer carries a one-time set-password link; only owners can make owners."""
+    the answer carries a one-time set-password link; only owners can make owners. An email
+    that already signs in to another organization is answered the same way: the person
+    joins through the link with the password they have (an initial password is never set
+    for them)."""
     invited = kp.users.create(
         principal, NewUser(email=body.email, name=body.name, role=body.role, password=body.password)
     )

@@ -37,7 +37,10 @@ class UserOut(BaseModel):
     email: str
     name: str
     role: RoleName
-    has_password: bool
+    has_password: bool = Field(
+        description="Whether this member can sign in to this organization: a password is "
+        "set and the membership accepted (an invitation's link used)."
+    )
     created_at: datetime
 
     @classmethod
@@ -47,7 +50,7 @@ class UserOut(BaseModel):
             email=user.email,
             name=user.name,
             role=user.role,
-            has_password=user.password_hash is not None,
+            has_password=user.can_sign_in,
             created_at=user.created_at,
         )
 
