@@ -35,6 +35,7 @@ import secrets
 import shutil
 import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -290,6 +291,28 @@ class Phase:
 class Results:
     alone: Phase
     during: Phase
+    # Verification while a plain busy loop at idle priority keeps the other cores busy: what
+    # any CPU work beside the server costs here, whoever does it (the machine's floor).
+    control: Phase
+
+
+@contextmanager
+def busy_other_cores(seconds: float) -> Iterator[None]:
+    """One shell busy loop per other core, at SCHED_IDLE (``chrt -i 0``), for the control."""
+    count = max(1, (os.cpu_count() or 2) - 1)
+    loops = [
+        subprocess.Popen(
+            ["chrt", "-i", "0", "timeout", str(int(seconds) + 5), "sh", "-c", "while :; do :; done"],
+            start_new_session=True,  # its own process group: the loop dies with it
+        )
+        for _ in range(count)
+    ]
+    try:
+        yield
+    finally:
+        for loop in loops:
+            os.killpg(loop.pid, signal.SIGKILL)
+            loop.wait()
 
 
 def _self_cpu() -> float:
@@ -381,9 +404,12 @@ def measure(args: argparse.Namespace, wrk: str, workdir: Path) -> Results:
             during = measure_verify(wrk, server, args, env, load)
         if load.errors:
             raise BenchError(f"a sign-in client failed: {load.errors[0]}")
+        print(f"measuring verification beside an idle-priority busy loop for {args.duration} s ...")
+        with busy_other_cores(args.duration + args.warmup):
+            control = measure_verify(wrk, server, args, env)
         with httpx.Client(base_url=server.base, timeout=HTTP_TIMEOUT) as client:
             check_valid(client, verifier_key, target_key)  # the verdict held throughout
-    return Results(alone, during)
+    return Results(alone, during, control)
 
 
 # ---- the report --------------------------------------------------------------------------
@@ -468,6 +494,20 @@ def rows(results: Results, env: dict[str, Any]) -> list[Row]:
         ),
         ("sign-in POST p50", _ms(during.sign_in_p50_ms), "", ""),
         ("sign-in POST p99", _ms(during.sign_in_p99_ms), "", ""),
+        (
+            "control: verify p99 beside a busy loop",
+            _latency(results.control, results.control.wrk.p99_ms),
+            "",
+            "",
+        ),
+        (
+            "verify p99 during sign-ins / control",
+            "n/a: no answer"
+            if not results.control.wrk.requests or not during.wrk.requests
+            else f"{during.wrk.p99_ms / results.control.wrk.p99_ms:,.1f}x",
+            "",
+            "",
+        ),
     ]
 
 

@@ -78,7 +78,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
             clock=clock,
             monotonic=time.monotonic,
         ),
-        closers=[engine.dispose],
+        closers=[passwords.close, engine.dispose],
     )
 
 

@@ -84,6 +84,7 @@ DatabaseUrl = Annotated[
         help="SQLAlchemy URL; default: a SQLite file keyplane.db here.",
     ),
 ]
+SWITCH_INTERVAL = 0.0005
 DEMO_ORG = "Demo"
 DEMO_EMAIL = "demo@example.com"
 
@@ -176,6 +177,11 @@ def serve(
     typer.echo(f"keyplane is serving at {base}{docs}")
     if demo:
         _print_demo(kp, base)
+    # The event loop shares the GIL with the threadpool (console pages, cold loads). By
+    # default a thread holding it keeps it for up to 5 ms before the loop gets a turn, which
+    # is a verification's whole budget; 0.5 ms keeps the loop's waits short
+    # (bench/signin.py measures verification while the console is busy).
+    sys.setswitchinterval(SWITCH_INTERVAL)
     server = uvicorn.Server(server_config(create_app(keyplane=kp), settings))
     server.run(sockets=[sock])
 

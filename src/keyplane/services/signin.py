@@ -108,7 +108,12 @@ class SignInService:
         self._clock = clock
         self._monotonic = monotonic
         # Checked when the email is unknown, so both failures cost one argon2 verification.
-        self._decoy = passwords.hash(secrets.token_urlsafe(16))
+        self._decoy: str | None = None  # made on first need: a hash costs ~0.2 s at start
+
+    def decoy(self) -> str:
+        if self._decoy is None:  # a race makes two decoys; either serves
+            self._decoy = self._passwords.hash(secrets.token_urlsafe(16))
+        return self._decoy
 
     def sign_in(self, email: str, password: str, ip: str) -> SignedIn:
         """A session for a correct password: bound to the organization when there is one,
@@ -128,7 +133,7 @@ class SignInService:
         with self._store.read() as tx:
             identity = tx.identities.find_by_email(email)
             members = tx.users.of_identity(identity.id) if identity is not None else []
-        stored = identity.password_hash if identity and identity.password_hash else self._decoy
+        stored = identity.password_hash if identity and identity.password_hash else self.decoy()
         verified = self._passwords.verify(stored, password)
         if not verified or identity is None or identity.password_hash is None:
             tick = self._monotonic()
