@@ -296,13 +296,16 @@ class Results:
     control: Phase
 
 
+BUSY_LOOP = "while :; do :; done"
+
+
 @contextmanager
 def busy_other_cores(seconds: float) -> Iterator[None]:
     """One shell busy loop per other core, at SCHED_IDLE (``chrt -i 0``), for the control."""
     count = max(1, (os.cpu_count() or 2) - 1)
     loops = [
         subprocess.Popen(
-            ["chrt", "-i", "0", "timeout", str(int(seconds) + 5), "sh", "-c", "while :; do :; done"],
+            ["chrt", "-i", "0", "timeout", str(int(seconds) + 5), "sh", "-c", BUSY_LOOP],
             start_new_session=True,  # its own process group: the loop dies with it
         )
         for _ in range(count)
