@@ -120,7 +120,7 @@ def test_no_secret_is_in_any_postgresql_row(
                 "SELECT tablename FROM pg_tables WHERE schemaname = 'public'"
             ).fetchall()
         ]
-        assert {"api_keys", "console_sessions", "users"} <= set(tables)
+        assert {"api_keys", "console_sessions", "identities", "memberships"} <= set(tables)
         dump = "\n".join(
             str(row[0])
             for table in tables

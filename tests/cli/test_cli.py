@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -252,3 +253,35 @@ def test_a_trusted_proxy_that_is_no_address_is_refused_at_start(tmp_path: Path) 
     assert result.exit_code == 2
     assert "KEYPLANE_TRUSTED_PROXIES" in result.stderr
     assert "'gateway'" in result.stderr
+
+
+def test_an_unreachable_database_is_one_line_not_a_traceback(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("KEYPLANE_SECRET_KEY", TEST_SECRET)
+    # Port 1 on loopback: nothing listens there, so the connection is refused at once.
+    result = runner.invoke(
+        app, ["migrate", "--database-url", "postgresql://postgres@127.0.0.1:1/x"]
+    )
+    assert result.exit_code == 1
+    assert result.output.startswith("error: cannot use the database: ")
+    assert "Traceback" not in result.output
+
+
+def test_a_database_failing_writes_makes_orgs_create_say_so_and_change_nothing(
+    sqlite_url: str,
+) -> None:
+    assert runner.invoke(app, ["migrate", "--database-url", sqlite_url]).exit_code == 0
+    path = sqlite_url.removeprefix("sqlite:///")
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TRIGGER refuse_audit BEFORE INSERT ON audit_events "
+            "BEGIN SELECT RAISE(ABORT, 'audit refused'); END"
+        )
+    result = runner.invoke(
+        app, ["orgs", "create", "Acme", "--owner-email", "a@acme.io", "--database-url", sqlite_url]
+    )
+    assert result.exit_code == 1
+    assert "nothing was changed" in result.output
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("SELECT count(*) FROM organizations").fetchone() == (0,)

@@ -11,13 +11,14 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
 from typer.core import TyperArgument, TyperOption
 
 from keyplane import __version__
 from keyplane.app import build, create_app
 from keyplane.cli.users import users
 from keyplane.container import Keyplane
-from keyplane.domain.errors import KeyplaneError
+from keyplane.domain.errors import KeyplaneError, StorageUnavailable
 from keyplane.domain.scopes import ScopeSet
 from keyplane.logs import setup_logging
 from keyplane.services.common import Principal
@@ -111,6 +112,9 @@ def _build(database_url: str | None, settings: Settings | None = None) -> Keypla
         return build(settings or _settings(database_url))
     except ConfigurationError as exc:
         raise _fail(str(exc)) from exc
+    except DBAPIError as exc:  # unreachable, refused, or no such database: say which, briefly
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        raise _fail(f"cannot use the database: {reason}", 1) from exc
 
 
 def _one_time_password() -> str:
@@ -176,7 +180,11 @@ def serve(
     docs = f"  (API docs: {base}/docs)" if settings.docs_enabled else ""
     typer.echo(f"keyplane is serving at {base}{docs}")
     if demo:
-        _print_demo(kp, base)
+        try:
+            _print_demo(kp, base)
+        except StorageUnavailable as exc:
+            kp.close()
+            raise _fail(str(exc), 1) from exc
     # The event loop shares the GIL with the threadpool (console pages, cold loads). By
     # default a thread holding it keeps it for up to 5 ms before the loop gets a turn, which
     # is a verification's whole budget; 0.5 ms keeps the loop's waits short
@@ -237,7 +245,7 @@ def create_org(
         kept = created.owner.password_hash is not None
         if not kept:
             kp.users.set_password(created.owner.id, password)
-    except KeyplaneError as exc:
+    except (KeyplaneError, StorageUnavailable) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     finally:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from keyplane.domain.errors import KeyplaneError
+from keyplane.domain.errors import KeyplaneError, StorageUnavailable
 from keyplane.services.users import check_password
 
 users = typer.Typer(help="People who sign in to the console.", no_args_is_help=True)
@@ -46,7 +46,7 @@ def reset_password(
         given = sys.stdin.readline().rstrip("\n") if password_stdin else None
         password = check_password(given) if given is not None else _one_time_password()
         identity = kp.users.reset_password(email, password, org_id=org)
-    except KeyplaneError as exc:
+    except (KeyplaneError, StorageUnavailable) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(1) from exc
     finally:
