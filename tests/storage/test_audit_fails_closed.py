@@ -9,7 +9,6 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -21,8 +20,7 @@ from keyplane.settings import Settings
 from keyplane.storage.engine import make_engine, normalise_url, sqlite_path
 from keyplane.storage.tables import metadata
 
-from conftest import POSTGRES_ADMIN_URL, TEST_SECRET, Api, Clock, CreatedKeys, Server
-from support.databases import fresh_postgres
+from conftest import TEST_SECRET, Api, Clock, CreatedKeys, Server
 
 PASSWORD = "correct horse battery staple"
 
@@ -36,16 +34,6 @@ POSTGRES_FAULT = (
     "CREATE TRIGGER audit_fault BEFORE INSERT ON audit_events "
     "FOR EACH ROW EXECUTE FUNCTION audit_fault()"
 )
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'keyplane.db'}"
-        return
-    request.getfixturevalue("postgres_url")  # skips (or fails under CI) without a server
-    with fresh_postgres(POSTGRES_ADMIN_URL, "keyplane_audit_fault") as url:
-        yield url
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import psycopg
 import pytest
@@ -24,18 +23,7 @@ from keyplane.settings import Settings
 from keyplane.storage.engine import normalise_url, sqlite_path
 from keyplane.storage.store import WriteInReadOnly
 
-from conftest import POSTGRES_ADMIN_URL, TEST_SECRET
-from support.databases import fresh_postgres
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'keyplane.db'}"
-        return
-    request.getfixturevalue("postgres_url")  # skips (or fails under CI) without a server
-    with fresh_postgres(POSTGRES_ADMIN_URL, "keyplane_reads") as url:
-        yield url
+from conftest import TEST_SECRET
 
 
 def _build(database_url: str) -> Keyplane:

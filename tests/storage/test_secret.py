@@ -12,7 +12,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,23 +22,10 @@ from keyplane.app import build
 from keyplane.settings import ConfigurationError, Settings
 from keyplane.storage.engine import MIGRATIONS, make_engine
 
-from conftest import POSTGRES_ADMIN_URL
-from support.databases import fresh_postgres
-
 KEYPLANE = str(Path(sys.executable).with_name("keyplane"))
 SECRET_A = "first-secret-" + "a" * 40
 SECRET_B = "second-secret-" + "b" * 40
 MISMATCH = "differs from the one this database was created with"
-
-
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'keyplane.db'}"
-        return
-    request.getfixturevalue("postgres_url")  # skips (or fails under CI) without a server
-    with fresh_postgres(POSTGRES_ADMIN_URL, "keyplane_secret") as url:
-        yield url
 
 
 def _env(**values: str) -> dict[str, str]:

@@ -5,8 +5,10 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import psycopg
+import pytest
 from sqlalchemy.engine import make_url
 
 
@@ -21,3 +23,18 @@ def fresh_postgres(admin_url: str, prefix: str = "keyplane_own") -> Iterator[str
     finally:
         with psycopg.connect(admin_url, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """An empty database of the test's own: a SQLite file, then a fresh PostgreSQL database
+    named after the test module (a module may define its own ``database_url`` instead)."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'keyplane.db'}"
+        return
+    request.getfixturevalue("postgres_url")  # skips (or fails under CI) without a server
+    from conftest import POSTGRES_ADMIN_URL  # deferred: conftest loads this module as a plugin
+
+    module = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
+    with fresh_postgres(POSTGRES_ADMIN_URL, f"keyplane_{module}") as url:
+        yield url
