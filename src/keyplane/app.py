@@ -23,6 +23,7 @@ from keyplane.domain.tokens import KeyHasher
 from keyplane.memory import BufferedUsageRecorder, InProcessAttemptLimiter, InProcessKeyCache
 from keyplane.passwords import Argon2Passwords
 from keyplane.services.apps import AppService
+from keyplane.services.auditing import AuditService
 from keyplane.services.keys import KeyService
 from keyplane.services.orgs import OrgService
 from keyplane.services.profiles import ProfileService
@@ -78,6 +79,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
             clock=clock,
             monotonic=time.monotonic,
         ),
+        audit=AuditService(store),
         closers=[passwords.close, engine.dispose],
     )
 

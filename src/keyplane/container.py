@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from keyplane.domain.ports import BackgroundUsageRecorder, Clock, KeyCache, Store
 from keyplane.services.apps import AppService
+from keyplane.services.auditing import AuditService
 from keyplane.services.keys import KeyService
 from keyplane.services.orgs import OrgService
 from keyplane.services.profiles import ProfileService
@@ -36,6 +37,7 @@ class Keyplane:
     verifier: Verifier
     users: UserService
     signin: SignInService
+    audit: AuditService
     # Run once, in order, by close(): stop background threads before the pool they use.
     closers: list[Callable[[], None]] = field(default_factory=list)
 

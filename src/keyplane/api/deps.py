@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Annotated
 
 from fastapi import Depends, Request, Response
@@ -33,8 +34,20 @@ def no_store(response: Response) -> None:
     response.headers["Pragma"] = "no-cache"
 
 
-def authenticated(kp: Services, credentials: Credentials) -> Principal:
-    return kp.verifier.authenticate(credentials.credentials if credentials else None)
+def authenticated(kp: Services, credentials: Credentials, request: Request) -> Principal:
+    principal = kp.verifier.authenticate(credentials.credentials if credentials else None)
+    return from_request(principal, request)
+
+
+def from_request(principal: Principal, request: Request) -> Principal:
+    """The caller with the request's client address (as the proxy middleware resolved it)
+    and user agent, for the audit events it causes: the one seam where HTTP reaches them."""
+    agent = request.headers.get("user-agent")
+    return replace(
+        principal,
+        client_ip=request.client.host[:64] if request.client else None,
+        user_agent=agent[:512] if agent else None,
+    )
 
 
 class Require:

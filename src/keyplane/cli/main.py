@@ -16,6 +16,7 @@ from typer.core import TyperArgument, TyperOption
 
 from keyplane import __version__
 from keyplane.app import build, create_app
+from keyplane.cli.audit import audit
 from keyplane.cli.users import users
 from keyplane.container import Keyplane
 from keyplane.domain.errors import KeyplaneError, StorageUnavailable
@@ -62,6 +63,7 @@ app = typer.Typer(
 orgs = typer.Typer(help="Organizations.", no_args_is_help=True)
 app.add_typer(orgs, name="orgs")
 app.add_typer(users, name="users")
+app.add_typer(audit, name="audit")
 
 
 @app.callback()

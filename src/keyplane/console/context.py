@@ -19,6 +19,7 @@ from fastapi.templating import Jinja2Templates
 from starlette.datastructures import FormData
 from starlette.responses import HTMLResponse
 
+from keyplane.api.deps import from_request
 from keyplane.container import Keyplane
 from keyplane.domain.models import User
 from keyplane.services.common import Principal
@@ -101,7 +102,8 @@ def _console(request: Request) -> Console:
     resumed = kp.signin.resume(token) if token else None
     if resumed is None:
         raise NeedsSignIn
-    return Console(kp, request, resumed.user, resumed.principal, resumed.session.csrf_token)
+    principal = from_request(resumed.principal, request)
+    return Console(kp, request, resumed.user, principal, resumed.session.csrf_token)
 
 
 SignedIn = Annotated[Console, Depends(_console)]

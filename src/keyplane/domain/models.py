@@ -139,6 +139,13 @@ class Page(Generic[T]):
 
 @dataclass(frozen=True, slots=True)
 class AuditEvent:
+    """One entry of an organization's audit log (domain/audit.py has the rules).
+
+    ``actor`` is the actor's id; ``changes`` maps each changed field to
+    ``{"before": …, "after": …}``. The chain fields (``seq``, ``prev_hash``, ``hash``) are
+    given by the store when it appends the event, under the organization's chain lock.
+    """
+
     id: str
     org_id: str
     actor: str
@@ -147,6 +154,15 @@ class AuditEvent:
     target_id: str
     details: JSONObject
     created_at: datetime
+    actor_type: str = "system"
+    actor_name: str | None = None
+    target_name: str | None = None
+    client_ip: str | None = None
+    user_agent: str | None = None
+    changes: JSONObject = field(default_factory=dict)
+    seq: int = 0
+    prev_hash: str = ""
+    hash: str = ""
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,7 +6,7 @@ NotFound themselves (services decide what a miss means).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Generator, Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
@@ -131,7 +131,12 @@ class ResourceRepository(Protocol):
 
 
 class AuditRepository(Protocol):
-    def append(self, event: AuditEvent) -> None: ...
+    def append(self, event: AuditEvent) -> AuditEvent:
+        """Appends to the organization's hash chain; answers the event with its chain fields."""
+        ...
+
+    def heads(self, org_id: str | None = None) -> dict[str, tuple[int, str]]: ...
+    def chain(self, org_id: str) -> Generator[AuditEvent]: ...
 
 
 class Transaction(Protocol):

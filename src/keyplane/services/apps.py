@@ -89,23 +89,31 @@ class AppService:
             org = load_org(tx, principal.org_id)
             app = _app(tx, org.id, app_id)
             updated = app
-            changed: dict[str, object] = {}
+            changed: dict[str, tuple[object, object]] = {}
             if not isinstance(changes.name, _Unset):
                 updated = replace(updated, name=self._unique_name(tx, org.id, changes.name, app.id))
-                changed["name"] = updated.name
+                changed["name"] = (app.name, updated.name)
             if not isinstance(changes.description, _Unset):
                 updated = replace(updated, description=check_description(changes.description))
-                changed["description"] = updated.description
+                changed["description"] = (app.description, updated.description)
             if not isinstance(changes.scopes, _Unset):
                 scope_set = _scopes(tx, org, principal, changes.scopes)
                 updated = replace(
                     updated, scopes=tuple(scope_set.sorted()) if changes.scopes else ()
                 )
-                changed["scopes"] = list(updated.scopes)
-                changed["previous_scopes"] = list(app.scopes)
+                changed["scopes"] = (list(app.scopes), list(updated.scopes))
             updated = replace(updated, updated_at=now)
             tx.apps.update(updated)
-            record(tx, principal, now, "app.update", "app", app.id, **changed)
+            record(
+                tx,
+                principal,
+                now,
+                "app.update",
+                "app",
+                app.id,
+                target_name=updated.name,
+                changes=changed,
+            )
             result = _app(tx, org.id, app_id)
         self._cache.invalidate_app(app_id)
         return result

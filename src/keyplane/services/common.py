@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Final, TypeVar
 
 import orjson
 
+from keyplane.domain.audit import actor_type
 from keyplane.domain.errors import Escalation, InvalidInput, MissingScope, NotFound
 from keyplane.domain.ids import Kind, has_kind, new_id
 from keyplane.domain.limits import DESCRIPTION_MAX, NAME_MAX, PAGE_MAX
@@ -45,6 +46,12 @@ class Principal:
     org_id: str
     actor_id: str
     scopes: ScopeSet
+    # For audit events only: who, in words, and from where. The web layer adds the request's
+    # client address and user agent (api/deps.py, console/context.py); services never read
+    # HTTP. None outside a request (CLI, jobs).
+    actor_name: str | None = None
+    client_ip: str | None = None
+    user_agent: str | None = None
 
     def require(self, scope: str) -> None:
         if not self.scopes.covers(scope):
@@ -142,6 +149,21 @@ def paginate(fetch: Callable[[int], Sequence[T]], limit: int, ident: Callable[[T
     return Page(rows, None)
 
 
+def _key_name(tx: Transaction, principal: Principal) -> str | None:
+    # A key's name is not in the verification cache (which holds only what a verdict
+    # needs); one read by primary key, on a mutation only.
+    if actor_type(principal.actor_id) != "key":
+        return None
+    key = tx.keys.get(principal.org_id, principal.actor_id)
+    return key.name if key is not None else None
+
+
+def diff(before: object, after: object, names: Sequence[str]) -> dict[str, tuple[object, object]]:
+    """``record``'s ``changes`` for two versions of a record: each named field, before and
+    after (record keeps only those that differ)."""
+    return {name: (getattr(before, name), getattr(after, name)) for name in names}
+
+
 def record(
     tx: Transaction,
     principal: Principal,
@@ -149,20 +171,34 @@ def record(
     action: str,
     target_type: str,
     target_id: str,
+    *,
+    target_name: str | None = None,
+    changes: Mapping[str, tuple[object, object]] | None = None,
     **details: Any,
 ) -> None:
     """An audit event, written in the same transaction as the change it describes.
 
-    Callers pass names, ids and scopes: never a key, a digest or a password.
+    ``changes`` maps each changed field to its (before, after) values. Callers pass names,
+    ids and scopes: never a key, a digest, a password or a session token.
     """
     tx.audit.append(
         AuditEvent(
             id=new_id("evt"),
             org_id=principal.org_id,
             actor=principal.actor_id,
+            actor_type=actor_type(principal.actor_id),
+            actor_name=principal.actor_name or _key_name(tx, principal),
             action=action,
             target_type=target_type,
             target_id=target_id,
+            target_name=target_name if target_name is not None else details.get("name"),
+            client_ip=principal.client_ip,
+            user_agent=principal.user_agent,
+            changes={
+                name: {"before": before, "after": after}
+                for name, (before, after) in (changes or {}).items()
+                if before != after
+            },
             details=details,
             created_at=now,
         )

@@ -234,17 +234,18 @@ class KeyService:
             org = load_org(tx, principal.org_id)
             key = _key(tx, org.id, key_id)
             updated = key
-            changed: dict[str, object] = {}
+            changed: dict[str, tuple[object, object]] = {}
             if not isinstance(changes.status, _Unset):
                 updated = replace(updated, stored_status=changes.status)
-                changed["status"] = changes.status
+                changed["status"] = (key.stored_status, changes.status)
             if not isinstance(changes.description, _Unset):
                 updated = replace(updated, description=check_description(changes.description))
-                changed["description"] = updated.description
+                changed["description"] = (key.description, updated.description)
             if not isinstance(changes.metadata, _Unset):
                 metadata = check_json_size("metadata", changes.metadata, METADATA_MAX_BYTES)
                 updated = replace(updated, metadata=metadata)
-                changed["metadata_keys"] = sorted(metadata)
+                # Metadata values are the customer's own data: the log keeps only its keys.
+                changed["metadata_keys"] = (sorted(key.metadata), sorted(metadata))
             if not isinstance(changes.profile_id, _Unset):
                 profile_id = changes.profile_id
                 if profile_id is not None and tx.profiles.get(org.id, profile_id) is None:
@@ -252,14 +253,23 @@ class KeyService:
                         "profile_id", f"no profile {profile_id!r} in this organization"
                     )
                 updated = replace(updated, profile_id=profile_id)
-                changed["profile_id"] = profile_id
+                changed["profile_id"] = (key.profile_id, profile_id)
             if not isinstance(changes.expires_at, _Unset):
                 expires_at = _changed_expiry(org, key, changes.expires_at, now)
                 updated = replace(updated, expires_at=expires_at)
-                changed["expires_at"] = _iso(expires_at)
+                changed["expires_at"] = (_iso(key.expires_at), _iso(expires_at))
             updated = replace(updated, updated_at=now)
             tx.keys.update(updated)
-            record(tx, principal, now, "key.update", "key", key.id, **changed)
+            record(
+                tx,
+                principal,
+                now,
+                "key.update",
+                "key",
+                key.id,
+                target_name=key.name,
+                changes=changed,
+            )
             view = self._view(tx, updated, now)
         self._cache.invalidate_key(key_id)
         return view

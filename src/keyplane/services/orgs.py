@@ -12,7 +12,7 @@ from keyplane.domain.models import Identity, Organization, User
 from keyplane.domain.ports import Clock, KeyCache, Store
 from keyplane.domain.scopes import ScopeSet
 from keyplane.services.apps import AppService
-from keyplane.services.common import UNSET, Principal, _Unset, check_name, load_org, record
+from keyplane.services.common import UNSET, Principal, _Unset, check_name, diff, load_org, record
 from keyplane.services.keys import KeyService, NewKey
 from keyplane.services.profiles import ProfileService
 from keyplane.services.resources import ResourceService
@@ -157,9 +157,10 @@ class OrgService:
                 "org.update",
                 "org",
                 org.id,
-                name=updated.name,
-                require_explicit_scopes=updated.require_explicit_scopes,
-                max_key_lifetime_days=updated.max_key_lifetime_days,
+                target_name=updated.name,
+                changes=diff(
+                    org, updated, ("name", "require_explicit_scopes", "max_key_lifetime_days")
+                ),
             )
         self._cache.invalidate_org(org.id)
         return updated

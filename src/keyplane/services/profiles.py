@@ -18,6 +18,7 @@ from keyplane.services.common import (
     check_json_size,
     check_limit,
     check_name,
+    diff,
     paginate,
     record,
 )
@@ -97,8 +98,8 @@ class ProfileService:
                 "profile.update",
                 "profile",
                 profile.id,
-                name=updated.name,
-                settings_changed=updated.settings != profile.settings,
+                target_name=updated.name,
+                changes=diff(profile, updated, ("name", "description", "settings")),
             )
         self._cache.invalidate_profile(profile_id)
         return updated

@@ -16,6 +16,7 @@ from keyplane.services.common import (
     _Unset,
     check_description,
     check_name,
+    diff,
     record,
 )
 
@@ -112,7 +113,11 @@ class ResourceService:
                 "resource.update",
                 "resource",
                 name,
-                actions=list(updated.actions),
+                target_name=name,
+                changes={
+                    **diff(resource, updated, ("title", "description")),
+                    "actions": (list(resource.actions), list(updated.actions)),
+                },
             )
             return updated
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import ipaddress
 import secrets
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 
 from keyplane.domain.errors import InvalidCredentials, KeyplaneError, NotFound, Throttled
@@ -144,8 +144,8 @@ class SignInService:
                 now = self._clock()
                 with self._store.transaction() as tx:
                     for member in members:
-                        actor = principal_for(tx, member)
-                        record(tx, actor, now, "user.sign_in_failed", "user", member.id, ip=ip)
+                        actor = replace(principal_for(tx, member), client_ip=ip)
+                        record(tx, actor, now, "user.sign_in_failed", "user", member.id)
             raise InvalidCredentials
         self._pairs.succeeded(pair)
         usable = [m for m in members if m.can_sign_in]
@@ -169,7 +169,8 @@ class SignInService:
             tx.sessions.delete_expired(now, PURGE_BATCH)
             tx.sessions.insert(session)
             if chosen is not None:
-                record(tx, principal_for(tx, chosen), now, "user.sign_in", "user", chosen.id, ip=ip)
+                signer = replace(principal_for(tx, chosen), client_ip=ip)
+                record(tx, signer, now, "user.sign_in", "user", chosen.id)
         return SignedIn(identity, token, csrf, int(SESSION_LIFETIME.total_seconds()), chosen)
 
     def choosing(self, token: str) -> Choosing | None:
@@ -208,7 +209,8 @@ class SignInService:
             if member is None or not member.can_sign_in:
                 raise NotFound("organization", user_id)
             tx.sessions.bind(session.digest, member.id, member.org_id)
-            record(tx, principal_for(tx, member), now, "user.sign_in", "user", member.id, ip=ip)
+            signer = replace(principal_for(tx, member), client_ip=ip)
+            record(tx, signer, now, "user.sign_in", "user", member.id)
             return member
 
     def resume(self, token: str) -> Resumed | None:

@@ -57,6 +57,7 @@ from keyplane.services.common import (
     check_cursor,
     check_limit,
     check_name,
+    diff,
     paginate,
     record,
 )
@@ -106,7 +107,7 @@ def token_digest(token: str) -> str:
 
 def principal_for(tx: Transaction, user: User) -> Principal:
     catalogue = Catalogue(tx.resources.all(user.org_id))
-    return Principal(user.org_id, user.id, role_scopes(user.role, catalogue))
+    return Principal(user.org_id, user.id, role_scopes(user.role, catalogue), actor_name=user.name)
 
 
 def account_subject(email: str) -> str:
@@ -229,9 +230,8 @@ class UserService:
                 "user.update",
                 "user",
                 user.id,
-                name=updated.name,
-                role=updated.role,
-                previous_role=user.role,
+                target_name=updated.name,
+                changes=diff(user, updated, ("name", "role")),
             )
             return updated
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -186,7 +187,28 @@ audit_events = Table(
     Column("target_id", String(60), nullable=False),
     Column("details", JSONDoc, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
+    Column("actor_type", String(10), nullable=False),
+    Column("actor_name", String(254), nullable=True),
+    Column("target_name", String(254), nullable=True),
+    Column("client_ip", String(64), nullable=True),
+    Column("user_agent", String(512), nullable=True),
+    Column("changes", JSONDoc, nullable=False),
+    # The hash chain (domain/audit.py): one sequence per organization, no gaps, no forks.
+    Column("seq", BigInteger, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
     Index(None, "org_id", "id"),
+    UniqueConstraint("org_id", "seq"),
+)
+
+# The last event of each organization's chain. Appending locks this row (FOR UPDATE on
+# PostgreSQL; SQLite's write lock serialises writers anyway), so two nodes never fork a chain.
+audit_chain_heads = Table(
+    "audit_chain_heads",
+    metadata,
+    Column("org_id", String(40), primary_key=True),
+    Column("seq", BigInteger, nullable=False),
+    Column("hash", String(64), nullable=False),
 )
 
 console_sessions = Table(

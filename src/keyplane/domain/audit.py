@@ -1,0 +1,170 @@
+"""The audit log's rules: the catalogue of actions and the hash chain.
+
+Each organization's events form a chain: event ``n`` stores its sequence number ``n``, the
+hash of event ``n - 1`` (``GENESIS`` for the first) and its own hash, the SHA-256 of its
+canonical form. The canonical form is JSON over an explicit list of fields with sorted keys
+and fixed separators, so it does not depend on a column order, a driver or ``str()`` of a
+value. Changing ``CANONICAL_FIELDS`` or ``canonical`` breaks every stored chain: a new form
+needs a version of its own, never an edit of this one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
+
+from keyplane.domain.models import AuditEvent
+
+GENESIS: Final = "0" * 64
+"""The previous hash of an organization's first event."""
+
+ActorType = Literal["user", "key", "system"]
+
+# Every action an audit event may name. Stable: clients filter on these names, so a name
+# is never reused for a different meaning; a new action is added, an old one kept.
+ACTIONS: Final[Mapping[str, str]] = {
+    "org.create": "An organization was created with its owner.",
+    "org.update": "The organization's settings changed.",
+    "user.create": "A person was added to the organization.",
+    "user.update": "A person's name or role changed.",
+    "user.delete": "A person was removed from the organization.",
+    "user.accept": "A person accepted an invitation by setting a password.",
+    "user.accept_failed": "A set-password link was used after it expired or was replaced.",
+    "user.password_set": "A person's password was set (by link, initially or by an operator).",
+    "user.sign_in": "A person signed in to the console.",
+    "user.sign_in_failed": "A console sign-in failed.",
+    "key.create": "An API key was issued.",
+    "key.update": "An API key's status, profile, description, metadata or expiry changed.",
+    "key.delete": "An API key was deleted.",
+    "app.create": "An app was created.",
+    "app.update": "An app's name, description or scopes changed.",
+    "app.delete": "An app and every key in it were deleted.",
+    "profile.create": "A rate-limit profile was created.",
+    "profile.update": "A rate-limit profile changed.",
+    "profile.delete": "A rate-limit profile was deleted.",
+    "resource.create": "A resource was added to the permission catalogue.",
+    "resource.update": "A resource of the permission catalogue changed.",
+    "resource.delete": "A resource was removed from the permission catalogue.",
+}
+
+CANONICAL_FIELDS: Final = (
+    "id",
+    "org_id",
+    "seq",
+    "created_at",
+    "actor_type",
+    "actor",
+    "actor_name",
+    "action",
+    "target_type",
+    "target_id",
+    "target_name",
+    "client_ip",
+    "user_agent",
+    "changes",
+    "details",
+    "prev_hash",
+)
+
+
+def actor_type(actor_id: str) -> ActorType:
+    """What kind of actor an id names, by its prefix."""
+    if actor_id.startswith("key_"):
+        return "key"
+    if actor_id.startswith("usr_"):
+        return "user"
+    return "system"
+
+
+def timestamp(value: datetime) -> str:
+    """A time as the canonical form writes it: UTC, microseconds, always the same length."""
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def canonical(values: Mapping[str, Any]) -> bytes:
+    """The bytes an event's hash covers: exactly ``CANONICAL_FIELDS``, nothing else."""
+    picked = {name: values[name] for name in CANONICAL_FIELDS}
+    picked["created_at"] = timestamp(picked["created_at"])
+    return json.dumps(
+        picked, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+    ).encode()
+
+
+def event_hash(values: Mapping[str, Any]) -> str:
+    return hashlib.sha256(canonical(values)).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class ChainBreak:
+    """The first place an organization's chain does not hold, in words a reader can act on."""
+
+    org_id: str
+    seq: int
+    event_id: str | None
+    problem: Literal["altered", "inserted", "removed"]
+    detail: str
+
+    def __str__(self) -> str:
+        named = f"event {self.event_id} (seq {self.seq})" if self.event_id else f"seq {self.seq}"
+        return f"{self.org_id}: {named} {self.problem}: {self.detail}"
+
+
+class ChainChecker:
+    """Walks one organization's events in ``seq`` order and finds the first break.
+
+    ``head_seq``/``head_hash`` are the chain head the writers keep. An event whose stored hash
+    is not the hash of its contents was altered; one whose ``prev_hash`` is not the previous
+    event's hash, or that lies past the chain head, was inserted; a gap in the sequence, or a
+    head past the last event, means events were removed.
+    """
+
+    def __init__(self, org_id: str, head_seq: int, head_hash: str) -> None:
+        self.org_id = org_id
+        self._head = (head_seq, head_hash)
+        self._seq = 0
+        self._hash = GENESIS
+
+    def feed(self, event: AuditEvent) -> ChainBreak | None:
+        seq, event_id = event.seq, event.id
+        if seq > self._head[0]:
+            return self._break(
+                seq, event_id, "inserted", f"the chain head ends at seq {self._head[0]}"
+            )
+        if seq > self._seq + 1:
+            first, last = self._seq + 1, seq - 1
+            missing = f"seq {first}" if first == last else f"seq {first} to {last}"
+            return self._break(seq, event_id, "removed", f"{missing} missing before it")
+        if seq <= self._seq:
+            return self._break(seq, event_id, "inserted", f"repeats seq {seq}")
+        if event.hash != event_hash({name: getattr(event, name) for name in CANONICAL_FIELDS}):
+            return self._break(seq, event_id, "altered", "its hash does not match its contents")
+        if event.prev_hash != self._hash:
+            return self._break(
+                seq, event_id, "inserted", "its previous hash is not the previous event's hash"
+            )
+        self._seq, self._hash = seq, event.hash
+        return None
+
+    def finish(self) -> ChainBreak | None:
+        """After the last event: the head must be exactly where the walk ended."""
+        head_seq, head_hash = self._head
+        if head_seq > self._seq:
+            first = self._seq + 1
+            missing = f"seq {first}" if first == head_seq else f"seq {first} to {head_seq}"
+            return self._break(first, None, "removed", f"{missing} missing at the end")
+        if head_hash != self._hash:
+            return self._break(head_seq, None, "altered", "the chain head's hash differs")
+        return None
+
+    def _break(
+        self,
+        seq: int,
+        event_id: str | None,
+        problem: Literal["altered", "inserted", "removed"],
+        detail: str,
+    ) -> ChainBreak:
+        return ChainBreak(self.org_id, seq, event_id, problem, detail)
