@@ -291,7 +291,8 @@ class Api:
 
     def _remember(self, response: httpx.Response) -> None:
         response.read()
-        if response.headers.get("content-type", "").startswith("application/json"):
+        media_type = response.headers.get("content-type", "").split(";")[0].strip()
+        if media_type == "application/json":
             body = response.json()
             if isinstance(body, dict) and isinstance(body.get("key"), str):
                 self._created.add(body["key"])

@@ -88,6 +88,9 @@ FACTORIES: dict[str, Callable[[Api], str]] = {
         api, "/v1/users", {"email": f"{_unique('target')}@example.com", "role": "viewer"}
     ),
 }
+# Audit filters: a key acts (actor_id), an app is acted on (target_id).
+FACTORIES["actor_id"] = FACTORIES["key_id"]
+FACTORIES["target_id"] = FACTORIES["app_id"]
 
 # path parameter -> an id of the right shape that names nothing
 NEVER: dict[str, Callable[[], str]] = {
@@ -96,6 +99,8 @@ NEVER: dict[str, Callable[[], str]] = {
     "profile_id": lambda: new_id("prf"),
     "name": lambda: f"res{secrets.token_hex(4)}",
     "user_id": lambda: new_id("usr"),
+    "actor_id": lambda: new_id("key"),
+    "target_id": lambda: new_id("app"),
 }
 
 # operation -> a body it accepts (fresh names each time, so it can run repeatedly)

@@ -17,7 +17,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
+from keyplane.domain.errors import FieldError, InvalidInput
 from keyplane.domain.models import AuditEvent
+
+ID_FILTER_MAX: Final = 60  # the longest id an event names (audit_events.target_id)
 
 GENESIS: Final = "0" * 64
 """The previous hash of an organization's first event."""
@@ -96,6 +99,62 @@ def canonical(values: Mapping[str, Any]) -> bytes:
 
 def event_hash(values: Mapping[str, Any]) -> str:
     return hashlib.sha256(canonical(values)).hexdigest()
+
+
+@dataclass(frozen=True, slots=True)
+class AuditQuery:
+    """Which events a reader wants: each filter given narrows the range.
+
+    ``action`` is an action of the catalogue, or a prefix ending in a dot (``key.``) for every
+    action on one kind of target. ``since`` is inclusive, ``until`` exclusive.
+    """
+
+    actor_id: str | None = None
+    action: str | None = None
+    target_id: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    @property
+    def action_prefix(self) -> str | None:
+        return self.action if self.action is not None and self.action.endswith(".") else None
+
+    def checked(self) -> AuditQuery:
+        """The query itself, or InvalidInput naming each filter that cannot match."""
+        errors: list[FieldError] = []
+        for name, value in (("actor_id", self.actor_id), ("target_id", self.target_id)):
+            if value is not None and not 1 <= len(value) <= ID_FILTER_MAX:
+                errors.append(FieldError(name, f"must be between 1 and {ID_FILTER_MAX} characters"))
+            elif value is not None and "\x00" in value:
+                errors.append(FieldError(name, "must not contain NUL characters"))
+        if self.action is not None:
+            prefix = self.action_prefix
+            if prefix is not None and not any(a.startswith(prefix) for a in ACTIONS):
+                errors.append(
+                    FieldError("action", f"no action of the catalogue starts with {prefix!r}")
+                )
+            if prefix is None and self.action not in ACTIONS:
+                errors.append(
+                    FieldError(
+                        "action",
+                        "is not an action of the catalogue; give one (key.create) or a "
+                        "prefix ending in a dot (key.)",
+                    )
+                )
+        for name, moment in (("from", self.since), ("to", self.until)):
+            if moment is not None and moment.tzinfo is None:
+                errors.append(FieldError(name, "must include a time zone (Z or +hh:mm)"))
+        if (
+            self.since is not None
+            and self.until is not None
+            and self.since.tzinfo is not None
+            and self.until.tzinfo is not None
+            and self.since > self.until
+        ):
+            errors.append(FieldError("from", "must not be after to"))
+        if errors:
+            raise InvalidInput(*errors)
+        return self
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,11 +6,12 @@ NotFound themselves (services decide what a miss means).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Generator, Mapping
+from collections.abc import Callable, Generator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Protocol
 
+from keyplane.domain.audit import AuditQuery
 from keyplane.domain.catalogue import Resource
 from keyplane.domain.models import (
     ApiKey,
@@ -135,6 +136,13 @@ class AuditRepository(Protocol):
         """Appends to the organization's hash chain; answers the event with its chain fields."""
         ...
 
+    def extend(self, events: Sequence[AuditEvent]) -> list[AuditEvent]:
+        """``append`` for several events of one organization, in order, in one statement."""
+        ...
+
+    def page(
+        self, org_id: str, query: AuditQuery, *, limit: int, after: str | None
+    ) -> list[AuditEvent]: ...
     def heads(self, org_id: str | None = None) -> dict[str, tuple[int, str]]: ...
     def chain(self, org_id: str) -> Generator[AuditEvent]: ...
 

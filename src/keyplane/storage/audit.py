@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Generator
+from collections.abc import Generator, Sequence
 from dataclasses import replace
 from typing import Final
 
@@ -10,7 +10,7 @@ from sqlalchemy import Connection, insert, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from keyplane.domain.audit import GENESIS, event_hash
+from keyplane.domain.audit import GENESIS, AuditQuery, event_hash
 from keyplane.domain.models import AuditEvent
 from keyplane.storage.rows import fields as _fields
 from keyplane.storage.tables import audit_chain_heads, audit_events
@@ -23,19 +23,61 @@ class SqlAuditRepository:
         self._conn = conn
 
     def append(self, event: AuditEvent) -> AuditEvent:
-        """Appends ``event`` after the organization's last one; answers it with its chain
-        fields. Takes the chain head's row lock just before the insert, so it is held from
-        here to COMMIT only: the rest of the unit of work runs before it."""
-        seq, prev_hash = self._lock_head(event.org_id)
-        chained = replace(event, seq=seq + 1, prev_hash=prev_hash)
-        chained = replace(chained, hash=event_hash(_fields(chained)))
-        self._conn.execute(insert(audit_events).values(**_fields(chained)))
+        return self.extend([event])[0]
+
+    def extend(self, events: Sequence[AuditEvent]) -> list[AuditEvent]:
+        """Appends ``events`` (all of one organization) after its last one, in order;
+        answers them with their chain fields. Takes the chain head's row lock just before
+        the insert, so it is held from here to COMMIT only: the rest of the unit of work
+        runs before it."""
+        if not events:
+            return []
+        org_id = events[0].org_id
+        if any(e.org_id != org_id for e in events):
+            raise ValueError("one organization's chain at a time")
+        seq, prev_hash = self._lock_head(org_id)
+        chained: list[AuditEvent] = []
+        for event in events:
+            seq += 1
+            linked = replace(event, seq=seq, prev_hash=prev_hash)
+            linked = replace(linked, hash=event_hash(_fields(linked)))
+            chained.append(linked)
+            prev_hash = linked.hash
+        self._conn.execute(insert(audit_events), [_fields(e) for e in chained])
         self._conn.execute(
             update(audit_chain_heads)
-            .where(audit_chain_heads.c.org_id == event.org_id)
-            .values(seq=chained.seq, hash=chained.hash)
+            .where(audit_chain_heads.c.org_id == org_id)
+            .values(seq=seq, hash=prev_hash)
         )
         return chained
+
+    def page(
+        self, org_id: str, query: AuditQuery, *, limit: int, after: str | None
+    ) -> list[AuditEvent]:
+        """Newest first (by ``seq``), from just below the event ``after`` names."""
+        events = audit_events.c
+        select_ = select(audit_events).where(events.org_id == org_id)
+        if after is not None:
+            position = (
+                select(events.seq)
+                .where(events.org_id == org_id, events.id == after)
+                .scalar_subquery()
+            )
+            select_ = select_.where(events.seq < position)
+        if query.actor_id is not None:
+            select_ = select_.where(events.actor == query.actor_id)
+        if query.target_id is not None:
+            select_ = select_.where(events.target_id == query.target_id)
+        if query.action_prefix is not None:
+            select_ = select_.where(events.action.startswith(query.action_prefix, autoescape=True))
+        elif query.action is not None:
+            select_ = select_.where(events.action == query.action)
+        if query.since is not None:
+            select_ = select_.where(events.created_at >= query.since)
+        if query.until is not None:
+            select_ = select_.where(events.created_at < query.until)
+        rows = self._conn.execute(select_.order_by(events.seq.desc()).limit(limit))
+        return [AuditEvent(**row) for row in rows.mappings()]
 
     def heads(self, org_id: str | None = None) -> dict[str, tuple[int, str]]:
         """Every organization with a chain (or an event): its head's seq and hash."""

@@ -18,10 +18,12 @@ from keyplane.domain.audit import (
     ACTIONS,
     CANONICAL_FIELDS,
     GENESIS,
+    AuditQuery,
     ChainChecker,
     canonical,
     event_hash,
 )
+from keyplane.domain.errors import InvalidInput
 from keyplane.domain.models import AuditEvent
 
 SERVICES = Path(keyplane.services.__file__).parent
@@ -143,3 +145,25 @@ def test_any_single_tampering_is_found_at_its_place(n: int, data: st.DataObject)
     assert _first_break(removed, head) == f"removed@{at + 2 if at < n - 1 else at + 1}"
     forged = _event(n + 1, events[-1].hash, action="key.delete")
     assert _first_break([*events, forged], head) == f"inserted@{n + 1}"
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        (AuditQuery(action="key.explode"), "action"),
+        (AuditQuery(action="spaceship."), "action"),
+        (AuditQuery(target_id="app_\x00"), "target_id"),
+        (AuditQuery(actor_id=""), "actor_id"),
+        (AuditQuery(since=datetime(2026, 11, 30)), "from"),  # noqa: DTZ001 - naive on purpose
+        (AuditQuery(since=T0, until=T0 - timedelta(seconds=1)), "from"),
+    ],
+)
+def test_a_query_that_cannot_match_names_the_filter(query: AuditQuery, field: str) -> None:
+    with pytest.raises(InvalidInput) as raised:
+        query.checked()
+    assert [e.field for e in raised.value.errors] == [field]
+
+
+@pytest.mark.parametrize("action", ["key.", "user.", "key.update", "user.sign_in_failed"])
+def test_an_action_or_a_prefix_of_the_catalogue_is_a_valid_filter(action: str) -> None:
+    assert AuditQuery(action=action, since=T0, until=T0).checked().action == action
