@@ -2,8 +2,8 @@
 
 ``InProcessKeyCache`` keeps verification records by digest with secondary indexes so an
 invalidation by key, app, profile or organization touches only the entries it concerns.
-``BufferedUsageRecorder`` takes last-used times off the request path and writes them in
-one batch per interval (so at most one write per key per interval).
+``BufferedUsageRecorder`` takes last-used times and use counts off the request path and
+writes them in one batch per interval (so at most one write per key per interval).
 """
 
 from __future__ import annotations
@@ -125,14 +125,18 @@ def _discard(index: dict[str, set[str]], ident: str, digest: str) -> None:
 
 
 class BufferedUsageRecorder:
-    """Collects last-used times and hands them to ``write`` in batches from one thread."""
+    """Collects last-used times and use counts and hands them to ``write`` in batches from
+    one thread. A lost batch loses its counts too: they are advisory, like the times."""
 
     def __init__(
-        self, write: Callable[[Mapping[str, datetime]], None], interval: float = 1.0
+        self,
+        write: Callable[[Mapping[str, datetime], Mapping[str, int]], None],
+        interval: float = 1.0,
     ) -> None:
         self._write = write
         self._interval = interval
         self._pending: dict[str, datetime] = {}
+        self._counts: dict[str, int] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -144,14 +148,17 @@ class BufferedUsageRecorder:
             previous = self._pending.get(key_id)
             if previous is None or at > previous:
                 self._pending[key_id] = at
+            counts = self._counts
+            counts[key_id] = counts.get(key_id, 0) + 1
 
     def flush(self) -> None:
         with self._lock:
             batch, self._pending = self._pending, {}
+            counts, self._counts = self._counts, {}
         if not batch:
             return
         try:
-            self._write(batch)
+            self._write(batch, counts)
         except Exception:
             # Last-used times are advisory: losing one batch must never take verification down.
             log.exception("could not record last-used times for %d keys", len(batch))
