@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -14,7 +13,7 @@ from keyplane.storage.store import SqlStore
 from keyplane.storage.tables import audit_events
 
 from conftest import Org
-from support import problem
+from support import eventually, problem
 
 DAY = timedelta(days=1)
 
@@ -36,16 +35,6 @@ def _key(org: Org, key_id: object) -> dict[str, Any]:
 
 def _at(value: object) -> datetime:
     return datetime.fromisoformat(str(value))
-
-
-def _eventually(probe: Any, seconds: float = 5.0) -> Any:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.05)
-    return probe()
 
 
 def test_rotation_issues_a_successor_that_carries_everything_the_old_key_was_for(
@@ -252,7 +241,7 @@ def test_the_old_key_shows_its_last_use_and_verifications_since_rotation(org: Or
     for _ in range(3):
         assert org.api.verify(str(old["key"]))["code"] == "VALID"
 
-    shown = _eventually(
+    shown = eventually(
         lambda: (key := _key(org, old["id"]))["verifications_since_rotation"] == 3 and key
     )
     assert shown["verifications_since_rotation"] == 3
