@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy import select
 
@@ -12,7 +15,7 @@ from keyplane.domain.tokens import parse_key
 from keyplane.storage.store import SqlStore
 from keyplane.storage.tables import audit_events
 
-from conftest import Org
+from conftest import Api, Org
 from support import eventually, problem
 
 DAY = timedelta(days=1)
@@ -261,3 +264,24 @@ def test_rotation_is_audited_with_both_keys(org: Org) -> None:
     assert [row.target_id for row in rotations] == [old["id"]]
     assert rotations[0].details["rotated_to"] == new["id"]
     assert rotations[0].details["grace_period_seconds"] == 60
+
+
+def test_of_two_concurrent_rotations_one_wins_and_the_other_names_its_successor(
+    org: Org,
+) -> None:
+    old = org.api.create_key(scopes=["apps:read"])
+    callers = [org.key_with("api_keys:write", "apps:read") for _ in range(2)]
+    start = threading.Barrier(len(callers))
+
+    def rotate(caller: Api) -> httpx.Response:
+        start.wait()
+        return caller.post(f"/v1/keys/{old['id']}/rotate", json={})
+
+    with ThreadPoolExecutor(len(callers)) as pool:
+        responses = list(pool.map(rotate, callers))
+
+    assert sorted(r.status_code for r in responses) == [201, 409]
+    [won] = [r.json() for r in responses if r.status_code == 201]
+    [lost] = [r for r in responses if r.status_code == 409]
+    assert won["id"] in problem(lost, 409, "key_id")["detail"]
+    assert _key(org, old["id"])["rotated_to"] == won["id"]
