@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
@@ -421,6 +422,7 @@ def test_a_flush_hands_over_each_keys_last_touch(touches: list[tuple[str, int]])
     recorder.flush()
 
     assert writer.batches == ([expected] if expected else [])
+    assert writer.counts == ([dict(Counter(k for k, _ in touches))] if touches else [])
 
 
 def test_a_flush_with_nothing_pending_does_not_call_the_writer() -> None:
