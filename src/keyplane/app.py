@@ -28,6 +28,7 @@ from keyplane.services.keys import KeyService
 from keyplane.services.orgs import OrgService
 from keyplane.services.profiles import ProfileService
 from keyplane.services.resources import ResourceService
+from keyplane.services.rotation import RotationService
 from keyplane.services.signin import SignInService
 from keyplane.services.users import UserService
 from keyplane.services.verifying import Verifier
@@ -64,6 +65,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
         cache=cache,
         usage=usage,
         keys=keys,
+        rotation=RotationService(store, keys, cache, clock),
         apps=AppService(store, cache, clock),
         profiles=ProfileService(store, cache, clock),
         resources=ResourceService(store, clock),

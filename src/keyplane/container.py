@@ -16,6 +16,7 @@ from keyplane.services.keys import KeyService
 from keyplane.services.orgs import OrgService
 from keyplane.services.profiles import ProfileService
 from keyplane.services.resources import ResourceService
+from keyplane.services.rotation import RotationService
 from keyplane.services.signin import SignInService
 from keyplane.services.users import UserService
 from keyplane.services.verifying import Verifier
@@ -30,6 +31,7 @@ class Keyplane:
     cache: KeyCache
     usage: BackgroundUsageRecorder
     keys: KeyService
+    rotation: RotationService
     apps: AppService
     profiles: ProfileService
     resources: ResourceService
