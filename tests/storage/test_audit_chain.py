@@ -7,8 +7,6 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, select, text
 
 from keyplane.app import build
@@ -16,11 +14,12 @@ from keyplane.container import Keyplane
 from keyplane.domain.audit import GENESIS
 from keyplane.services.auditing import AuditService
 from keyplane.settings import Settings
-from keyplane.storage.engine import MIGRATIONS, make_engine
+from keyplane.storage.engine import make_engine
 from keyplane.storage.store import SqlStore
 from keyplane.storage.tables import audit_chain_heads, audit_events
 
 from conftest import TEST_SECRET
+from support.databases import migrate_to
 
 ORG = "org_01cccccccccccccccccccccccc"
 T0 = datetime(2026, 11, 29, 9, 0, tzinfo=UTC)
@@ -97,18 +96,10 @@ def test_two_nodes_writing_at_once_never_fork_a_chain(database_url: str) -> None
             node.close()
 
 
-def _alembic(engine: Engine, target: str, *, down: bool = False) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        (command.downgrade if down else command.upgrade)(config, target)
-
-
 def test_the_migration_chains_the_events_written_before_it(database_url: str) -> None:
     engine = make_engine(database_url)
     try:
-        _alembic(engine, "0004")
+        migrate_to(engine, "0004")
         with engine.begin() as conn:
             for n, actor in enumerate(["key_01aa", "usr_01bb", "operator"]):
                 conn.execute(
@@ -127,7 +118,7 @@ def test_the_migration_chains_the_events_written_before_it(database_url: str) ->
                         "t": T0 + timedelta(minutes=n),
                     },
                 )
-        _alembic(engine, "head")
+        migrate_to(engine, "head")
         store = SqlStore(engine)
         assert AuditService(store).verify() == []
         with engine.connect() as conn:
@@ -141,7 +132,7 @@ def test_the_migration_chains_the_events_written_before_it(database_url: str) ->
             ("evt_02", 2, "user"),
             ("evt_01", 3, "system"),
         ]
-        _alembic(engine, "0004", down=True)
+        migrate_to(engine, "0004", down=True)
         with engine.connect() as conn:
             assert conn.execute(text("SELECT count(*) FROM audit_events")).scalar() == 3
     finally:

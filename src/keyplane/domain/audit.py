@@ -43,6 +43,7 @@ ACTIONS: Final[Mapping[str, str]] = {
     "key.create": "An API key was issued.",
     "key.update": "An API key's status, profile, description, metadata or expiry changed.",
     "key.delete": "An API key was deleted.",
+    "key.rotate": "An API key was rotated: a successor issued, the old key kept for a grace.",
     "app.create": "An app was created.",
     "app.update": "An app's name, description or scopes changed.",
     "app.delete": "An app and every key in it were deleted.",
