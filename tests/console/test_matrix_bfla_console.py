@@ -42,6 +42,7 @@ PRE_SESSION = {
 AS_API: dict[str, tuple[str, ...]] = {
     "GET /console": (),  # a redirect to the keys
     "GET /console/keys": ("GET /v1/keys",),
+    "GET /console/audit": ("GET /v1/audit-events",),
     "GET /console/keys/new": ("POST /v1/keys",),
     "POST /console/keys": ("POST /v1/keys",),
     "GET /console/keys/{key_id}/edit": ("PATCH /v1/keys/{key_id}",),
