@@ -112,9 +112,9 @@ class UsageRange:
         """``from`` is rounded down to its bucket; InvalidInput names the field at fault."""
         end = end if end is not None else now
         start = start if start is not None else end - DEFAULT_SPAN[granularity]
-        start = bucket_start(start, granularity)
         if start >= end:
             raise InvalidInput(FieldError("from", "must be before 'to'"))
+        start = bucket_start(start, granularity)
         if end - start > MAX_SPAN[granularity]:
             days = MAX_SPAN[granularity].days
             span = "1 day" if days == 1 else f"{days} days"

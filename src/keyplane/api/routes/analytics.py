@@ -18,7 +18,7 @@ From = Annotated[
     AwareDatetime | None,
     Query(alias="from", description="Start (ISO 8601 with a zone); default: a span before `to`."),
 ]
-To = Annotated[AwareDatetime | None, Query(description="End, exclusive; default: now.")]
+To = Annotated[AwareDatetime | None, Query(alias="to", description="End, exclusive; default: now.")]
 Step = Annotated[
     Granularity,
     Query(
