@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from keyplane.domain.ports import Clock
 from keyplane.domain.usage import UsageTally
@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 
 # (organization, key record or None, outcome, minute since the epoch)
 _Slot = tuple[str, CachedKey | None, str, int]
+_MINUTE = timedelta(minutes=1)
+_EPOCH = datetime.fromtimestamp(0, UTC)
 
 
 class BufferedUsageCounter:
@@ -49,14 +51,24 @@ class BufferedUsageCounter:
         self._retention_interval = retention_interval
         self._max_pending = max_pending
         self._pending: dict[_Slot, int] = {}
+        self._window = (_EPOCH, _EPOCH, 0)  # [start, end) of the last minute seen, and its number
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     def count(self, org_id: str, key: CachedKey | None, outcome: str, at: datetime) -> None:
-        # The record itself is the slot's key (hashed by identity: cheaper than its id and
-        # app); the flush reads the ids from it.
-        slot = (org_id, key, outcome, int(at.timestamp()) // 60)
+        # The minute is taken from the last one seen when ``at`` falls in it (two datetime
+        # comparisons against timestamp()'s ~0.3 µs); the window is one tuple, so a thread
+        # reads a consistent one. The record itself is the slot's key (hashed by identity:
+        # cheaper than its id and app); the flush reads the ids from it.
+        window = self._window
+        if window[0] <= at < window[1]:
+            minute = window[2]
+        else:
+            minute = int(at.timestamp()) // 60
+            start = datetime.fromtimestamp(minute * 60, UTC)
+            self._window = (start, start + _MINUTE, minute)
+        slot = (org_id, key, outcome, minute)
         with self._lock:
             self._pending[slot] = self._pending.get(slot, 0) + 1
 
