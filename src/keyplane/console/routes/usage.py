@@ -1,0 +1,34 @@
+"""Usage: the organization's verifications and key-authenticated calls over the last day,
+by outcome, and its busiest keys."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from fastapi import APIRouter, Response
+
+from keyplane.console.charts import OUTCOMES, stacked_bars
+from keyplane.console.context import SignedIn
+
+router = APIRouter(prefix="/console/usage")
+
+
+@router.get("")
+def usage(console: SignedIn) -> Response:
+    console.require("analytics:read")
+    analytics = console.kp.analytics
+    span, points = analytics.usage(console.principal, granularity="hour", start=None, end=None)
+    _, top = analytics.top_keys(
+        console.principal, granularity="hour", start=span.start, end=span.end, limit=10
+    )
+    totals: Counter[str] = Counter()
+    for point in points:
+        totals.update(point.counts)
+    return console.render(
+        "usage/overview.html",
+        span=span,
+        chart=stacked_bars(points),
+        totals=sorted(totals.items(), key=lambda item: -item[1]),
+        outcomes=OUTCOMES,
+        top=top,
+    )
