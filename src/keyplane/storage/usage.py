@@ -23,6 +23,7 @@ from keyplane.domain.usage import (
     UsageTally,
     bucket_start,
 )
+from keyplane.storage.engine import READ_ONLY
 from keyplane.storage.tables import usage_counts
 
 _NO_KEY = ""  # the key_id of NOT_FOUND answers about no key (tables.py says why)
@@ -40,8 +41,12 @@ class SqlUsageRepository:
                 with self._engine.begin() as conn:
                     yield conn
             else:
+                # As Store.read(): on SQLite a deferred read beside any writer (a plain
+                # transaction here would be BEGIN IMMEDIATE and wait for the write lock).
                 with self._engine.connect() as conn:
-                    yield conn
+                    conn.execution_options(**{READ_ONLY: True, "postgresql_readonly": True})
+                    with conn.begin():
+                        yield conn
         except DBAPIError as exc:
             raise StorageUnavailable() from exc
 
