@@ -55,6 +55,26 @@ def test_the_usage_page_charts_answers_by_outcome_and_lists_the_busiest_key(
     assert '<a href="/console/usage" aria-current="page">Usage</a>' in page.text
 
 
+def test_an_apps_page_charts_the_usage_of_its_keys(
+    server: Server, org: Org, owner: Visitor
+) -> None:
+    app = org.api.post("/v1/apps", json={"name": f"charted {mint_key()[-6:]}"}).json()
+    made = org.api.create_key(app_id=app["id"])
+    org.api.as_key(str(made["key"])).get("/v1/apps")
+    server.kp.counter.flush()
+
+    deadline = time.monotonic() + 5
+    while True:
+        page = owner.get(f"/console/apps/{app['id']}")
+        assert page.status_code == 200, page.text
+        if "usage-chart" in page.text or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+
+    assert "Usage of its keys, last day" in page.text
+    assert re.search(r'<rect class="outcome-valid"[^>]*><title>[^<]*1 VALID</title>', page.text)
+
+
 def test_bars_stack_outcomes_bottom_up_scaled_to_the_busiest_point() -> None:
     chart = stacked_bars(
         [

@@ -7,8 +7,8 @@ from collections import Counter
 
 from fastapi import APIRouter, Response
 
-from keyplane.console.charts import OUTCOMES, stacked_bars
-from keyplane.console.context import SignedIn
+from keyplane.console.charts import OUTCOMES, StackedBars, stacked_bars
+from keyplane.console.context import Console, SignedIn
 
 router = APIRouter(prefix="/console/usage")
 
@@ -32,3 +32,11 @@ def usage(console: SignedIn) -> Response:
         outcomes=OUTCOMES,
         top=top,
     )
+
+
+def app_usage(console: Console, app_id: str) -> StackedBars:
+    """The chart of an app's keys over the last day, by hour (the app's page shows it)."""
+    _, points = console.kp.analytics.usage(
+        console.principal, granularity="hour", start=None, end=None, app_id=app_id
+    )
+    return stacked_bars(points)
