@@ -200,3 +200,27 @@ def test_the_null_counter_counts_nothing() -> None:
     usage.flush()
     usage.stop()
     assert vars(usage) == {}
+
+
+def test_counts_from_many_threads_racing_flushes_are_all_handed_over() -> None:
+    writer = Writer()
+    usage = counter(writer)
+    record = key()
+    per_thread, threads = 2_000, 4
+
+    def work() -> None:
+        for index in range(per_thread):
+            usage.count("org_1", record, "VALID", NOW + timedelta(seconds=index % 90))
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    while any(worker.is_alive() for worker in workers):
+        usage.flush()
+    usage.flush()
+
+    assert sum(writer.totals().values()) == per_thread * threads
+    assert set(writer.totals()) == {
+        ("key_1", "VALID", MINUTE),
+        ("key_1", "VALID", MINUTE + timedelta(minutes=1)),
+    }
