@@ -75,6 +75,31 @@ def test_an_apps_page_charts_the_usage_of_its_keys(
     assert re.search(r'<rect class="outcome-valid"[^>]*><title>[^<]*1 VALID</title>', page.text)
 
 
+def test_a_keys_page_charts_its_usage_only_for_those_who_may_read_analytics(
+    server: Server, org: Org, owner: Visitor
+) -> None:
+    made = org.api.create_key()
+    org.api.as_key(str(made["key"])).get("/v1/apps")
+    server.kp.counter.flush()
+    url = f"/console/keys/{made['id']}/edit"
+
+    deadline = time.monotonic() + 5
+    while "usage-chart" not in (page := owner.get(url)).text and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert page.status_code == 200
+    assert "Usage, last day" in page.text
+    assert re.search(r'<rect class="outcome-valid"[^>]*><title>[^<]*1 VALID</title>', page.text)
+
+    developer = Visitor(server)  # edits keys, reads no analytics
+    try:
+        assert developer.sign_in(person(org, "developer"), PASSWORD).status_code == 303
+        other = developer.get(url)
+        assert other.status_code == 200
+        assert "Usage, last day" not in other.text
+    finally:
+        developer.close()
+
+
 def test_bars_stack_outcomes_bottom_up_scaled_to_the_busiest_point() -> None:
     chart = stacked_bars(
         [

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Response
 from starlette.responses import RedirectResponse
 
+from keyplane.console.charts import OUTCOMES
 from keyplane.console.context import Console, PageNotFound, SignedForm, SignedIn
 from keyplane.console.forms import (
     EXPIRY_CHOICES,
@@ -19,6 +20,7 @@ from keyplane.console.forms import (
     scopes,
     text,
 )
+from keyplane.console.routes.usage import usage_of
 from keyplane.domain.catalogue import Catalogue
 from keyplane.domain.errors import InvalidInput, KeyplaneError, NotFound
 from keyplane.domain.models import Page
@@ -182,7 +184,12 @@ def _key(console: Console, key_id: str) -> Any:
 def edit_key(console: SignedIn, key_id: str) -> Response:
     console.require("api_keys:write")
     return console.render(
-        "keys/edit.html", view=_key(console, key_id), errors={}, **_choices(console)
+        "keys/edit.html",
+        view=_key(console, key_id),
+        errors={},
+        usage=usage_of(console, key_id=key_id),
+        outcomes=OUTCOMES,
+        **_choices(console),
     )
 
 

@@ -34,9 +34,14 @@ def usage(console: SignedIn) -> Response:
     )
 
 
-def app_usage(console: Console, app_id: str) -> StackedBars:
-    """The chart of an app's keys over the last day, by hour (the app's page shows it)."""
+def usage_of(
+    console: Console, *, key_id: str | None = None, app_id: str | None = None
+) -> StackedBars | None:
+    """The chart of a key or an app over the last day, by hour, for the key's and the app's
+    pages; None when the user may not read analytics (the page then shows no chart)."""
+    if not console.can("analytics:read"):
+        return None
     _, points = console.kp.analytics.usage(
-        console.principal, granularity="hour", start=None, end=None, app_id=app_id
+        console.principal, granularity="hour", start=None, end=None, key_id=key_id, app_id=app_id
     )
     return stacked_bars(points)
