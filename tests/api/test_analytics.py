@@ -222,6 +222,7 @@ def test_another_organizations_key_or_app_is_a_404(
         ({"granularity": "week"}, "granularity"),
         ({"from": "2026-01-01T00:00:00"}, "from"),  # no zone: ambiguous
         ({"to": "yesterday"}, "to"),
+        ({"to": "0.5"}, "to"),  # seconds since 1970: not the documented form
         ({"key_id": "key_x", "app_id": "app_x"}, "app_id"),
     ],
 )

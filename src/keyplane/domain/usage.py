@@ -10,7 +10,7 @@ retention: minute rows go after 7 days, hourly after 90, daily after 2 years (se
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Final, Literal
 
 from keyplane.domain.errors import FieldError, InvalidInput
@@ -109,9 +109,14 @@ class UsageRange:
         end: datetime | None,
         now: datetime,
     ) -> UsageRange:
-        """``from`` is rounded down to its bucket; InvalidInput names the field at fault."""
-        end = end if end is not None else now
-        start = start if start is not None else end - DEFAULT_SPAN[granularity]
+        """``from`` is rounded down to its bucket (in UTC, whatever zone it was given in);
+        InvalidInput names the field at fault."""
+        end = end.astimezone(UTC) if end is not None else now
+        try:
+            start = start.astimezone(UTC) if start is not None else end - DEFAULT_SPAN[granularity]
+            end + MAX_SPAN[granularity]  # raises when the buckets' ends would not be datetimes
+        except OverflowError:
+            raise InvalidInput(FieldError("to", "is too far from today")) from None
         if start >= end:
             raise InvalidInput(FieldError("from", "must be before 'to'"))
         start = bucket_start(start, granularity)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from hypothesis import given
@@ -90,6 +90,32 @@ def test_a_bad_range_is_refused_naming_the_field(
     (error,) = refused.value.errors
     assert error.field == field
     assert reason in error.message
+
+
+def test_a_range_given_in_another_zone_is_bucketed_in_utc() -> None:
+    india = timezone(timedelta(hours=5, minutes=30))
+    start = datetime(2026, 11, 30, 18, 45, tzinfo=india)  # 13:15 UTC
+
+    span = UsageRange.of("hour", start, start + timedelta(hours=2), NOW)
+
+    assert span.start == datetime(2026, 11, 30, 13, tzinfo=UTC)
+    assert span.starts()[0].utcoffset() == timedelta(0)
+
+
+@pytest.mark.parametrize(
+    ("start", "end"),
+    [
+        (None, datetime(1, 1, 1, tzinfo=UTC)),
+        (datetime(9999, 12, 31, 22, tzinfo=UTC), datetime(9999, 12, 31, 23, tzinfo=UTC)),
+    ],
+)
+def test_a_range_at_the_ends_of_time_is_refused_not_an_overflow(
+    start: datetime | None, end: datetime
+) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        UsageRange.of("day", start, end, NOW)
+
+    assert refused.value.errors[0].field == "to"
 
 
 def test_retention_cutoffs_are_bucket_starts_per_granularity() -> None:

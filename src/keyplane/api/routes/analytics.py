@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
+from pydantic import AwareDatetime, BeforeValidator
 
 from keyplane.api.deps import AnalyticsRead, Services
 from keyplane.api.routes._docs import problems
@@ -14,11 +15,23 @@ from keyplane.domain.usage import TOP_KEYS_MAX, Granularity
 
 router = APIRouter(prefix="/v1/analytics", tags=["analytics"])
 
+_ISO_8601 = re.compile(r"\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}")
+
+
+def _iso_8601(value: object) -> object:
+    """Only the documented form: pydantic alone would also take a number of seconds."""
+    if isinstance(value, str) and not _ISO_8601.match(value):
+        raise ValueError("must be a date and time with a zone, e.g. 2026-11-30T12:00:00Z")
+    return value
+
+
+Moment = Annotated[AwareDatetime, BeforeValidator(_iso_8601)]
+
 From = Annotated[
-    AwareDatetime | None,
+    Moment | None,
     Query(alias="from", description="Start (ISO 8601 with a zone); default: a span before `to`."),
 ]
-To = Annotated[AwareDatetime | None, Query(alias="to", description="End, exclusive; default: now.")]
+To = Annotated[Moment | None, Query(alias="to", description="End, exclusive; default: now.")]
 Step = Annotated[
     Granularity,
     Query(
