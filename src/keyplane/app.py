@@ -29,6 +29,7 @@ from keyplane.services.keys import KeyService
 from keyplane.services.orgs import OrgService
 from keyplane.services.profiles import ProfileService
 from keyplane.services.resources import ResourceService
+from keyplane.services.rotation import RotationService
 from keyplane.services.signin import SignInService
 from keyplane.services.users import UserService
 from keyplane.services.verifying import Verifier
@@ -70,6 +71,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
         usage=usage,
         counter=counter,
         keys=keys,
+        rotation=RotationService(store, keys, cache, clock),
         apps=AppService(store, cache, clock),
         profiles=ProfileService(store, cache, clock),
         resources=ResourceService(store, clock),

@@ -22,6 +22,7 @@ from keyplane.services.keys import KeyService
 from keyplane.services.orgs import OrgService
 from keyplane.services.profiles import ProfileService
 from keyplane.services.resources import ResourceService
+from keyplane.services.rotation import RotationService
 from keyplane.services.signin import SignInService
 from keyplane.services.users import UserService
 from keyplane.services.verifying import Verifier
@@ -37,6 +38,7 @@ class Keyplane:
     usage: BackgroundUsageRecorder
     counter: BackgroundUsageCounter
     keys: KeyService
+    rotation: RotationService
     apps: AppService
     profiles: ProfileService
     resources: ResourceService

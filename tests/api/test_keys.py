@@ -11,7 +11,7 @@ import pytest
 from keyplane.domain.tokens import parse_key
 
 from conftest import Org
-from support import problem
+from support import eventually, problem
 
 CREATED_FIELDS = {
     "id",
@@ -319,21 +319,9 @@ def test_another_organizations_key_is_not_found(org: Org, other_org: Org) -> Non
 def test_last_used_is_recorded_after_use(org: Org) -> None:
     key = org.api.create_key(scopes=["apps:read"])
     assert org.api.verify(str(key["key"]))["code"] == "VALID"
-    assert _eventually(lambda: org.api.get(f"/v1/keys/{key['id']}").json()["last_used_at"])
+    assert eventually(lambda: org.api.get(f"/v1/keys/{key['id']}").json()["last_used_at"])
     user = org.api.as_key(str(key["key"]))
     assert user.get("/v1/apps").status_code == 200
-
-
-def _eventually(probe: Any, seconds: float = 5.0) -> Any:
-    import time
-
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        value = probe()
-        if value:
-            return value
-        time.sleep(0.05)
-    return probe()
 
 
 def _parse(value: object) -> Any:

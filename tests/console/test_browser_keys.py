@@ -244,3 +244,33 @@ def test_the_key_policy_shapes_the_form_for_a_developer_too(
     dialog = page.get_by_role("dialog", name="Save your new API key")
     expect(dialog).to_be_visible()
     setup.created.add(page.locator("#client-secret").input_value())
+
+
+def test_rotate_a_key_copy_the_new_secret_and_see_the_grace(
+    page: Page, setup: ConsoleSetup
+) -> None:
+    old = setup.org.api.create_key(name="rotate me", scopes=["apps:read"])
+    sign_in(page, setup.person("admin"))
+    page.locator(f"tr[data-key-id='{old['id']}']").get_by_role(
+        "link", name="Edit rotate me"
+    ).click()
+    page.get_by_label("Grace period for the old key").select_option(label="1 hour")
+    screenshot(page, "rotate-key")
+    page.get_by_role("button", name="Rotate key").click()
+
+    dialog = page.get_by_role("dialog", name="Save your new API key")
+    expect(dialog).to_be_visible()
+    dialog.get_by_role("button", name="Copy secret").click()
+    secret = page.evaluate("navigator.clipboard.readText()")
+    assert secret.startswith("kp_live_")
+    setup.created.add(secret)
+    new_id = page.locator("#client-id").input_value()
+    dialog.get_by_role("button", name="I have saved it — close").click()
+    expect(page).to_have_url(f"{setup.base}/console/keys")
+    page.reload()
+    assert secret not in page.content()
+
+    expect(page.locator(f"tr[data-key-id='{old['id']}'] .badge-grace")).to_have_text("Grace")
+    assert setup.org.api.verify(secret)["code"] == "VALID"
+    assert setup.org.api.verify(str(old["key"]))["code"] == "VALID"
+    assert setup.org.api.get(f"/v1/keys/{old['id']}").json()["rotated_to"] == new_id

@@ -221,3 +221,82 @@ def test_the_console_refuses_a_scopeless_key_into_an_open_app_under_the_policy(
     assert "requires explicit scopes" in response.text
     assert "kp_live_" not in response.text
     assert org.api.get(f"/v1/apps/{app['id']}").json()["key_count"] == 0
+
+
+# --- rotation --------------------------------------------------------------------------------
+
+SECRET = re.compile(r'id="client-secret" readonly value="(kp_[a-z]+_[0-9A-Za-z]+)"')
+
+
+def _rotate(owner: Visitor, key_id: str, grace: str) -> httpx.Response:
+    token = owner.csrf_token(f"/console/keys/{key_id}/edit")
+    return owner.post(
+        f"/console/keys/{key_id}/rotate", {"csrf_token": token, "grace_period_seconds": grace}
+    )
+
+
+def test_rotating_shows_the_new_secret_once_and_the_grace_in_the_table(
+    org: Org, owner: Visitor
+) -> None:
+    old = org.api.create_key(name="rotating", scopes=["apps:read"])
+    edit = owner.get(f"/console/keys/{old['id']}/edit")
+    assert 'action="/console/keys/' in edit.text
+    assert 'name="grace_period_seconds"' in edit.text
+
+    response = _rotate(owner, str(old["id"]), "3600")
+
+    assert response.status_code == 201, response.text
+    [secret] = SECRET.findall(response.text)
+    assert org.api.verify(secret)["code"] == "VALID"
+    assert org.api.verify(str(old["key"]))["code"] == "VALID"
+    assert "keeps working until" in response.text
+    row = listed(owner, q=str(old["id"]))[str(old["id"])]
+    assert "Grace" in row
+    new_id = org.api.get(f"/v1/keys/{old['id']}").json()["rotated_to"]
+    assert "Grace" not in listed(owner, q=new_id)[new_id]
+
+
+def test_a_rotated_keys_page_shows_its_successor_and_use_since_rotation(
+    org: Org, owner: Visitor
+) -> None:
+    old = org.api.create_key(name="rotated", scopes=["apps:read"])
+    assert _rotate(owner, str(old["id"]), "86400").status_code == 201
+    org.api.verify(str(old["key"]))
+    org.server.kp.usage.flush()
+    new_id = org.api.get(f"/v1/keys/{old['id']}").json()["rotated_to"]
+
+    page = owner.get(f"/console/keys/{old['id']}/edit")
+
+    assert page.status_code == 200
+    assert f'href="/console/keys/{new_id}/edit"' in page.text
+    assert re.search(r'id="uses-since-rotation">[01]<', page.text)  # 1 once the batch is in
+    assert 'id="rotate"' not in page.text  # rotated once, never again
+
+
+def test_rotating_again_is_a_409_naming_the_successor(org: Org, owner: Visitor) -> None:
+    old = org.api.create_key(name="twice", scopes=["apps:read"])
+    token = owner.csrf_token(f"/console/keys/{old['id']}/edit")
+    first = owner.post(
+        f"/console/keys/{old['id']}/rotate", {"csrf_token": token, "grace_period_seconds": "0"}
+    )
+    assert first.status_code == 201
+    new_id = org.api.get(f"/v1/keys/{old['id']}").json()["rotated_to"]
+
+    again = owner.post(
+        f"/console/keys/{old['id']}/rotate", {"csrf_token": token, "grace_period_seconds": "0"}
+    )
+
+    assert again.status_code == 409
+    assert new_id in again.text
+    assert "has stopped working" in first.text
+
+
+@pytest.mark.parametrize("grace", ["", "soon", "-1", "2592001"])
+def test_a_bad_grace_is_refused_beside_its_select(org: Org, owner: Visitor, grace: str) -> None:
+    old = org.api.create_key(name="bad grace", scopes=["apps:read"])
+
+    response = _rotate(owner, str(old["id"]), grace)
+
+    assert response.status_code == 422
+    assert 'id="grace_period_seconds-error"' in response.text
+    assert org.api.get(f"/v1/keys/{old['id']}").json()["rotated_to"] is None

@@ -46,6 +46,7 @@ AS_API: dict[str, tuple[str, ...]] = {
     "POST /console/keys": ("POST /v1/keys",),
     "GET /console/keys/{key_id}/edit": ("PATCH /v1/keys/{key_id}",),
     "POST /console/keys/{key_id}/edit": ("PATCH /v1/keys/{key_id}",),
+    "POST /console/keys/{key_id}/rotate": ("POST /v1/keys/{key_id}/rotate",),
     "POST /console/keys/{key_id}/delete": ("DELETE /v1/keys/{key_id}",),
     "GET /console/apps": ("GET /v1/apps",),
     "GET /console/apps/new": ("POST /v1/apps",),
@@ -82,6 +83,7 @@ def _forms() -> dict[str, dict[str, str]]:
     return {
         "POST /console/keys": {"name": "forbidden", "expiration": "30"},
         "POST /console/keys/{key_id}/edit": {"status": "inactive"},
+        "POST /console/keys/{key_id}/rotate": {"grace_period_seconds": "3600"},
         "POST /console/apps": {"name": f"forbidden-{unique}"},
         "POST /console/apps/{app_id}/rename": {"name": f"forbidden-{unique}"},
         "POST /console/apps/{app_id}/scopes": {"scope": "apps:read"},

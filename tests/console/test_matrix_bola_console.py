@@ -29,6 +29,7 @@ FORMS: dict[str, dict[str, str]] = {
     "POST /console/apps/{app_id}/keys": {"name": "hijacker", "expiration": "30"},
     "POST /console/apps/{app_id}/delete": {},
     "POST /console/keys/{key_id}/edit": {"status": "inactive"},
+    "POST /console/keys/{key_id}/rotate": {"grace_period_seconds": "3600"},
     "POST /console/keys/{key_id}/delete": {},
     "POST /console/profiles/{profile_id}/edit": {
         "name": "hijacked",

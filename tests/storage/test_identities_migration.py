@@ -10,12 +10,12 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, text
 from sqlalchemy.engine import make_url
 
-from keyplane.storage.engine import MIGRATIONS, make_engine, normalise_url
+from keyplane.storage.engine import make_engine, normalise_url
+
+from support.databases import migrate_to
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 USERS = [
@@ -23,14 +23,6 @@ USERS = [
     ("usr_01aaaaaaaaaaaaaaaaaaaaaaaa", "ada@acme.io", "owner", "$argon2id$ada", None),
     ("usr_01bbbbbbbbbbbbbbbbbbbbbbbb", "bob@acme.io", "viewer", None, "d" * 64),
 ]
-
-
-def _alembic(engine: Engine, target: str, *, down: bool = False) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
-    with engine.begin() as connection:
-        config.attributes["connection"] = connection
-        (command.downgrade if down else command.upgrade)(config, target)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -85,10 +77,10 @@ def _seed(engine: Engine) -> None:
 
 
 def test_users_become_identities_with_one_membership_each_and_back(engine: Engine) -> None:
-    _alembic(engine, "0003")
+    migrate_to(engine, "0003")
     _seed(engine)
 
-    _alembic(engine, "head")
+    migrate_to(engine, "head")
 
     with engine.connect() as conn:
         members = conn.execute(
@@ -102,7 +94,7 @@ def test_users_become_identities_with_one_membership_each_and_back(engine: Engin
     assert [tuple(row[:5]) for row in members] == USERS
     assert [bool(row.pending) for row in members] == [False, True]
 
-    _alembic(engine, "0003", down=True)
+    migrate_to(engine, "0003", down=True)
 
     with engine.connect() as conn:
         back = conn.execute(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import httpx
@@ -22,3 +23,15 @@ def problem(response: httpx.Response, status: int, *fields: str) -> dict[str, An
     for field in fields:
         assert field in named, f"{field!r} not named in {body}"
     return body
+
+
+def eventually(probe: Any, seconds: float = 5.0) -> Any:
+    """``probe()`` once it answers something truthy (batched writes land within a second or
+    so), else its last answer after ``seconds``: a wait for a state, not a timing."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        value = probe()
+        if value:
+            return value
+        time.sleep(0.05)
+    return probe()

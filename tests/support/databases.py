@@ -9,7 +9,12 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
+
+from keyplane.storage.engine import MIGRATIONS
 
 
 @contextmanager
@@ -38,3 +43,12 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     module = request.module.__name__.rsplit(".", 1)[-1].removeprefix("test_")
     with fresh_postgres(POSTGRES_ADMIN_URL, f"keyplane_{module}") as url:
         yield url
+
+
+def migrate_to(engine: Engine, target: str, *, down: bool = False) -> None:
+    """Upgrade (or with ``down``, downgrade) ``engine``'s database to revision ``target``."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        (command.downgrade if down else command.upgrade)(config, target)

@@ -103,6 +103,7 @@ BODIES: dict[str, Callable[[], dict[str, Any]]] = {
     "POST /v1/keys/verify": lambda: {"key": "kp_live_" + "x" * 38, "scopes": ["apps:read"]},
     "POST /v1/keys": lambda: {"name": "made", "scopes": ["apps:read"]},
     "PATCH /v1/keys/{key_id}": lambda: {"description": "changed"},
+    "POST /v1/keys/{key_id}/rotate": lambda: {"grace_period_seconds": 60},
     "POST /v1/apps": lambda: {"name": _unique("made"), "scopes": ["apps:read"]},
     "PATCH /v1/apps/{app_id}": lambda: {"description": "changed"},
     "POST /v1/profiles": lambda: {"name": _unique("made"), "settings": {"tier": "gold"}},

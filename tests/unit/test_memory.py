@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import Counter
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
@@ -369,10 +370,12 @@ class Writer:
 
     def __init__(self) -> None:
         self.batches: list[dict[str, datetime]] = []
+        self.counts: list[dict[str, int]] = []
         self.called = threading.Event()
 
-    def __call__(self, used: Mapping[str, datetime]) -> None:
+    def __call__(self, used: Mapping[str, datetime], counts: Mapping[str, int]) -> None:
         self.batches.append(dict(used))
+        self.counts.append(dict(counts))
         self.called.set()
 
 
@@ -386,6 +389,19 @@ def test_touch_then_flush_hands_the_latest_time_per_key_in_one_batch() -> None:
     recorder.flush()
 
     assert writer.batches == [{"k1": NOW + timedelta(seconds=2), "k2": NOW}]
+
+
+def test_a_flush_hands_over_how_often_each_key_was_touched_since_the_last() -> None:
+    writer = Writer()
+    recorder = BufferedUsageRecorder(writer)
+    for key_id in ("k1", "k2", "k1", "k1"):
+        recorder.touch(key_id, NOW)
+
+    recorder.flush()
+    recorder.touch("k1", NOW)
+    recorder.flush()
+
+    assert writer.counts == [{"k1": 3, "k2": 1}, {"k1": 1}]
 
 
 @given(
@@ -406,6 +422,7 @@ def test_a_flush_hands_over_each_keys_last_touch(touches: list[tuple[str, int]])
     recorder.flush()
 
     assert writer.batches == ([expected] if expected else [])
+    assert writer.counts == ([dict(Counter(k for k, _ in touches))] if touches else [])
 
 
 def test_a_flush_with_nothing_pending_does_not_call_the_writer() -> None:
@@ -432,7 +449,7 @@ def test_a_flush_hands_each_touch_over_once() -> None:
 def test_a_touch_during_a_write_goes_into_the_next_batch() -> None:
     batches: list[dict[str, datetime]] = []
 
-    def write(used: Mapping[str, datetime]) -> None:
+    def write(used: Mapping[str, datetime], counts: Mapping[str, int]) -> None:
         batches.append(dict(used))
         if len(batches) == 1:
             recorder.touch("k2", NOW)
@@ -449,7 +466,7 @@ def test_a_touch_during_a_write_goes_into_the_next_batch() -> None:
 def test_a_failing_writer_does_not_propagate_and_is_logged(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    def write(used: Mapping[str, datetime]) -> None:
+    def write(used: Mapping[str, datetime], counts: Mapping[str, int]) -> None:
         raise ConnectionError("database down")
 
     recorder = BufferedUsageRecorder(write)
@@ -468,7 +485,7 @@ def test_a_failing_writer_does_not_propagate_and_is_logged(
 def test_the_recorder_keeps_working_after_a_failed_write() -> None:
     batches: list[dict[str, datetime]] = []
 
-    def write(used: Mapping[str, datetime]) -> None:
+    def write(used: Mapping[str, datetime], counts: Mapping[str, int]) -> None:
         if not batches:
             batches.append({})
             raise ConnectionError("database down")

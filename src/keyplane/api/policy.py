@@ -25,6 +25,7 @@ POLICY: Final[Mapping[Operation, str | None]] = {
     ("GET", "/v1/keys"): "api_keys:read",
     ("GET", "/v1/keys/{key_id}"): "api_keys:read",
     ("PATCH", "/v1/keys/{key_id}"): "api_keys:write",
+    ("POST", "/v1/keys/{key_id}/rotate"): "api_keys:write",
     ("DELETE", "/v1/keys/{key_id}"): "api_keys:delete",
     ("POST", "/v1/apps"): "apps:write",
     ("GET", "/v1/apps"): "apps:read",

@@ -109,6 +109,10 @@ class ApiKey:
     updated_at: datetime
     expires_at: datetime | None = None
     last_used_at: datetime | None = None
+    rotated_from: str | None = None
+    rotated_to: str | None = None
+    rotated_at: datetime | None = None
+    uses_since_rotation: int = 0
 
     def status(self, now: datetime) -> KeyStatus:
         """``expired`` once ``expires_at`` has passed, whatever the stored status."""

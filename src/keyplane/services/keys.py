@@ -104,11 +104,18 @@ class KeyService:
             return self.issue_in(tx, principal, load_org(tx, principal.org_id), new)
 
     def issue_in(
-        self, tx: Transaction, principal: Principal, org: Organization, new: NewKey
+        self,
+        tx: Transaction,
+        principal: Principal,
+        org: Organization,
+        new: NewKey,
+        *,
+        rotated_from: str | None = None,
     ) -> IssuedKey:
-        """Issue inside a caller's transaction (also organization bootstrap), audited there."""
+        """Issue inside a caller's transaction (also organization bootstrap and rotation),
+        audited there. ``rotated_from``: the key this one replaces (services/rotation.py)."""
         now = self._clock()
-        issued = self._issue(tx, principal, org, new, now)
+        issued = self._issue(tx, principal, org, new, now, rotated_from)
         key, effective = issued.view.key, issued.view.effective
         record(
             tx,
@@ -128,7 +135,13 @@ class KeyService:
         return issued
 
     def _issue(
-        self, tx: Transaction, principal: Principal, org: Organization, new: NewKey, now: datetime
+        self,
+        tx: Transaction,
+        principal: Principal,
+        org: Organization,
+        new: NewKey,
+        now: datetime,
+        rotated_from: str | None = None,
     ) -> IssuedKey:
         name = check_name("name", new.name)
         description = check_description(new.description)
@@ -166,6 +179,7 @@ class KeyService:
             created_by=principal.actor_id,
             updated_at=now,
             expires_at=expires_at,
+            rotated_from=rotated_from,
         )
         tx.keys.insert(key)
         return IssuedKey(KeyView(key, key.status(now), effective), secret)
@@ -255,6 +269,12 @@ class KeyService:
                 changed["profile_id"] = profile_id
             if not isinstance(changes.expires_at, _Unset):
                 expires_at = _changed_expiry(org, key, changes.expires_at, now)
+                if key.rotated_to is not None and not _earlier(expires_at, key.expires_at):
+                    raise InvalidInput.field(
+                        "expires_at",
+                        f"this key was rotated to {key.rotated_to!r}: its grace period can "
+                        "only be shortened",
+                    )
                 updated = replace(updated, expires_at=expires_at)
                 changed["expires_at"] = _iso(expires_at)
             updated = replace(updated, updated_at=now)
@@ -380,6 +400,11 @@ def _within_policy(
             f"exceeds this organization's maximum key lifetime of {maximum} days from creation",
         )
     return expires_at
+
+
+def _earlier(candidate: datetime | None, current: datetime | None) -> bool:
+    """``candidate`` ends no later than ``current`` (None: never ends)."""
+    return candidate is not None and (current is None or candidate <= current)
 
 
 def _iso(value: datetime | None) -> str | None:

@@ -8,9 +8,11 @@ from typing import Any
 
 from sqlalchemy import (
     Connection,
+    Integer,
     Row,
     and_,
     bindparam,
+    case,
     delete,
     insert,
     or_,
@@ -96,10 +98,34 @@ class SqlKeyRepository:
             "created_at",
             "created_by",
             "last_used_at",
+            # Rotation links only change through mark_rotated; the count only in batches.
+            "rotated_from",
+            "rotated_to",
+            "rotated_at",
+            "uses_since_rotation",
         ):
             del values[frozen]
         query = update(api_keys).where(api_keys.c.org_id == key.org_id, api_keys.c.id == key.id)
         self._conn.execute(query.values(**values))
+
+    def mark_rotated(
+        self, org_id: str, key_id: str, *, rotated_to: str, at: datetime, expires_at: datetime
+    ) -> bool:
+        """Link a key to its successor and end its grace at ``expires_at``; False when it was
+        already rotated (the condition makes two concurrent rotations one winner)."""
+        c = api_keys.c
+        query = (
+            update(api_keys)
+            .where(c.org_id == org_id, c.id == key_id, c.rotated_to.is_(None))
+            .values(
+                rotated_to=rotated_to,
+                rotated_at=at,
+                expires_at=expires_at,
+                uses_since_rotation=0,
+                updated_at=at,
+            )
+        )
+        return self._conn.execute(query).rowcount > 0
 
     def delete(self, org_id: str, key_id: str) -> bool:
         query = delete(api_keys).where(api_keys.c.org_id == org_id, api_keys.c.id == key_id)
@@ -133,13 +159,24 @@ class SqlKeyRepository:
         query = select(api_keys.c.id, api_keys.c.scopes).where(api_keys.c.org_id == org_id)
         return [(row.id, tuple(row.scopes)) for row in self._conn.execute(query) if row.scopes]
 
-    def record_last_used(self, used: Mapping[str, datetime]) -> None:
+    def record_last_used(self, used: Mapping[str, datetime], counts: Mapping[str, int]) -> None:
+        """Last-used times, and for rotated keys the verifications since their rotation."""
+        c = api_keys.c
         query = (
             update(api_keys)
-            .where(api_keys.c.id == bindparam("key_id"))
-            .values(last_used_at=bindparam("used_at"))
+            .where(c.id == bindparam("key_id"))
+            .values(
+                last_used_at=bindparam("used_at"),
+                uses_since_rotation=case(
+                    (c.rotated_at.is_(None), c.uses_since_rotation),
+                    else_=c.uses_since_rotation + bindparam("uses", type_=Integer),
+                ),
+            )
         )
-        params = [{"key_id": key_id, "used_at": at} for key_id, at in used.items()]
+        params = [
+            {"key_id": key_id, "used_at": at, "uses": counts.get(key_id, 0)}
+            for key_id, at in used.items()
+        ]
         self._conn.execute(query, params)
 
 

@@ -75,9 +75,9 @@ class SqlStore:
         except DBAPIError as exc:
             raise _translate(exc, read_only=True) from exc
 
-    def record_last_used(self, used: Mapping[str, datetime]) -> None:
+    def record_last_used(self, used: Mapping[str, datetime], counts: Mapping[str, int]) -> None:
         with self.transaction() as tx:
-            tx.keys.record_last_used(used)
+            tx.keys.record_last_used(used, counts)
 
 
 def _translate(exc: DBAPIError, *, read_only: bool) -> Exception:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Text,
     TypeDecorator,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -171,6 +172,12 @@ api_keys = Table(
     Column("updated_at", UTCDateTime, nullable=False),
     Column("expires_at", UTCDateTime, nullable=True),
     Column("last_used_at", UTCDateTime, nullable=True),
+    # Rotation (services/rotation.py): the key this one replaced, the key that replaced it,
+    # when, and how many verifications it answered since (written in the last-used batches).
+    Column("rotated_from", String(40), nullable=True),
+    Column("rotated_to", String(40), nullable=True),
+    Column("rotated_at", UTCDateTime, nullable=True),
+    Column("uses_since_rotation", Integer, nullable=False, server_default=text("0")),
     Index(None, "org_id", "id"),
     Index(None, "app_id"),
     Index(None, "profile_id"),

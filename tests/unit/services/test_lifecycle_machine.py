@@ -1,5 +1,5 @@
-"""A key's life against a model: create, verify, disable, enable, change its app's scopes,
-let time pass until it expires, delete it or its app, in any order hypothesis finds.
+"""A key's life against a model: create, verify, disable, enable, rotate, change its app's
+scopes, let time pass until it expires, delete it or its app, in any order hypothesis finds.
 
 The services run in-process on a real SQLite database with an injected clock; the verifier
 keeps its cache warm between steps, so a change that forgets to invalidate a cached verdict
@@ -19,9 +19,11 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     Bundle,
+    MultipleResults,
     RuleBasedStateMachine,
     consumes,
     invariant,
+    multiple,
     precondition,
     rule,
     run_state_machine_as_test,
@@ -29,7 +31,7 @@ from hypothesis.stateful import (
 
 from keyplane.app import build
 from keyplane.container import Keyplane
-from keyplane.domain.errors import NotFound
+from keyplane.domain.errors import Conflict, NotFound
 from keyplane.domain.scopes import ScopeSet
 from keyplane.domain.verification import Code
 from keyplane.services.apps import AppChanges
@@ -53,8 +55,10 @@ class ModelKey:
     app_id: str | None
     scopes: tuple[str, ...]
     expires_at: datetime | None
+    created_at: datetime
     active: bool = True
     deleted: bool = False
+    rotated: bool = False
 
 
 class Lifecycle(RuleBasedStateMachine):
@@ -121,8 +125,38 @@ class Lifecycle(RuleBasedStateMachine):
             self.owner, NewKey(name="k", scopes=scopes, app_id=app_id, expires_in_days=days)
         )
         key = issued.view.key
-        self.model[key.id] = ModelKey(issued.secret, app_id, scopes, key.expires_at)
+        self.model[key.id] = ModelKey(issued.secret, app_id, scopes, key.expires_at, key.created_at)
         return key.id
+
+    @rule(target=keys, key_id=keys, grace=st.sampled_from([0, 1, 30]))
+    def rotate(self, key_id: str, grace: int) -> MultipleResults[str]:
+        key = self.model[key_id]
+        now = self.clock()
+        refused = key.rotated or (key.expires_at is not None and key.expires_at <= now)
+        if key.deleted or refused:
+            with pytest.raises(NotFound if key.deleted else Conflict):
+                self.kp.rotation.rotate(self.owner, key_id, grace * 3600)
+            return multiple()
+        rotated = self.kp.rotation.rotate(self.owner, key_id, grace * 3600)
+        new = rotated.issued.view.key
+        # The successor keeps the old key's lifetime from now (no org maximum here).
+        if key.expires_at is None:
+            assert new.expires_at is None
+        else:
+            assert new.expires_at is not None
+            lifetime = new.expires_at - new.created_at
+            assert abs(lifetime - (key.expires_at - key.created_at)) < timedelta(seconds=1)
+        # The grace ends after ``grace`` hours, or sooner when the old key expires sooner
+        # (the service read its clock a moment after ``now``).
+        grace_end = now + timedelta(hours=grace)
+        expected = grace_end if key.expires_at is None else min(key.expires_at, grace_end)
+        assert abs(rotated.grace_ends_at - expected) < timedelta(seconds=1)
+        key.expires_at = rotated.grace_ends_at
+        key.rotated = True
+        self.model[new.id] = ModelKey(
+            rotated.issued.secret, key.app_id, key.scopes, new.expires_at, new.created_at
+        )
+        return multiple(new.id)
 
     @rule(key_id=keys, asked=ASKED)
     def verify(self, key_id: str, asked: list[str]) -> None:

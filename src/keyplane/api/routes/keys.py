@@ -9,7 +9,7 @@ from fastapi import APIRouter, Response
 from keyplane.api.deps import KeysDelete, KeysRead, KeysWrite, Services, no_store
 from keyplane.api.routes._docs import Cursor, Limit, problems
 from keyplane.api.schemas.common import Paged, changes_from
-from keyplane.api.schemas.keys import KeyCreate, KeyCreated, KeyOut, KeyUpdate
+from keyplane.api.schemas.keys import KeyCreate, KeyCreated, KeyOut, KeyRotate, KeyUpdate
 from keyplane.domain.limits import PAGE_DEFAULT
 from keyplane.services.keys import KeyChanges, NewKey
 
@@ -63,6 +63,28 @@ def update_key(key_id: str, body: KeyUpdate, principal: KeysWrite, kp: Services)
     secret are immutable: create a new key instead."""
     changes = changes_from(body, KeyChanges, nullable=("profile_id", "expires_at"))
     return KeyOut.of(kp.keys.update(principal, key_id, changes))
+
+
+@router.post(
+    "/{key_id}/rotate",
+    status_code=201,
+    responses=problems(404, 409, 422),
+    summary="Rotate a key",
+)
+def rotate_key(
+    key_id: str,
+    principal: KeysWrite,
+    kp: Services,
+    response: Response,
+    body: KeyRotate | None = None,
+) -> KeyCreated:
+    """Issues the key's successor (same app, scopes, profile, metadata, environment and
+    lifetime) and keeps the old key verifying for the grace period. The full new key is in
+    this response only: store it now. A key is rotated once; again is a 409 naming its
+    successor."""
+    no_store(response)
+    rotated = kp.rotation.rotate(principal, key_id, (body or KeyRotate()).grace_period_seconds)
+    return KeyCreated.of_issued(rotated.issued)
 
 
 @router.delete("/{key_id}", status_code=204, responses=problems(404), summary="Delete a key")

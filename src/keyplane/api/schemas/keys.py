@@ -14,6 +14,7 @@ from keyplane.domain.limits import (
     EXPIRES_IN_DAYS_MIN,
 )
 from keyplane.services.keys import IssuedKey, KeyView
+from keyplane.services.rotation import GRACE_DEFAULT_SECONDS, GRACE_MAX_SECONDS
 
 
 class KeyCreate(Request):
@@ -81,6 +82,15 @@ class KeyOut(BaseModel):
     created_by: str
     expires_at: datetime | None
     last_used_at: datetime | None
+    rotated_from: str | None = Field(description="The key this one replaced by rotation.")
+    rotated_to: str | None = Field(
+        description="The key that replaced this one; it verifies until expires_at (its grace)."
+    )
+    rotated_at: datetime | None
+    verifications_since_rotation: int | None = Field(
+        description="Verifications this key answered since it was rotated (null until then); "
+        "written in batches, so a second or so behind."
+    )
 
     @classmethod
     def of(cls, view: KeyView) -> KeyOut:
@@ -103,7 +113,22 @@ class KeyOut(BaseModel):
             created_by=key.created_by,
             expires_at=key.expires_at,
             last_used_at=key.last_used_at,
+            rotated_from=key.rotated_from,
+            rotated_to=key.rotated_to,
+            rotated_at=key.rotated_at,
+            verifications_since_rotation=(
+                key.uses_since_rotation if key.rotated_at is not None else None
+            ),
         )
+
+
+class KeyRotate(Request):
+    grace_period_seconds: StrictInt = Field(
+        default=GRACE_DEFAULT_SECONDS,
+        ge=0,
+        le=GRACE_MAX_SECONDS,
+        description="How long the old key keeps verifying (at most 30 days; 0 ends it now).",
+    )
 
 
 class KeyCreated(KeyOut):

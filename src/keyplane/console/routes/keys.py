@@ -1,4 +1,4 @@
-"""API keys: the table, create (with the show-once dialog), edit and delete."""
+"""API keys: the table, create (with the show-once dialog), edit, rotate and delete."""
 
 from __future__ import annotations
 
@@ -22,14 +22,23 @@ from keyplane.console.forms import (
 )
 from keyplane.console.routes.usage import usage_of
 from keyplane.domain.catalogue import Catalogue
-from keyplane.domain.errors import InvalidInput, KeyplaneError, NotFound
+from keyplane.domain.errors import Conflict, InvalidInput, KeyplaneError, NotFound
 from keyplane.domain.models import Page
 from keyplane.services.keys import IssuedKey, KeyChanges, NewKey
+from keyplane.services.rotation import GRACE_DEFAULT_SECONDS
 
 router = APIRouter(prefix="/console/keys")
 
 KEY_STATUSES = ("active", "inactive", "expired")
 ENVIRONMENTS = ("live", "test")
+# The grace periods the rotate form offers, in seconds (the API takes any from 0 to 30 days).
+GRACE_CHOICES = (
+    (0, "None: the old key stops now"),
+    (3600, "1 hour"),
+    (86_400, "1 day"),
+    (7 * 86_400, "7 days"),
+    (30 * 86_400, "30 days"),
+)
 NOTICES = {
     "updated": "The key was updated.",
     "deleted": "The key was deleted. Every service using it has stopped working.",
@@ -180,17 +189,46 @@ def _key(console: Console, key_id: str) -> Any:
         raise PageNotFound from None
 
 
+def _edit(console: Console, view: Any, status_code: int = 200, **context: Any) -> Response:
+    return console.render(
+        "keys/edit.html",
+        status_code,
+        view=view,
+        errors=context.pop("errors", {}),
+        grace_choices=GRACE_CHOICES,
+        grace_default=GRACE_DEFAULT_SECONDS,
+        usage=usage_of(console, key_id=view.key.id),
+        outcomes=OUTCOMES,
+        **_choices(console),
+        **context,
+    )
+
+
 @router.get("/{key_id}/edit")
 def edit_key(console: SignedIn, key_id: str) -> Response:
     console.require("api_keys:write")
-    return console.render(
-        "keys/edit.html",
-        view=_key(console, key_id),
-        errors={},
-        usage=usage_of(console, key_id=key_id),
-        outcomes=OUTCOMES,
-        **_choices(console),
+    return _edit(console, _key(console, key_id))
+
+
+@router.post("/{key_id}/rotate")
+def rotate_key(posted: SignedForm, key_id: str) -> Response:
+    console, form = posted
+    console.require("api_keys:write")
+    view = _key(console, key_id)
+    try:
+        grace = text(form, "grace_period_seconds")
+        if not grace.isdigit():
+            raise InvalidInput.field("grace_period_seconds", "choose a grace period")
+        rotated = console.kp.rotation.rotate(console.principal, key_id, int(grace))
+    except KeyplaneError as exc:
+        status_code = 409 if isinstance(exc, Conflict) else 422
+        return _edit(console, view, status_code, errors=errors_of(exc))
+    notice = f"The key “{view.key.name}” was rotated. The old key " + (
+        "has stopped working."
+        if rotated.grace_ends_at <= console.kp.clock()
+        else f"keeps working until {rotated.grace_ends_at:%Y-%m-%d %H:%M} UTC."
     )
+    return _list(console, status_code=201, issued=rotated.issued, notice=notice)
 
 
 @router.post("/{key_id}/edit")
@@ -208,9 +246,7 @@ def update_key(posted: SignedForm, key_id: str) -> Response:
             KeyChanges(status=status, profile_id=optional(form, "profile_id")),  # type: ignore[arg-type]
         )
     except KeyplaneError as exc:
-        return console.render(
-            "keys/edit.html", 422, view=view, errors=errors_of(exc), **_choices(console)
-        )
+        return _edit(console, view, 422, errors=errors_of(exc))
     return RedirectResponse("/console/keys?notice=updated", status_code=303)
 
 

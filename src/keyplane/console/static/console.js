@@ -21,8 +21,9 @@ document.addEventListener("DOMContentLoaded", () => {
   document.querySelectorAll("dialog[data-secret]").forEach((dialog) => {
     dialog.addEventListener("close", () => {
       dialog.remove();
-      // A reload must not re-post the creation form.
-      if (window.history.replaceState) window.history.replaceState(null, "", window.location.pathname);
+      // A reload must not re-post the creation (or rotation) form: it shows this page instead.
+      const after = dialog.dataset.after || window.location.pathname;
+      if (window.history.replaceState) window.history.replaceState(null, "", after);
     });
   });
 

@@ -1,15 +1,15 @@
 """Usage counts per key, bucket (minute, hour, day) and outcome.
 
 Revision ID: 0005_usage
-Revises: 0004
-Create Date: 2026-11-30 17:00:00
+Revises: 0005_rotation
+Create Date: 2026-11-30 17:10:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0005_usage"
-down_revision = "0004"
+down_revision = "0005_rotation"
 branch_labels = None
 depends_on = None
 
