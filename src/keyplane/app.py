@@ -11,17 +11,19 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from keyplane import __version__
 from keyplane.container import Keyplane
-from keyplane.domain.ports import Clock
+from keyplane.domain.ports import BackgroundUsageCounter, Clock
 from keyplane.domain.tokens import KeyHasher
+from keyplane.domain.usage import Retention
 from keyplane.memory import BufferedUsageRecorder, InProcessAttemptLimiter, InProcessKeyCache
 from keyplane.passwords import Argon2Passwords
+from keyplane.services.analytics import AnalyticsService
 from keyplane.services.apps import AppService
 from keyplane.services.auditing import AuditService
 from keyplane.services.keys import KeyService
@@ -36,6 +38,8 @@ from keyplane.settings import ConfigurationError, Settings
 from keyplane.storage.engine import make_engine, migrate
 from keyplane.storage.instance import claim_secret_check
 from keyplane.storage.store import SqlStore
+from keyplane.storage.usage import SqlUsageRepository
+from keyplane.usage import BufferedUsageCounter, NullUsageCounter
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +57,8 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
     store = SqlStore(engine)
     cache = InProcessKeyCache(max_entries=settings.cache_max_entries)
     usage = BufferedUsageRecorder(store.record_last_used, interval=settings.usage_flush_interval)
+    usage_counts = SqlUsageRepository(engine)
+    counter = _usage_counter(settings, usage_counts, clock)
     keys = KeyService(store, hasher, cache, clock)
     passwords = Argon2Passwords()
     # services/signin.py explains the three counts and their numbers; set-password links
@@ -64,13 +70,15 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
         store=store,
         cache=cache,
         usage=usage,
+        counter=counter,
         keys=keys,
         rotation=RotationService(store, keys, cache, clock),
         apps=AppService(store, cache, clock),
         profiles=ProfileService(store, cache, clock),
         resources=ResourceService(store, clock),
         orgs=OrgService(store, keys, cache, clock),
-        verifier=Verifier(store, hasher, cache, clock, usage),
+        verifier=Verifier(store, hasher, cache, clock, usage, counter),
+        analytics=AnalyticsService(store, usage_counts, clock),
         users=UserService(store, passwords, clock, accounts, time.monotonic),
         signin=SignInService(
             store,
@@ -83,6 +91,27 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
         ),
         audit=AuditService(store),
         closers=[passwords.close, engine.dispose],
+    )
+
+
+def _usage_counter(
+    settings: Settings, repository: SqlUsageRepository, clock: Clock
+) -> BackgroundUsageCounter:
+    if not settings.usage_counting:
+        return NullUsageCounter()
+    retention = Retention(
+        minute=timedelta(days=settings.usage_minute_retention_days),
+        hour=timedelta(days=settings.usage_hour_retention_days),
+        day=timedelta(days=settings.usage_day_retention_days),
+    )
+    # Retention runs in the counter's thread until a job runner takes it over (it is
+    # idempotent, so several nodes running it at once only repeat an empty delete).
+    return BufferedUsageCounter(
+        repository.add,
+        clock=clock,
+        interval=settings.usage_flush_interval,
+        retain=lambda now: repository.apply_retention(retention, now),
+        retention_interval=settings.usage_retention_interval,
     )
 
 

@@ -9,7 +9,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from keyplane.domain.ports import BackgroundUsageRecorder, Clock, KeyCache, Store
+from keyplane.domain.ports import (
+    BackgroundUsageCounter,
+    BackgroundUsageRecorder,
+    Clock,
+    KeyCache,
+    Store,
+)
+from keyplane.services.analytics import AnalyticsService
 from keyplane.services.apps import AppService
 from keyplane.services.auditing import AuditService
 from keyplane.services.keys import KeyService
@@ -30,6 +37,7 @@ class Keyplane:
     store: Store
     cache: KeyCache
     usage: BackgroundUsageRecorder
+    counter: BackgroundUsageCounter
     keys: KeyService
     rotation: RotationService
     apps: AppService
@@ -39,15 +47,18 @@ class Keyplane:
     verifier: Verifier
     users: UserService
     signin: SignInService
+    analytics: AnalyticsService
     audit: AuditService
     # Run once, in order, by close(): stop background threads before the pool they use.
     closers: list[Callable[[], None]] = field(default_factory=list)
 
     def start(self) -> None:
         self.usage.start()
+        self.counter.start()
 
     def close(self) -> None:
         self.usage.stop()
+        self.counter.stop()
         for closer in self.closers:
             closer()
         self.closers.clear()

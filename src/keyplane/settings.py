@@ -33,6 +33,13 @@ class Settings(BaseSettings):
     secret_key: SecretStr | None = None
     secret_key_file: Path | None = None
     usage_flush_interval: float = Field(default=1.0, gt=0)
+    # Usage analytics (domain/usage.py): counting on the hot path can be turned off (the
+    # benchmark's baseline, or a deployment that wants no analytics); read once at build.
+    usage_counting: bool = True
+    usage_minute_retention_days: int = Field(default=7, ge=1)
+    usage_hour_retention_days: int = Field(default=90, ge=1)
+    usage_day_retention_days: int = Field(default=730, ge=1)
+    usage_retention_interval: float = Field(default=3600.0, gt=0)  # seconds between runs
     cache_max_entries: int = Field(default=100_000, ge=1)
     log_level: str = "info"
     # Console cookies are Secure: browsers send them over HTTPS and to localhost only. Turn

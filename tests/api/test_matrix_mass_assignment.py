@@ -100,6 +100,10 @@ def test_every_foreign_field_injected_into_a_write_is_a_422_naming_it(
 
 def _seeded(org: Org, op: Operation) -> None:
     """One object in the list ``op`` reads, so the items' schema is checked too."""
+    if op.collection == "/v1/analytics":  # one counted call, written now rather than soon
+        org.api.get("/v1/org")
+        org.server.kp.counter.flush()
+        return
     for other in OPERATIONS:
         if other.collection == op.collection and other.params:
             FACTORIES[other.params[-1]](org.api)

@@ -72,6 +72,7 @@ AS_API: dict[str, tuple[str, ...]] = {
     "POST /console/users/{user_id}/role": ("PATCH /v1/users/{user_id}",),
     "POST /console/users/{user_id}/delete": ("DELETE /v1/users/{user_id}",),
     "GET /console/settings": ("GET /v1/org",),
+    "GET /console/usage": ("GET /v1/analytics/usage", "GET /v1/analytics/top-keys"),
     "POST /console/settings": ("PATCH /v1/org",),
 }
 

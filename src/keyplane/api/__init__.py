@@ -8,6 +8,7 @@ from starlette.routing import Route
 from keyplane.api.errors import install_error_handlers
 from keyplane.api.middleware import RequestGuard
 from keyplane.api.routes import (
+    analytics,
     apps,
     audit,
     health,
@@ -37,5 +38,5 @@ def install(app: FastAPI) -> None:
     app.add_middleware(RequestGuard)
     app.router.routes.insert(0, Route("/healthz", health.healthz, methods=["GET"]))
     app.include_router(verify.router)
-    for feature in (keys, apps, profiles, resources, users, org, audit):
+    for feature in (keys, apps, profiles, resources, users, org, analytics, audit):
         app.include_router(feature.router)

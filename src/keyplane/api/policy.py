@@ -49,6 +49,8 @@ POLICY: Final[Mapping[Operation, str | None]] = {
     ("DELETE", "/v1/users/{user_id}"): "users:delete",
     ("GET", "/v1/org"): "org:read",
     ("PATCH", "/v1/org"): "org:write",
+    ("GET", "/v1/analytics/usage"): "analytics:read",
+    ("GET", "/v1/analytics/top-keys"): "analytics:read",
     ("GET", "/v1/audit-events"): "audit:read",
     ("GET", "/v1/audit-events/export"): "audit:read",
 }

@@ -14,7 +14,17 @@ from fastapi.staticfiles import StaticFiles
 
 from keyplane.console.errors import install_console_errors
 from keyplane.console.headers import ConsoleHeaders
-from keyplane.console.routes import apps, audit, keys, org, profiles, resources, session, users
+from keyplane.console.routes import (
+    apps,
+    audit,
+    keys,
+    org,
+    profiles,
+    resources,
+    session,
+    usage,
+    users,
+)
 
 STATIC = Path(__file__).parent / "static"
 
@@ -23,5 +33,5 @@ def install_console(app: FastAPI) -> None:
     install_console_errors(app)
     app.add_middleware(ConsoleHeaders)
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
-    for feature in (session, keys, apps, resources, profiles, users, org, audit):
+    for feature in (session, keys, apps, resources, profiles, users, org, usage, audit):
         app.include_router(feature.router, include_in_schema=False)

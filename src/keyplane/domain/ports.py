@@ -25,6 +25,7 @@ from keyplane.domain.models import (
     User,
 )
 from keyplane.domain.tokens import Environment
+from keyplane.domain.usage import KeyUsage, Retention, UsagePoint, UsageRange, UsageTally
 from keyplane.domain.verification import CachedKey
 
 Clock = Callable[[], datetime]
@@ -217,6 +218,44 @@ class BackgroundUsageRecorder(UsageRecorder, Protocol):
     def start(self) -> None: ...
     def flush(self) -> None: ...
     def stop(self) -> None: ...
+
+
+class UsageCounter(Protocol):
+    """Counts answers per key, per minute, per outcome, off the request path.
+
+    ``key`` is None for a NOT_FOUND answer about no key of ``org_id``: it counts in the
+    asking organization, against no key.
+    """
+
+    def count(self, org_id: str, key: CachedKey | None, outcome: str, at: datetime) -> None: ...
+
+
+class BackgroundUsageCounter(UsageCounter, Protocol):
+    """A UsageCounter that writes from a background thread between ``start`` and ``stop``."""
+
+    def start(self) -> None: ...
+    def flush(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+class UsageRepository(Protocol):
+    """Usage counts at rest. Each method is its own unit of work (usage is not part of the
+    changes a Transaction groups); all raise StorageUnavailable when the database fails."""
+
+    def add(self, tallies: Sequence[UsageTally]) -> None:
+        """Adds the tallies to their minute, hour and day rows (an upsert adding counts)."""
+
+    def apply_retention(self, retention: Retention, now: datetime) -> int:
+        """Deletes rows past their granularity's retention; the number deleted. Idempotent."""
+        ...
+
+    def series(
+        self, org_id: str, span: UsageRange, *, key_id: str | None, app_id: str | None
+    ) -> list[UsagePoint]:
+        """Counts per bucket start and outcome, only the buckets that have any."""
+        ...
+
+    def top_keys(self, org_id: str, span: UsageRange, limit: int) -> list[KeyUsage]: ...
 
 
 class PasswordHasher(Protocol):

@@ -8,10 +8,11 @@ well-formed but unknown keys does not become a flood of queries).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 from keyplane.domain.errors import Unauthenticated
 from keyplane.domain.models import effective_scopes
-from keyplane.domain.ports import Clock, KeyCache, Store, UsageRecorder
+from keyplane.domain.ports import Clock, KeyCache, Store, UsageCounter, UsageRecorder
 from keyplane.domain.tokens import KEY_LENGTH, KeyHasher, parse_key
 from keyplane.domain.verification import CachedKey, ProfileView, Verdict
 from keyplane.services.common import Principal
@@ -28,13 +29,20 @@ NEEDS_LOAD = NeedsLoad()
 
 class Verifier:
     def __init__(
-        self, store: Store, hasher: KeyHasher, cache: KeyCache, clock: Clock, usage: UsageRecorder
+        self,
+        store: Store,
+        hasher: KeyHasher,
+        cache: KeyCache,
+        clock: Clock,
+        usage: UsageRecorder,
+        counter: UsageCounter,
     ) -> None:
         self._store = store
         self._hasher = hasher
         self._cache = cache
         self._clock = clock
         self._usage = usage
+        self._counter = counter
 
     def lookup(self, presented: str, *, load: bool = True) -> CachedKey | NeedsLoad | None:
         """The key's verification record, or None for garbage and unknown keys.
@@ -85,9 +93,17 @@ class Verifier:
         return self.judge(org_id, self.load(presented), scopes)
 
     def judge(self, org_id: str, entry: CachedKey | None, scopes: Sequence[str] = ()) -> Verdict:
+        now = self._clock()
+        verdict = self._judge(org_id, entry, scopes, now)
+        # A key of another organization counts as NOT_FOUND in the asking one, against no key.
+        self._counter.count(org_id, verdict.key, verdict.code, now)
+        return verdict
+
+    def _judge(
+        self, org_id: str, entry: CachedKey | None, scopes: Sequence[str], now: datetime
+    ) -> Verdict:
         if entry is None or entry.org_id != org_id:
             return _NOT_FOUND
-        now = self._clock()
         code = entry.code_at(now)
         if code != "VALID":
             return Verdict(code, entry)
@@ -107,6 +123,7 @@ class Verifier:
             raise Unauthenticated("The API key is missing, malformed or unknown.")
         now = self._clock()
         code = entry.code_at(now)
+        self._counter.count(entry.org_id, entry, code, now)  # the outcome of authentication
         if code == "EXPIRED":
             raise Unauthenticated("The API key has expired.")
         if code == "DISABLED":

@@ -248,3 +248,23 @@ instance_settings = Table(
     Column("value", Text, nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
 )
+
+# Usage counts per bucket (a minute, an hour or a day), key and outcome; one batch from a
+# node adds to all three granularities at once (domain/usage.py). ``key_id`` is '' for
+# NOT_FOUND answers about no key of the organization: a primary key column cannot be NULL,
+# and '' is no key id. No foreign keys: the counts of a deleted key stay in the
+# organization's totals until retention removes them.
+usage_counts = Table(
+    "usage_counts",
+    metadata,
+    Column("org_id", String(40), primary_key=True),
+    Column("granularity", String(10), primary_key=True),
+    Column("key_id", String(40), primary_key=True),
+    Column("bucket_start", UTCDateTime, primary_key=True),
+    Column("outcome", String(40), primary_key=True),
+    Column("app_id", String(40), nullable=True),
+    Column("count", BigInteger, nullable=False),  # a busy key passes 2^31 a day
+    Index(None, "org_id", "granularity", "app_id", "bucket_start"),
+    Index(None, "org_id", "granularity", "bucket_start"),
+    Index(None, "granularity", "bucket_start"),
+)

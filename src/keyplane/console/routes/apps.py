@@ -12,8 +12,10 @@ from typing import Any
 from fastapi import APIRouter, Response
 from starlette.responses import RedirectResponse
 
+from keyplane.console.charts import OUTCOMES
 from keyplane.console.context import Console, PageNotFound, SignedForm, SignedIn
 from keyplane.console.forms import EXPIRY_CHOICES, errors_of, expiry, grid_rows, scopes, text
+from keyplane.console.routes.usage import usage_of
 from keyplane.domain.catalogue import Catalogue
 from keyplane.domain.errors import Conflict, Escalation, InvalidInput, KeyplaneError, NotFound
 from keyplane.domain.ids import has_kind
@@ -174,6 +176,8 @@ def _app_page(
             if org is None or org.max_key_lifetime_days is None or d <= org.max_key_lifetime_days
         ],
         notice=notice,
+        usage=usage_of(console, app_id=app.id),
+        outcomes=OUTCOMES,
         values=forms.pop("values", {"name": app.name, "description": app.description}),
         errors=forms.pop("errors", {}),
         scope_errors=forms.pop("scope_errors", {}),

@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Response
 from starlette.responses import RedirectResponse
 
+from keyplane.console.charts import OUTCOMES
 from keyplane.console.context import Console, PageNotFound, SignedForm, SignedIn
 from keyplane.console.forms import (
     EXPIRY_CHOICES,
@@ -19,6 +20,7 @@ from keyplane.console.forms import (
     scopes,
     text,
 )
+from keyplane.console.routes.usage import usage_of
 from keyplane.domain.catalogue import Catalogue
 from keyplane.domain.errors import Conflict, InvalidInput, KeyplaneError, NotFound
 from keyplane.domain.models import Page
@@ -195,6 +197,8 @@ def _edit(console: Console, view: Any, status_code: int = 200, **context: Any) -
         errors=context.pop("errors", {}),
         grace_choices=GRACE_CHOICES,
         grace_default=GRACE_DEFAULT_SECONDS,
+        usage=usage_of(console, key_id=view.key.id),
+        outcomes=OUTCOMES,
         **_choices(console),
         **context,
     )

@@ -9,8 +9,8 @@ Each organization's chain head row is written last.
 Downgrade drops the new columns and the chain heads: the events themselves stay.
 
 Revision ID: 0005_audit
-Revises: 0005_rotation
-Create Date: 2026-11-30 17:10:00
+Revises: 0005_usage
+Create Date: 2026-11-30 17:20:00
 """
 
 from datetime import UTC, datetime
@@ -23,7 +23,7 @@ from sqlalchemy.dialects import postgresql
 from keyplane.domain.audit import GENESIS, actor_type, event_hash
 
 revision = "0005_audit"
-down_revision = "0005_rotation"
+down_revision = "0005_usage"
 branch_labels = None
 depends_on = None
 
