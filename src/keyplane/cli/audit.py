@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from keyplane.cli.common import DatabaseUrl, build_services
 from keyplane.domain.errors import StorageUnavailable
 
 audit = typer.Typer(help="The audit log.", no_args_is_help=True)
@@ -17,22 +18,12 @@ def verify(
         str | None,
         typer.Option("--org", metavar="ID", help="Check only this organization (an org_… id)."),
     ] = None,
-    database_url: Annotated[
-        str | None,
-        typer.Option(
-            "--database-url",
-            envvar="KEYPLANE_DATABASE_URL",
-            metavar="URL",
-            help="SQLAlchemy URL; default: a SQLite file keyplane.db here.",
-        ),
-    ] = None,
+    database_url: DatabaseUrl = None,
 ) -> None:
     """Recompute every audit event's hash and follow each organization's chain. Exits 1 and
     names the first altered, inserted or removed event of each broken chain."""
-    # Imported here: cli.main imports this module to register the command group.
-    from keyplane.cli.main import _build
 
-    kp = _build(database_url)
+    kp = build_services(database_url)
     try:
         breaks = kp.audit.verify(org)
     except StorageUnavailable as exc:

@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import socket
 import sys
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import ValidationError
-from sqlalchemy.exc import DBAPIError
 from typer.core import TyperArgument, TyperOption
 
 from keyplane import __version__
-from keyplane.app import build, create_app
+from keyplane.app import create_app
 from keyplane.cli.audit import audit
+from keyplane.cli.common import (
+    DatabaseUrl,
+    build_services,
+    fail,
+    one_time_password,
+    settings_for,
+)
 from keyplane.cli.users import users
 from keyplane.container import Keyplane
 from keyplane.domain.errors import KeyplaneError, StorageUnavailable
@@ -25,7 +29,7 @@ from keyplane.logs import setup_logging
 from keyplane.services.common import Principal
 from keyplane.services.orgs import furnish_demo
 from keyplane.services.users import check_password
-from keyplane.settings import ConfigurationError, Settings
+from keyplane.settings import Settings
 
 if TYPE_CHECKING:
     import uvicorn
@@ -78,49 +82,9 @@ def _main(
     """keyplane: a control plane for API keys."""
 
 
-DatabaseUrl = Annotated[
-    str | None,
-    typer.Option(
-        "--database-url",
-        envvar="KEYPLANE_DATABASE_URL",
-        metavar="URL",
-        help="SQLAlchemy URL; default: a SQLite file keyplane.db here.",
-    ),
-]
 SWITCH_INTERVAL = 0.0005
 DEMO_ORG = "Demo"
 DEMO_EMAIL = "demo@example.com"
-
-
-def _fail(message: str, code: int = 2) -> typer.Exit:
-    typer.echo(f"error: {message}", err=True)
-    return typer.Exit(code)
-
-
-def _settings(database_url: str | None) -> Settings:
-    try:
-        settings = Settings()
-    except ValidationError as exc:
-        raise _fail(
-            "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
-        ) from exc
-    if database_url:
-        settings = settings.model_copy(update={"database_url": database_url})
-    return settings
-
-
-def _build(database_url: str | None, settings: Settings | None = None) -> Keyplane:
-    try:
-        return build(settings or _settings(database_url))
-    except ConfigurationError as exc:
-        raise _fail(str(exc)) from exc
-    except DBAPIError as exc:  # unreachable, refused, or no such database: say which, briefly
-        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
-        raise _fail(f"cannot use the database: {reason}", 1) from exc
-
-
-def _one_time_password() -> str:
-    return secrets.token_urlsafe(15)
 
 
 def listen(host: str, port: int) -> socket.socket:
@@ -133,7 +97,7 @@ def listen(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise _fail(f"cannot listen on {host}:{port}: {exc.strerror}", 1) from exc
+        raise fail(f"cannot listen on {host}:{port}: {exc.strerror}", 1) from exc
     sock.set_inheritable(True)
     return sock
 
@@ -169,14 +133,14 @@ def serve(
     """Run migrations if needed and serve the API and the console."""
     import uvicorn
 
-    settings = _settings(database_url)
+    settings = settings_for(database_url)
     problems = settings.production_problems(demo=demo)
     if problems:
         lines = "\n".join(f"  - {p}" for p in problems)
-        raise _fail(f"KEYPLANE_ENV=production refuses to start:\n{lines}")
+        raise fail(f"KEYPLANE_ENV=production refuses to start:\n{lines}")
     setup_logging(settings.log_level)
     sock = listen(host, port)
-    kp = _build(database_url, settings)
+    kp = build_services(database_url, settings)
     shown = f"[{host}]" if ":" in host else host
     base = f"http://{shown}:{port}"
     docs = f"  (API docs: {base}/docs)" if settings.docs_enabled else ""
@@ -186,7 +150,7 @@ def serve(
             _print_demo(kp, base)
         except StorageUnavailable as exc:
             kp.close()
-            raise _fail(str(exc), 1) from exc
+            raise fail(str(exc), 1) from exc
     # The event loop shares the GIL with the threadpool (console pages, cold loads). By
     # default a thread holding it keeps it for up to 5 ms before the loop gets a turn, which
     # is a verification's whole budget; 0.5 ms keeps the loop's waits short
@@ -200,7 +164,7 @@ def _print_demo(kp: Keyplane, base: str) -> None:
     issued = kp.orgs.demo(DEMO_ORG, DEMO_EMAIL)
     owner = Principal(issued.org.id, issued.owner.id, ScopeSet.full())
     furnish_demo(owner, kp.resources, kp.apps, kp.profiles)
-    password = _one_time_password()
+    password = one_time_password()
     kp.users.set_password(issued.owner.id, password)
     typer.echo(f"console: {base}/console  sign in as {issued.owner.email} / {password}")
     typer.echo(
@@ -214,7 +178,7 @@ def _print_demo(kp: Keyplane, base: str) -> None:
 @app.command()
 def migrate(database_url: DatabaseUrl = None) -> None:
     """Upgrade the database schema to the newest version."""
-    kp = _build(database_url)
+    kp = build_services(database_url)
     kp.close()
     typer.echo("database schema is up to date")
 
@@ -238,10 +202,10 @@ def create_org(
 
     The owner gets a one-time console password, printed here, unless one is given on stdin.
     """
-    kp = _build(database_url)
+    kp = build_services(database_url)
     try:
         given = sys.stdin.readline().rstrip("\n") if owner_password_stdin else None
-        password = check_password(given) if given is not None else _one_time_password()
+        password = check_password(given) if given is not None else one_time_password()
         created = kp.orgs.create(name, owner_email)
         # A person who already signs in (to another organization) keeps their password.
         kept = created.owner.password_hash is not None

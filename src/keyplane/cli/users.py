@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from keyplane.cli.common import DatabaseUrl, build_services, one_time_password
 from keyplane.domain.errors import KeyplaneError, StorageUnavailable
 from keyplane.services.users import check_password
 
@@ -24,27 +25,18 @@ def reset_password(
             "refused when they are not a member there.",
         ),
     ] = None,
-    database_url: Annotated[
-        str | None,
-        typer.Option(
-            "--database-url",
-            envvar="KEYPLANE_DATABASE_URL",
-            help="SQLAlchemy URL; default: a SQLite file keyplane.db here.",
-        ),
-    ] = None,
+    database_url: DatabaseUrl = None,
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the new password from stdin.")
     ] = False,
 ) -> None:
     """Give a person a new password (printed once unless read from stdin) and end every
     console session they have. Recorded in the audit log of each of their organizations."""
-    # Imported here: cli.main imports this module to register the command group.
-    from keyplane.cli.main import _build, _one_time_password
 
-    kp = _build(database_url)
+    kp = build_services(database_url)
     try:
         given = sys.stdin.readline().rstrip("\n") if password_stdin else None
-        password = check_password(given) if given is not None else _one_time_password()
+        password = check_password(given) if given is not None else one_time_password()
         identity = kp.users.reset_password(email, password, org_id=org)
     except (KeyplaneError, StorageUnavailable) as exc:
         typer.echo(f"error: {exc}", err=True)

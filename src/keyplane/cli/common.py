@@ -1,0 +1,56 @@
+"""What every ``keyplane`` command shares: the database option, settings, building the
+services with one-line errors, and one-time passwords."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
+
+from keyplane.app import build
+from keyplane.container import Keyplane
+from keyplane.settings import ConfigurationError, Settings
+
+DatabaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        envvar="KEYPLANE_DATABASE_URL",
+        metavar="URL",
+        help="SQLAlchemy URL; default: a SQLite file keyplane.db here.",
+    ),
+]
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code)
+
+
+def settings_for(database_url: str | None) -> Settings:
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        raise fail(
+            "; ".join(str(e["msg"]).removeprefix("Value error, ") for e in exc.errors())
+        ) from exc
+    if database_url:
+        settings = settings.model_copy(update={"database_url": database_url})
+    return settings
+
+
+def build_services(database_url: str | None, settings: Settings | None = None) -> Keyplane:
+    try:
+        return build(settings or settings_for(database_url))
+    except ConfigurationError as exc:
+        raise fail(str(exc)) from exc
+    except DBAPIError as exc:  # unreachable, refused, or no such database: say which, briefly
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        raise fail(f"cannot use the database: {reason}", 1) from exc
+
+
+def one_time_password() -> str:
+    return secrets.token_urlsafe(15)
