@@ -104,7 +104,8 @@ def test_a_verifying_call_counts_for_the_caller_and_for_the_key_it_asks_about(
 
     found = eventually(lambda: ranked().get(str(target["id"])), {"VALID": 1})
     assert found == {"VALID": 1}
-    assert {"VALID": 2} in ranked().values()  # the verifier's own key: two calls
+    # The verifier's own key: two calls, which may land a flush after the target's count.
+    assert eventually(lambda: {"VALID": 2} in ranked().values(), True)
 
 
 def test_answers_about_no_key_of_the_organization_count_in_it_against_no_key(
