@@ -18,12 +18,13 @@ from sqlalchemy import Engine
 
 from keyplane import __version__
 from keyplane.container import Keyplane
-from keyplane.domain.ports import BackgroundUsageCounter, Clock
+from keyplane.domain.ports import BackgroundUsageCounter, Clock, Job
 from keyplane.domain.tokens import KeyHasher
 from keyplane.domain.usage import Retention
+from keyplane.jobs import JobRunner
 from keyplane.memory import BufferedUsageRecorder, InProcessAttemptLimiter, InProcessKeyCache
 from keyplane.passwords import Argon2Passwords
-from keyplane.services.analytics import AnalyticsService
+from keyplane.services.analytics import AnalyticsService, UsageRetentionJob
 from keyplane.services.apps import AppService
 from keyplane.services.auditing import AuditService
 from keyplane.services.keys import KeyService
@@ -59,6 +60,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
     usage = BufferedUsageRecorder(store.record_last_used, interval=settings.usage_flush_interval)
     usage_counts = SqlUsageRepository(engine)
     counter = _usage_counter(settings, usage_counts, clock)
+    jobs: list[Job] = [_usage_retention(settings, usage_counts)]
     keys = KeyService(store, hasher, cache, clock)
     passwords = Argon2Passwords()
     # services/signin.py explains the three counts and their numbers; set-password links
@@ -90,6 +92,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
             monotonic=time.monotonic,
         ),
         audit=AuditService(store),
+        jobs=JobRunner(jobs, clock=clock, interval=settings.jobs_interval_seconds),
         closers=[passwords.close, engine.dispose],
     )
 
@@ -99,20 +102,16 @@ def _usage_counter(
 ) -> BackgroundUsageCounter:
     if not settings.usage_counting:
         return NullUsageCounter()
+    return BufferedUsageCounter(repository.add, clock=clock, interval=settings.usage_flush_interval)
+
+
+def _usage_retention(settings: Settings, repository: SqlUsageRepository) -> Job:
     retention = Retention(
         minute=timedelta(days=settings.usage_minute_retention_days),
         hour=timedelta(days=settings.usage_hour_retention_days),
         day=timedelta(days=settings.usage_day_retention_days),
     )
-    # Retention runs in the counter's thread until a job runner takes it over (it is
-    # idempotent, so several nodes running it at once only repeat an empty delete).
-    return BufferedUsageCounter(
-        repository.add,
-        clock=clock,
-        interval=settings.usage_flush_interval,
-        retain=lambda now: repository.apply_retention(retention, now),
-        retention_interval=settings.usage_retention_interval,
-    )
+    return UsageRetentionJob(repository, retention, settings.usage_retention_interval)
 
 
 def _check_secret(settings: Settings, hasher: KeyHasher, engine: Engine) -> None:
@@ -143,7 +142,7 @@ def create_app(settings: Settings | None = None, *, keyplane: Keyplane | None = 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         log.info("security settings: %s", security_summary(config))
-        kp.start()
+        kp.start(jobs=config.run_jobs)
         try:
             yield
         finally:

@@ -16,6 +16,7 @@ from keyplane.domain.ports import (
     KeyCache,
     Store,
 )
+from keyplane.jobs import JobRunner
 from keyplane.services.analytics import AnalyticsService
 from keyplane.services.apps import AppService
 from keyplane.services.auditing import AuditService
@@ -49,14 +50,19 @@ class Keyplane:
     signin: SignInService
     analytics: AnalyticsService
     audit: AuditService
+    # The lifecycle jobs; started by `serve` (unless KEYPLANE_RUN_JOBS=false) and `worker`.
+    jobs: JobRunner
     # Run once, in order, by close(): stop background threads before the pool they use.
     closers: list[Callable[[], None]] = field(default_factory=list)
 
-    def start(self) -> None:
+    def start(self, *, jobs: bool = False) -> None:
         self.usage.start()
         self.counter.start()
+        if jobs:
+            self.jobs.start()
 
     def close(self) -> None:
+        self.jobs.stop()
         self.usage.stop()
         self.counter.stop()
         for closer in self.closers:

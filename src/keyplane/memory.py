@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Any
 
 from keyplane.domain.verification import CachedKey
+from keyplane.jobs import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -135,13 +136,11 @@ class BufferedUsageRecorder:
         interval: float = 1.0,
     ) -> None:
         self._write = write
-        self._interval = interval
         # key id -> [latest use, uses]: one mutable entry, so a repeated touch is one lookup
         # and no dict write (measured ~25 ns cheaper than a second dict for the counts).
         self._pending: dict[str, list[Any]] = {}
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._flusher = Periodic("keyplane-usage", self.flush, interval)
 
     def touch(self, key_id: str, at: datetime) -> None:
         # An uncontended lock costs tens of nanoseconds; without it a touch racing the batch
@@ -169,21 +168,11 @@ class BufferedUsageRecorder:
             log.exception("could not record last-used times for %d keys", len(batch))
 
     def start(self) -> None:
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="keyplane-usage", daemon=True)
-            self._thread.start()
+        self._flusher.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._flusher.stop()
         self.flush()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._interval):
-            self.flush()
 
 
 class InProcessAttemptLimiter:

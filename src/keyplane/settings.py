@@ -41,6 +41,17 @@ class Settings(BaseSettings):
     usage_day_retention_days: int = Field(default=730, ge=1)
     usage_retention_interval: float = Field(default=3600.0, gt=0)  # seconds between runs
     cache_max_entries: int = Field(default=100_000, ge=1)
+    # Background jobs (keyplane/jobs.py): seconds between rounds, and whether `serve` runs
+    # them too (false when `keyplane worker` processes run them instead).
+    jobs_interval_seconds: float = Field(default=30.0, gt=0)
+    run_jobs: bool = True
+    # Outbound email (expiry warnings, rotation reminders, disabled webhooks), e.g.
+    # smtp://user:pass@host:587?starttls=true. None: no email is sent.
+    smtp_url: SecretStr | None = None
+    smtp_from: str = "keyplane@localhost"
+    # Webhook targets on private and loopback networks (link-local and cloud metadata
+    # addresses are refused whatever this says).
+    webhooks_allow_private: bool = True
     log_level: str = "info"
     # Console cookies are Secure: browsers send them over HTTPS and to localhost only. Turn
     # off only behind a trusted plain-HTTP hop (never on the open internet).

@@ -2,9 +2,7 @@
 
 ``BufferedUsageCounter`` adds one to a dict entry under a lock on the request path and
 hands the totals to ``write`` (``SqlUsageRepository.add``) from one background thread,
-once per interval; the same thread applies retention every ``retention_interval``
-seconds (keyplane has no job runner yet: when one comes, it can call
-``UsageRepository.apply_retention`` itself and this thread stops doing it).
+once per interval. Retention is a job (``services/analytics.py``, ``UsageRetentionJob``).
 """
 
 from __future__ import annotations
@@ -17,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from keyplane.domain.ports import Clock
 from keyplane.domain.usage import UsageTally
 from keyplane.domain.verification import CachedKey
+from keyplane.jobs import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -40,21 +39,15 @@ class BufferedUsageCounter:
         *,
         clock: Clock,
         interval: float = 1.0,
-        retain: Callable[[datetime], object] | None = None,
-        retention_interval: float = 3600.0,
         max_pending: int = 200_000,
     ) -> None:
         self._write = write
         self._clock = clock
-        self._interval = interval
-        self._retain = retain
-        self._retention_interval = retention_interval
         self._max_pending = max_pending
         self._pending: dict[_Slot, int] = {}
         self._window = (_EPOCH, _EPOCH, 0)  # [start, end) of the last minute seen, and its number
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._flusher = Periodic("keyplane-usage-counts", self.flush, interval)
 
     def count(self, org_id: str, key: CachedKey | None, outcome: str, at: datetime) -> None:
         # The minute is taken from the last one seen when ``at`` falls in it (two datetime
@@ -91,38 +84,12 @@ class BufferedUsageCounter:
                 self._pending[slot] = self._pending.get(slot, 0) + n
         log.exception("could not record usage; %d counts kept for the next attempt", len(batch))
 
-    def apply_retention(self) -> None:
-        if self._retain is None:
-            return
-        try:
-            self._retain(self._clock())
-        except Exception:
-            log.exception("could not apply usage retention; the next run tries again")
-
     def start(self) -> None:
-        if self._thread is None:
-            self._stop.clear()
-            self._thread = threading.Thread(target=self._run, name="keyplane-usage-counts")
-            self._thread.daemon = True
-            self._thread.start()
+        self._flusher.start()
 
     def stop(self) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._flusher.stop()
         self.flush()
-
-    def _run(self) -> None:
-        since_retention = self._retention_interval  # once at start, then every interval
-        while True:
-            if since_retention >= self._retention_interval:
-                self.apply_retention()
-                since_retention = 0.0
-            if self._stop.wait(self._interval):
-                return
-            self.flush()
-            since_retention += self._interval
 
 
 class NullUsageCounter:

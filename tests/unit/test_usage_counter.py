@@ -172,27 +172,6 @@ def test_the_thread_flushes_by_itself_and_stop_flushes_the_rest() -> None:
     assert writer.totals() == {("key_1", "VALID", MINUTE): 1, ("key_1", "EXPIRED", MINUTE): 1}
 
 
-def test_retention_runs_at_start_with_the_clock_and_its_failure_is_only_logged(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    ran = threading.Event()
-    seen: list[datetime] = []
-
-    def retain(now: datetime) -> None:
-        seen.append(now)
-        ran.set()
-        raise RuntimeError("the database is down")
-
-    usage = BufferedUsageCounter(Writer(), clock=lambda: NOW, interval=60, retain=retain)
-    with caplog.at_level(logging.ERROR, logger="keyplane.usage"):
-        usage.start()
-        assert ran.wait(timeout=5)
-        usage.stop()
-
-    assert seen == [NOW]
-    assert "could not apply usage retention" in caplog.text
-
-
 def test_the_null_counter_counts_nothing() -> None:
     usage = NullUsageCounter()
     usage.start()

@@ -1,4 +1,4 @@
-"""``keyplane serve | migrate | orgs create``."""
+"""``keyplane serve | migrate | worker | orgs create``."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from keyplane.cli.common import (
     settings_for,
 )
 from keyplane.cli.users import users
+from keyplane.cli.worker import worker
 from keyplane.container import Keyplane
 from keyplane.domain.errors import KeyplaneError, StorageUnavailable
 from keyplane.domain.scopes import ScopeSet
@@ -68,6 +69,7 @@ orgs = typer.Typer(help="Organizations.", no_args_is_help=True)
 app.add_typer(orgs, name="orgs")
 app.add_typer(users, name="users")
 app.add_typer(audit, name="audit")
+app.command()(worker)
 
 
 @app.callback()

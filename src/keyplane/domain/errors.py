@@ -13,6 +13,7 @@ StorageUnavailable        the store could not complete a unit of work (nothing o
                           written): a database that is down, full or refusing a write. Not
                           a KeyplaneError: nothing the caller did caused it, and no handler
                           of the caller's mistakes may swallow it (the API answers 503).
+MailUnavailable           the mail server did not accept a message (a job retries).
 """
 
 from __future__ import annotations
@@ -97,3 +98,7 @@ class StorageUnavailable(Exception):
             f"Try again in {retry_after} seconds."
         )
         self.retry_after = retry_after
+
+
+class MailUnavailable(Exception):
+    """The mail server did not accept a message; the job that sent it tries again later."""

@@ -258,6 +258,37 @@ class UsageRepository(Protocol):
     def top_keys(self, org_id: str, span: UsageRange, limit: int) -> list[KeyUsage]: ...
 
 
+class Job(Protocol):
+    """A background job (``keyplane.jobs.JobRunner`` runs it on a thread of its own).
+
+    Idempotent, and safe with several runners on one database at once (``keyplane serve``
+    on several nodes, ``keyplane worker``): it claims what it works on (``FOR UPDATE SKIP
+    LOCKED`` on PostgreSQL; SQLite's write lock serialises runners) and a second run finds
+    nothing left to do. ``run`` does one round and answers how many items it handled.
+    """
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def interval(self) -> float | None:
+        """Seconds between rounds; None: ``KEYPLANE_JOBS_INTERVAL_SECONDS``."""
+        ...
+
+    def run(self, now: datetime) -> int: ...
+
+
+class Mailer(Protocol):
+    """Sends plain-text email (SMTP when ``KEYPLANE_SMTP_URL`` is set). ``send`` runs on a job
+    thread, never on the event loop; it raises MailUnavailable when the message was not
+    accepted, so the caller can try again on its next round."""
+
+    @property
+    def enabled(self) -> bool: ...
+
+    def send(self, to: Sequence[str], subject: str, text: str) -> None: ...
+
+
 class PasswordHasher(Protocol):
     """Slow, salted password hashing (argon2id): the opposite of key digests."""
 

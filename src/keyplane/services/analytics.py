@@ -7,7 +7,7 @@ from datetime import datetime
 
 from keyplane.domain.errors import FieldError, InvalidInput, NotFound
 from keyplane.domain.ports import Clock, Store, UsageRepository
-from keyplane.domain.usage import Granularity, KeyUsage, UsagePoint, UsageRange
+from keyplane.domain.usage import Granularity, KeyUsage, Retention, UsagePoint, UsageRange
 from keyplane.services.common import Principal
 
 
@@ -57,3 +57,18 @@ class AnalyticsService:
         """The keys with the most answers in the range, busiest first (ties by id)."""
         span = UsageRange.of(granularity, start, end, self._clock())
         return span, self._usage.top_keys(principal.org_id, span, limit)
+
+
+class UsageRetentionJob:
+    """Deletes usage rows past their granularity's retention (a Job). Idempotent: several
+    nodes running it at once only repeat an empty delete."""
+
+    name = "usage-retention"
+
+    def __init__(self, usage: UsageRepository, retention: Retention, interval: float) -> None:
+        self._usage = usage
+        self._retention = retention
+        self.interval: float | None = interval
+
+    def run(self, now: datetime) -> int:
+        return self._usage.apply_retention(self._retention, now)
