@@ -18,10 +18,11 @@ from sqlalchemy import Engine
 
 from keyplane import __version__
 from keyplane.container import Keyplane
-from keyplane.domain.ports import BackgroundUsageCounter, Clock, Job
+from keyplane.domain.ports import BackgroundUsageCounter, Clock, Job, Mailer
 from keyplane.domain.tokens import KeyHasher
 from keyplane.domain.usage import Retention
 from keyplane.jobs import JobRunner
+from keyplane.mail import NullMailer, SmtpMailer, SmtpTarget
 from keyplane.memory import BufferedUsageRecorder, InProcessAttemptLimiter, InProcessKeyCache
 from keyplane.passwords import Argon2Passwords
 from keyplane.services.analytics import AnalyticsService, UsageRetentionJob
@@ -92,6 +93,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
             monotonic=time.monotonic,
         ),
         audit=AuditService(store),
+        mailer=_mailer(settings),
         jobs=JobRunner(jobs, clock=clock, interval=settings.jobs_interval_seconds),
         closers=[passwords.close, engine.dispose],
     )
@@ -103,6 +105,16 @@ def _usage_counter(
     if not settings.usage_counting:
         return NullUsageCounter()
     return BufferedUsageCounter(repository.add, clock=clock, interval=settings.usage_flush_interval)
+
+
+def _mailer(settings: Settings) -> Mailer:
+    if settings.smtp_url is None:
+        return NullMailer()
+    try:
+        target = SmtpTarget.parse(settings.smtp_url.get_secret_value())
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from None
+    return SmtpMailer(target, settings.smtp_from)
 
 
 def _usage_retention(settings: Settings, repository: SqlUsageRepository) -> Job:

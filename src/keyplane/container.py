@@ -14,6 +14,7 @@ from keyplane.domain.ports import (
     BackgroundUsageRecorder,
     Clock,
     KeyCache,
+    Mailer,
     Store,
 )
 from keyplane.jobs import JobRunner
@@ -50,6 +51,7 @@ class Keyplane:
     signin: SignInService
     analytics: AnalyticsService
     audit: AuditService
+    mailer: Mailer
     # The lifecycle jobs; started by `serve` (unless KEYPLANE_RUN_JOBS=false) and `worker`.
     jobs: JobRunner
     # Run once, in order, by close(): stop background threads before the pool they use.
