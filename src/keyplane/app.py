@@ -28,6 +28,7 @@ from keyplane.passwords import Argon2Passwords
 from keyplane.services.analytics import AnalyticsService, UsageRetentionJob
 from keyplane.services.apps import AppService
 from keyplane.services.auditing import AuditService
+from keyplane.services.expiry import ExpiryJob, NoticeJob
 from keyplane.services.keys import KeyService
 from keyplane.services.orgs import OrgService
 from keyplane.services.profiles import ProfileService
@@ -61,7 +62,12 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
     usage = BufferedUsageRecorder(store.record_last_used, interval=settings.usage_flush_interval)
     usage_counts = SqlUsageRepository(engine)
     counter = _usage_counter(settings, usage_counts, clock)
-    jobs: list[Job] = [_usage_retention(settings, usage_counts)]
+    mailer = _mailer(settings)
+    jobs: list[Job] = [
+        _usage_retention(settings, usage_counts),
+        ExpiryJob(store, cache),
+        NoticeJob(store, mailer),
+    ]
     keys = KeyService(store, hasher, cache, clock)
     passwords = Argon2Passwords()
     # services/signin.py explains the three counts and their numbers; set-password links
@@ -93,7 +99,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
             monotonic=time.monotonic,
         ),
         audit=AuditService(store),
-        mailer=_mailer(settings),
+        mailer=mailer,
         jobs=JobRunner(jobs, clock=clock, interval=settings.jobs_interval_seconds),
         closers=[passwords.close, engine.dispose],
     )

@@ -15,6 +15,9 @@ ORG_FIELDS = {
     "name",
     "require_explicit_scopes",
     "max_key_lifetime_days",
+    "expired_key_retention_days",
+    "expiry_warning_days",
+    "rotation_period_days",
     "created_at",
     "updated_at",
 }
@@ -43,6 +46,9 @@ def test_the_org_reads_with_its_policies_off_by_default(org: Org) -> None:
     assert body["name"].startswith("Test org ")
     assert body["require_explicit_scopes"] is False
     assert body["max_key_lifetime_days"] is None
+    assert body["expired_key_retention_days"] == 0
+    assert body["expiry_warning_days"] == [7, 1]
+    assert body["rotation_period_days"] is None
     assert datetime.fromisoformat(body["created_at"]).tzinfo is not None
     assert datetime.fromisoformat(body["updated_at"]) >= datetime.fromisoformat(body["created_at"])
 
@@ -297,3 +303,84 @@ def test_a_key_with_org_read_reads_and_with_org_write_changes(org: Org) -> None:
     response = writer.patch("/v1/org", json={"max_key_lifetime_days": 90})
     assert response.status_code == 200, response.text
     assert reader.get("/v1/org").json()["max_key_lifetime_days"] == 90
+
+
+# ---- expiry and rotation settings ----------------------------------------------------------------
+
+
+def test_the_lifecycle_settings_change_and_are_audited(org: Org) -> None:
+    response = org.api.patch(
+        "/v1/org",
+        json={
+            "expired_key_retention_days": 30,
+            "expiry_warning_days": [1, 14, 3],
+            "rotation_period_days": 90,
+        },
+    )
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["expired_key_retention_days"] == 30
+    assert body["expiry_warning_days"] == [14, 3, 1]  # stored largest first
+    assert body["rotation_period_days"] == 90
+    assert org.api.get("/v1/org").json() == body
+    event = org.api.get("/v1/audit-events", params={"action": "org.update"}).json()["data"][0]
+    assert event["changes"] == {
+        "expired_key_retention_days": {"before": 0, "after": 30},
+        "expiry_warning_days": {"before": [7, 1], "after": [14, 3, 1]},
+        "rotation_period_days": {"before": None, "after": 90},
+    }
+
+
+def test_warnings_and_reminders_can_be_switched_off(org: Org) -> None:
+    org.api.patch("/v1/org", json={"rotation_period_days": 30})
+
+    response = org.api.patch(
+        "/v1/org", json={"expiry_warning_days": [], "rotation_period_days": None}
+    )
+
+    assert response.status_code == 200, response.text
+    assert response.json()["expiry_warning_days"] == []
+    assert response.json()["rotation_period_days"] is None
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"expired_key_retention_days": -1}, "expired_key_retention_days"),
+        ({"expired_key_retention_days": 3651}, "expired_key_retention_days"),
+        ({"expired_key_retention_days": None}, "expired_key_retention_days"),
+        ({"expired_key_retention_days": "7"}, "expired_key_retention_days"),
+        ({"expiry_warning_days": [7, 7]}, "expiry_warning_days"),
+        ({"expiry_warning_days": [0]}, "expiry_warning_days"),
+        ({"expiry_warning_days": [366]}, "expiry_warning_days"),
+        ({"expiry_warning_days": [1, 2, 3, 4, 5, 6]}, "expiry_warning_days"),
+        ({"expiry_warning_days": None}, "expiry_warning_days"),
+        ({"expiry_warning_days": 7}, "expiry_warning_days"),
+        ({"rotation_period_days": 0}, "rotation_period_days"),
+        ({"rotation_period_days": 3651}, "rotation_period_days"),
+        ({"rotation_period_days": True}, "rotation_period_days"),
+    ],
+    ids=[
+        "negative-retention",
+        "long-retention",
+        "null-retention",
+        "string-retention",
+        "repeated-threshold",
+        "zero-threshold",
+        "threshold-over-a-year",
+        "six-thresholds",
+        "null-thresholds",
+        "threshold-not-a-list",
+        "zero-rotation",
+        "long-rotation",
+        "bool-rotation",
+    ],
+)
+def test_an_invalid_lifecycle_setting_is_422_naming_it(
+    org: Org, body: dict[str, Any], field: str
+) -> None:
+    before = org.api.get("/v1/org").json()
+
+    problem(org.api.patch("/v1/org", json=body), 422, field)
+    assert org.api.get("/v1/org").json() == before

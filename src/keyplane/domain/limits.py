@@ -13,3 +13,8 @@ PAGE_DEFAULT: Final = 50
 PAGE_MAX: Final = 200
 REQUEST_BODY_MAX_BYTES: Final = 64 * 1024
 RESOURCE_ACTIONS_MAX: Final = 50
+# Organization lifecycle settings (services/expiry.py).
+RETENTION_DAYS_MAX: Final = 3650
+WARNING_DAYS_MAX: Final = 365
+WARNING_THRESHOLDS_MAX: Final = 5
+ROTATION_PERIOD_DAYS_MAX: Final = 3650

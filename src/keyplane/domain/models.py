@@ -23,6 +23,12 @@ class Organization:
     max_key_lifetime_days: int | None
     created_at: datetime
     updated_at: datetime
+    # Lifecycle (services/expiry.py): how long expired keys stay listed before the purge,
+    # the days before an expiry that warn (largest first), and the age that calls for a
+    # rotation (None: never).
+    expired_key_retention_days: int = 0
+    expiry_warning_days: tuple[int, ...] = (7, 1)
+    rotation_period_days: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +125,32 @@ class ApiKey:
         if self.expires_at is not None and self.expires_at <= now:
             return "expired"
         return self.stored_status
+
+
+NoticeKind = Literal["expiring", "expired", "rotation_due"]
+MailStatus = Literal["none", "pending", "sent", "failed"]
+
+
+@dataclass(frozen=True, slots=True)
+class KeyNotice:
+    """A lifecycle notice about one key, recorded once (services/expiry.py).
+
+    ``due_at`` is what the notice is about: the expiry it warns of or saw pass (a later,
+    changed expiry gets notices of its own), or the key's creation for a rotation reminder.
+    ``threshold_days`` is the warning threshold (0 for the other kinds). ``mail_status``
+    tracks the email: ``none`` (no mail for this kind, or no mail server), ``pending`` (to
+    be sent, retried on later rounds), ``sent``, or ``failed`` (given up after a day).
+    """
+
+    id: str
+    org_id: str
+    key_id: str
+    kind: NoticeKind
+    threshold_days: int
+    due_at: datetime
+    created_at: datetime
+    mail_status: MailStatus = "none"
+    mail_attempts: int = 0
 
 
 def effective_scopes(own: tuple[str, ...], app: App | None) -> ScopeSet:

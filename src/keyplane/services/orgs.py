@@ -6,6 +6,11 @@ import re
 from dataclasses import dataclass, field, replace
 
 from keyplane.domain.errors import Conflict, InvalidInput
+from keyplane.domain.expiry import (
+    check_retention_days,
+    check_rotation_period_days,
+    check_warning_days,
+)
 from keyplane.domain.ids import new_id
 from keyplane.domain.limits import EXPIRES_IN_DAYS_MAX
 from keyplane.domain.models import Identity, Organization, User
@@ -29,11 +34,23 @@ DEMO_APP = "acme"
 DEMO_PROFILE = "free-tier"
 
 
+SETTINGS = (
+    "name",
+    "require_explicit_scopes",
+    "max_key_lifetime_days",
+    "expired_key_retention_days",
+    "rotation_period_days",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class OrgChanges:
     name: str | _Unset = UNSET
     require_explicit_scopes: bool | _Unset = UNSET
     max_key_lifetime_days: int | _Unset | None = UNSET
+    expired_key_retention_days: int | _Unset = UNSET
+    expiry_warning_days: tuple[int, ...] | _Unset = UNSET
+    rotation_period_days: int | _Unset | None = UNSET
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +165,15 @@ class OrgService:
                         f"must be between 1 and {EXPIRES_IN_DAYS_MAX}, or null",
                     )
                 updated = replace(updated, max_key_lifetime_days=days)
+            if not isinstance(changes.expired_key_retention_days, _Unset):
+                retention = check_retention_days(changes.expired_key_retention_days)
+                updated = replace(updated, expired_key_retention_days=retention)
+            if not isinstance(changes.expiry_warning_days, _Unset):
+                warning_days = check_warning_days(changes.expiry_warning_days)
+                updated = replace(updated, expiry_warning_days=warning_days)
+            if not isinstance(changes.rotation_period_days, _Unset):
+                period = check_rotation_period_days(changes.rotation_period_days)
+                updated = replace(updated, rotation_period_days=period)
             updated = replace(updated, updated_at=now)
             tx.orgs.update(updated)
             record(
@@ -158,9 +184,14 @@ class OrgService:
                 "org",
                 org.id,
                 target_name=updated.name,
-                changes=diff(
-                    org, updated, ("name", "require_explicit_scopes", "max_key_lifetime_days")
-                ),
+                changes={
+                    **diff(org, updated, SETTINGS),
+                    # A list in the log, as the API shows it.
+                    "expiry_warning_days": (
+                        list(org.expiry_warning_days),
+                        list(updated.expiry_warning_days),
+                    ),
+                },
             )
         self._cache.invalidate_org(org.id)
         return updated

@@ -64,6 +64,9 @@ def make_engine(url: str, *, synchronous: str = "FULL") -> Engine:
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        # A deleted row's bytes are overwritten with zeros, not left in a free page: a
+        # purged key's digest (services/expiry.py) must not stay readable in the file.
+        cursor.execute("PRAGMA secure_delete=ON")
         # FULL: in WAL mode every commit syncs the WAL, so a commit that answered survives a
         # power loss. NORMAL syncs only at checkpoints: the last commits before a power cut
         # can vanish, among them a key whose secret the client already holds (and uses).

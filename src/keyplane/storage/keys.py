@@ -7,13 +7,17 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
+    Exists,
     Integer,
     Row,
+    Select,
     and_,
     bindparam,
     case,
     delete,
+    exists,
     insert,
     or_,
     select,
@@ -30,6 +34,7 @@ from keyplane.storage.scopes import grants_everything
 from keyplane.storage.tables import (
     api_keys,
     apps,
+    key_notices,
 )
 
 
@@ -159,6 +164,69 @@ class SqlKeyRepository:
         query = select(api_keys.c.id, api_keys.c.scopes).where(api_keys.c.org_id == org_id)
         return [(row.id, tuple(row.scopes)) for row in self._conn.execute(query) if row.scopes]
 
+    # The expiry jobs' claims (services/expiry.py). Each locks the keys it answers with
+    # FOR UPDATE SKIP LOCKED on PostgreSQL, so concurrent runners split the work instead of
+    # waiting for each other; SQLite ignores the clause (its write lock serialises runners).
+    # Keys already noticed are left out in SQL, so a batch is always new work.
+
+    def orgs_with_expiries(self, *, after: datetime | None, until: datetime) -> list[str]:
+        """Organizations with a key whose expiry lies in ``(after, until]`` (``after`` None:
+        any time up to ``until``)."""
+        c = api_keys.c
+        query = select(c.org_id).distinct().where(c.expires_at.is_not(None), c.expires_at <= until)
+        if after is not None:
+            query = query.where(c.expires_at > after)
+        return list(self._conn.scalars(query.order_by(c.org_id)))
+
+    def claim_expired(
+        self, org_id: str, *, now: datetime, purge_before: datetime, limit: int
+    ) -> list[ApiKey]:
+        """Expired keys not yet noticed as expired (for this expiry), or whose expiry is at or
+        before ``purge_before`` (due for the purge)."""
+        c = api_keys.c
+        query = select(api_keys).where(
+            c.org_id == org_id,
+            c.expires_at.is_not(None),
+            c.expires_at <= now,
+            or_(c.expires_at <= purge_before, ~_noticed("expired", c.expires_at)),
+        )
+        return self._claim(query, limit)
+
+    def claim_expiring(
+        self, org_id: str, *, after: datetime, until: datetime, threshold_days: int, limit: int
+    ) -> list[ApiKey]:
+        """Keys not rotated out, expiring in ``(after, until]``, with no warning yet for
+        this expiry at this threshold or a smaller one."""
+        c = api_keys.c
+        query = select(api_keys).where(
+            c.org_id == org_id,
+            c.rotated_to.is_(None),
+            c.expires_at > after,
+            c.expires_at <= until,
+            ~_noticed("expiring", c.expires_at, key_notices.c.threshold_days <= threshold_days),
+        )
+        return self._claim(query, limit)
+
+    def claim_rotation_due(
+        self, org_id: str, *, created_before: datetime, now: datetime, limit: int
+    ) -> list[ApiKey]:
+        """Unexpired keys not rotated out, created at or before ``created_before``, not yet
+        reminded."""
+        c = api_keys.c
+        query = select(api_keys).where(
+            c.org_id == org_id,
+            c.rotated_to.is_(None),
+            c.created_at <= created_before,
+            or_(c.expires_at.is_(None), c.expires_at > now),
+            ~_noticed("rotation_due", c.created_at),
+        )
+        return self._claim(query, limit)
+
+    def _claim(self, query: Select[Any], limit: int) -> list[ApiKey]:
+        query = query.order_by(api_keys.c.id).limit(limit)
+        rows = self._conn.execute(query.with_for_update(skip_locked=True, of=api_keys))
+        return [_key(row) for row in rows]
+
     def record_last_used(self, used: Mapping[str, datetime], counts: Mapping[str, int]) -> None:
         """Last-used times, and for rotated keys the verifications since their rotation."""
         c = api_keys.c
@@ -178,6 +246,11 @@ class SqlKeyRepository:
             for key_id, at in used.items()
         ]
         self._conn.execute(query, params)
+
+
+def _noticed(kind: str, due_at: Any, *more: ColumnElement[bool]) -> Exists:
+    n = key_notices.c
+    return exists().where(n.key_id == api_keys.c.id, n.kind == kind, n.due_at == due_at, *more)
 
 
 def _key_fields(key: ApiKey) -> dict[str, Any]:

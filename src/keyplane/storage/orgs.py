@@ -36,15 +36,25 @@ class SqlOrgRepository:
         row = self._conn.execute(query).first()
         return _org(row) if row else None
 
+    def with_rotation_period(self) -> list[Organization]:
+        query = select(organizations).where(organizations.c.rotation_period_days.is_not(None))
+        return [_org(row) for row in self._conn.execute(query.order_by(organizations.c.id))]
+
     def insert(self, org: Organization) -> None:
-        self._conn.execute(insert(organizations).values(**_fields(org)))
+        self._conn.execute(insert(organizations).values(**_org_fields(org)))
 
     def update(self, org: Organization) -> None:
-        values = _fields(org)
+        values = _org_fields(org)
         del values["id"], values["created_at"]
         self._conn.execute(
             update(organizations).where(organizations.c.id == org.id).values(**values)
         )
+
+
+def _org_fields(org: Organization) -> dict[str, Any]:
+    values = _fields(org)
+    values["expiry_warning_days"] = list(org.expiry_warning_days)
+    return values
 
 
 def _org(row: Row[Any]) -> Organization:
@@ -56,4 +66,7 @@ def _org(row: Row[Any]) -> Organization:
         max_key_lifetime_days=m["max_key_lifetime_days"],
         created_at=m["created_at"],
         updated_at=m["updated_at"],
+        expired_key_retention_days=m["expired_key_retention_days"],
+        expiry_warning_days=tuple(m["expiry_warning_days"]),
+        rotation_period_days=m["rotation_period_days"],
     )

@@ -26,6 +26,7 @@ from keyplane.storage.apps import SqlAppRepository
 from keyplane.storage.audit import SqlAuditRepository
 from keyplane.storage.engine import READ_ONLY
 from keyplane.storage.keys import SqlKeyRepository
+from keyplane.storage.notices import SqlNoticeRepository
 from keyplane.storage.orgs import SqlOrgRepository
 from keyplane.storage.profiles import SqlProfileRepository
 from keyplane.storage.resources import SqlResourceRepository
@@ -111,3 +112,4 @@ class SqlTransaction:
         self.resources = SqlResourceRepository(conn)
         self.audit = SqlAuditRepository(conn)
         self.sessions = SqlSessionRepository(conn)
+        self.notices = SqlNoticeRepository(conn)

@@ -67,6 +67,10 @@ organizations = Table(
     Column("max_key_lifetime_days", Integer, nullable=True),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    # Lifecycle settings (domain/expiry.py, services/expiry.py).
+    Column("expired_key_retention_days", Integer, nullable=False, server_default=text("0")),
+    Column("expiry_warning_days", JSONDoc, nullable=False, server_default=text("'[7, 1]'")),
+    Column("rotation_period_days", Integer, nullable=True),
 )
 
 # A person who signs in (email, password), whatever organizations they belong to.
@@ -181,6 +185,28 @@ api_keys = Table(
     Index(None, "org_id", "id"),
     Index(None, "app_id"),
     Index(None, "profile_id"),
+    Index(None, "expires_at"),
+)
+
+# Lifecycle notices about keys (services/expiry.py): each expiry warning, expiry and
+# rotation reminder once per (key, kind, threshold, expiry), which the unique constraint
+# guarantees across job runners; with its email's state for the retries. Deleted with the key.
+key_notices = Table(
+    "key_notices",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column("org_id", String(40), nullable=False),
+    Column("key_id", String(40), ForeignKey("api_keys.id", ondelete="CASCADE"), nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("threshold_days", Integer, nullable=False),
+    Column("due_at", UTCDateTime, nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("mail_status", String(10), nullable=False),
+    Column("mail_attempts", Integer, nullable=False, server_default=text("0")),
+    # A runner sending the email holds the notice until then; past it another may retry.
+    Column("mail_claimed_until", UTCDateTime, nullable=True),
+    UniqueConstraint("key_id", "kind", "threshold_days", "due_at"),
+    Index(None, "mail_status", "created_at"),
 )
 
 audit_events = Table(

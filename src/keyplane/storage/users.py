@@ -93,6 +93,10 @@ class SqlUserRepository:
             .limit(1)
         )
 
+    def owners(self, org_id: str) -> list[User]:
+        query = _MEMBERS.where(memberships.c.org_id == org_id, memberships.c.role == "owner")
+        return [_user(row) for row in self._conn.execute(query.order_by(memberships.c.id))]
+
     def find_by_setup_digest(self, digest: str) -> tuple[User, datetime] | None:
         row = self._conn.execute(_MEMBERS.where(memberships.c.setup_digest == digest)).first()
         if row is None or row.setup_expires_at is None:

@@ -20,5 +20,5 @@ def get_org(principal: OrgRead, kp: Services) -> OrgOut:
 
 @router.patch("", responses=problems(422), summary="Change the organization's name or key policies")
 def update_org(body: OrgUpdate, principal: OrgWrite, kp: Services) -> OrgOut:
-    changes = changes_from(body, OrgChanges, nullable=("max_key_lifetime_days",))
-    return OrgOut.of(kp.orgs.update(principal, changes))
+    nullable = ("max_key_lifetime_days", "rotation_period_days")
+    return OrgOut.of(kp.orgs.update(principal, changes_from(body, OrgChanges, nullable=nullable)))

@@ -9,6 +9,9 @@ from pydantic import BaseModel, Field, StrictBool, StrictInt
 from keyplane.api.schemas.common import Name, Omit, Request
 from keyplane.domain.limits import (
     EXPIRES_IN_DAYS_MAX,
+    RETENTION_DAYS_MAX,
+    ROTATION_PERIOD_DAYS_MAX,
+    WARNING_THRESHOLDS_MAX,
 )
 from keyplane.domain.models import Organization
 
@@ -17,6 +20,26 @@ class OrgUpdate(Request):
     name: Omit[Name] = None
     require_explicit_scopes: Omit[StrictBool] = None
     max_key_lifetime_days: StrictInt | None = Field(default=None, ge=1, le=EXPIRES_IN_DAYS_MAX)
+    expired_key_retention_days: Omit[StrictInt] = Field(
+        default=None,
+        ge=0,
+        le=RETENTION_DAYS_MAX,
+        description="Days an expired key stays listed (status EXPIRED) before it is purged.",
+    )
+    expiry_warning_days: Omit[list[StrictInt]] = Field(
+        default=None,
+        max_length=WARNING_THRESHOLDS_MAX,
+        description=(
+            "Days before a key's expiry at which a warning fires (webhook key.expiring, and "
+            "email), distinct, each 1 to 365; [] turns warnings off. Stored largest first."
+        ),
+    )
+    rotation_period_days: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        le=ROTATION_PERIOD_DAYS_MAX,
+        description="Age in days after which a key is due for rotation (key.rotation_due).",
+    )
 
 
 class OrgOut(BaseModel):
@@ -24,6 +47,9 @@ class OrgOut(BaseModel):
     name: str
     require_explicit_scopes: bool
     max_key_lifetime_days: int | None
+    expired_key_retention_days: int
+    expiry_warning_days: list[int]
+    rotation_period_days: int | None
     created_at: datetime
     updated_at: datetime
 
@@ -34,6 +60,9 @@ class OrgOut(BaseModel):
             name=org.name,
             require_explicit_scopes=org.require_explicit_scopes,
             max_key_lifetime_days=org.max_key_lifetime_days,
+            expired_key_retention_days=org.expired_key_retention_days,
+            expiry_warning_days=list(org.expiry_warning_days),
+            rotation_period_days=org.rotation_period_days,
             created_at=org.created_at,
             updated_at=org.updated_at,
         )

@@ -11,7 +11,13 @@ from starlette.responses import RedirectResponse
 from keyplane.console.context import Console, SignedForm, SignedIn
 from keyplane.console.forms import errors_of, text
 from keyplane.domain.errors import InvalidInput, KeyplaneError
-from keyplane.domain.limits import EXPIRES_IN_DAYS_MAX
+from keyplane.domain.limits import (
+    EXPIRES_IN_DAYS_MAX,
+    RETENTION_DAYS_MAX,
+    ROTATION_PERIOD_DAYS_MAX,
+    WARNING_DAYS_MAX,
+    WARNING_THRESHOLDS_MAX,
+)
 from keyplane.services.orgs import OrgChanges
 
 router = APIRouter(prefix="/console/settings")
@@ -19,13 +25,53 @@ router = APIRouter(prefix="/console/settings")
 LIFETIME_HINT = f"Enter a whole number of days from 1 to {EXPIRES_IN_DAYS_MAX}, or leave it empty."
 
 
+RETENTION_HINT = f"Enter a whole number of days from 0 to {RETENTION_DAYS_MAX}."
+WARNING_HINT = (
+    f"Enter up to {WARNING_THRESHOLDS_MAX} different whole numbers of days from 1 to "
+    f"{WARNING_DAYS_MAX}, separated by commas, or leave it empty for no warnings."
+)
+ROTATION_HINT = (
+    f"Enter a whole number of days from 1 to {ROTATION_PERIOD_DAYS_MAX}, or leave it empty."
+)
+
+
+def _days(raw: str) -> int | None:
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 6 else None
+
+
 def _lifetime(raw: str) -> int | None:
     """Empty means no limit; the service checks the range."""
     if not raw:
         return None
-    if not (raw.isascii() and raw.isdigit()):
+    days = _days(raw)
+    if days is None:
         raise InvalidInput.field("max_key_lifetime_days", LIFETIME_HINT)
-    return int(raw)
+    return days
+
+
+def _retention(raw: str) -> int:
+    days = _days(raw or "0")
+    if days is None:
+        raise InvalidInput.field("expired_key_retention_days", RETENTION_HINT)
+    return days
+
+
+def _warnings(raw: str) -> tuple[int, ...]:
+    """Thresholds as typed, "7, 1" (commas or spaces); empty means none. The service checks."""
+    parts = [p for p in raw.replace(",", " ").split() if p]
+    days = [_days(p) for p in parts]
+    if any(d is None for d in days):
+        raise InvalidInput.field("expiry_warning_days", WARNING_HINT)
+    return tuple(d for d in days if d is not None)
+
+
+def _rotation(raw: str) -> int | None:
+    if not raw:
+        return None
+    days = _days(raw)
+    if days is None:
+        raise InvalidInput.field("rotation_period_days", ROTATION_HINT)
+    return days
 
 
 def _page(console: Console, status_code: int = 200, **context: Any) -> Response:
@@ -56,6 +102,9 @@ def save_settings(posted: SignedForm) -> Response:
     name = text(form, "name")
     explicit = form.get("require_explicit_scopes") is not None  # unchecked boxes are not sent
     lifetime = text(form, "max_key_lifetime_days")
+    retention = text(form, "expired_key_retention_days")
+    warnings = text(form, "expiry_warning_days")
+    rotation = text(form, "rotation_period_days")
     try:
         console.kp.orgs.update(
             console.principal,
@@ -63,16 +112,33 @@ def save_settings(posted: SignedForm) -> Response:
                 name=name,
                 require_explicit_scopes=explicit,
                 max_key_lifetime_days=_lifetime(lifetime),
+                expired_key_retention_days=_retention(retention),
+                expiry_warning_days=_warnings(warnings),
+                rotation_period_days=_rotation(rotation),
             ),
         )
     except KeyplaneError as exc:
         errors = errors_of(exc)
-        if "max_key_lifetime_days" in errors:  # the API's wording says "or null"
-            errors["max_key_lifetime_days"] = LIFETIME_HINT
+        # The API's wording speaks of null and lists; the form's of empty boxes and commas.
+        for field, hint in (
+            ("max_key_lifetime_days", LIFETIME_HINT),
+            ("expired_key_retention_days", RETENTION_HINT),
+            ("expiry_warning_days", WARNING_HINT),
+            ("rotation_period_days", ROTATION_HINT),
+        ):
+            if field in errors:
+                errors[field] = hint
         return _page(
             console,
             422,
-            values={"name": name, "explicit": explicit, "lifetime": lifetime},
+            values={
+                "name": name,
+                "explicit": explicit,
+                "lifetime": lifetime,
+                "retention": retention,
+                "warnings": warnings,
+                "rotation": rotation,
+            },
             errors=errors,
         )
     return RedirectResponse("/console/settings?notice=saved", status_code=303)
