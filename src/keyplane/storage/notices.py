@@ -29,7 +29,8 @@ class SqlNoticeRepository:
         insert = postgresql_insert if self._conn.dialect.name == "postgresql" else sqlite_insert
         statement = insert(key_notices).values(**_fields(notice))
         statement = statement.on_conflict_do_nothing(index_elements=list(_ONCE))
-        return self._conn.execute(statement).rowcount > 0
+        # RETURNING, not rowcount: psycopg reports no row count for this statement.
+        return self._conn.execute(statement.returning(key_notices.c.id)).first() is not None
 
     def claim_unsent(self, now: datetime, *, until: datetime, limit: int) -> list[KeyNotice]:
         """Notices whose email is pending and not held by another runner, oldest first,
