@@ -26,11 +26,13 @@ from keyplane.services.common import Principal
 from keyplane.services.expiry import ExpiryJob, NoticeJob
 from keyplane.services.keys import KeyChanges, NewKey
 from keyplane.services.orgs import OrgChanges
+from keyplane.services.users import NewUser
 from keyplane.settings import Settings
 from keyplane.storage.store import SqlStore
 from keyplane.storage.tables import key_notices
 
 from conftest import TEST_SECRET, Clock
+from support.smtp import SmtpServer
 
 DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)
@@ -417,3 +419,132 @@ def test_the_notices_of_a_purged_key_go_with_it(acme: Tenant, clock: Clock) -> N
     assert isinstance(store, SqlStore)
     with store.engine.connect() as conn:
         assert conn.execute(select(key_notices)).all() == []
+
+
+# ---- email --------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def mailing(database_url: str, clock: Clock, smtp: SmtpServer) -> Iterator[Keyplane]:
+    settings = Settings(
+        database_url=database_url,
+        secret_key=TEST_SECRET,
+        run_jobs=False,
+        smtp_url=smtp.url,
+        smtp_from="keyplane@acme.example",
+    )
+    kp = build(settings, clock=clock)
+    yield kp
+    kp.close()
+
+
+def mail_states(kp: Keyplane) -> list[tuple[str, int]]:
+    store = kp.store
+    assert isinstance(store, SqlStore)
+    with store.engine.connect() as conn:
+        rows = conn.execute(select(key_notices.c.mail_status, key_notices.c.mail_attempts))
+        return [(row.mail_status, row.mail_attempts) for row in rows]
+
+
+def test_a_warning_emails_the_keys_creator_in_plain_text(
+    mailing: Keyplane, clock: Clock, smtp: SmtpServer
+) -> None:
+    acme = tenant(mailing)
+    dev = mailing.users.create(acme.owner, NewUser("dev@acme.example", "Dev", "developer")).user
+    as_dev = Principal(acme.org_id, dev.id, ScopeSet.full())
+    issued = mailing.keys.create(as_dev, NewKey(name="deploy bot", expires_in_days=5))
+
+    assert notices(mailing).run(clock()) == 2  # the warning and its email
+
+    [(to, message)] = smtp.inbox.messages
+    assert to == ["dev@acme.example"]
+    assert message["From"] == "keyplane@acme.example"
+    assert message["Subject"].startswith('[keyplane] API key "deploy bot" expires on ')
+    body = message.get_payload(decode=True).decode()
+    key = issued.view.key
+    for shown in ("deploy bot", key.masked_key, key.id, "Acme", acme.org_id, "within 7 days"):
+        assert shown in body
+    assert issued.secret not in body
+    assert "http" not in body
+    assert mail_states(mailing) == [("sent", 1)]
+    assert notices(mailing).run(clock()) == 0
+    assert len(smtp.inbox.messages) == 1
+
+
+def test_a_key_created_by_a_key_emails_every_owner(
+    mailing: Keyplane, clock: Clock, smtp: SmtpServer
+) -> None:
+    acme = tenant(mailing)
+    mailing.users.create(acme.owner, NewUser("second@acme.example", "Second", "owner"))
+    by_key = Principal(acme.org_id, acme.owner_key_id, ScopeSet.full())
+    mailing.keys.create(by_key, NewKey(name="made by a key", expires_in_days=2))
+    acme.settings(rotation_period_days=1)
+    clock.advance(DAY + HOUR)
+
+    notices(mailing).run(clock())
+
+    received = {
+        (m["Subject"].partition(" expires on ")[0], tuple(sorted(to)))
+        for to, m in smtp.inbox.messages
+    }
+    owners = ("owner@acme.example", "second@acme.example")
+    assert received == {
+        ('[keyplane] API key "made by a key"', owners),  # the expiry warning
+        ('[keyplane] API key "made by a key" is due for rotation', owners),
+        # The owner's key was created by the owner: to its creator only.
+        ('[keyplane] API key "Owner key" is due for rotation', ("owner@acme.example",)),
+    }
+
+
+def test_an_email_that_fails_is_retried_later_and_the_warning_is_not_lost(
+    mailing: Keyplane, clock: Clock, smtp: SmtpServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    acme = tenant(mailing)
+    acme.key("ci", expires_in_days=3)
+    smtp.inbox.refuse = True
+
+    assert notices(mailing).run(clock()) == 1  # the warning; its email failed
+
+    assert [e.action for e in acme.events()] == ["key.expiring"]
+    assert mail_states(mailing) == [("pending", 1)]
+    assert "emailing notice" in caplog.text
+    smtp.inbox.refuse = False
+    assert notices(mailing).run(clock()) == 0  # not before the retry delay
+    clock.advance(6 * timedelta(minutes=1))
+    assert notices(mailing).run(clock()) == 1
+    assert mail_states(mailing) == [("sent", 2)]
+    assert len(smtp.inbox.messages) == 1
+    assert [e.action for e in acme.events()] == ["key.expiring"]
+
+
+def test_an_email_still_failing_after_a_day_is_given_up_and_logged(
+    mailing: Keyplane, clock: Clock, smtp: SmtpServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    acme = tenant(mailing)
+    acme.key("ci", expires_in_days=5)
+    smtp.stop()
+    notices(mailing).run(clock())
+    clock.advance(12 * HOUR)
+    notices(mailing).run(clock())
+    assert mail_states(mailing) == [("pending", 2)]
+
+    clock.advance(12 * HOUR + timedelta(minutes=1))
+    notices(mailing).run(clock())
+
+    assert mail_states(mailing) == [("failed", 2)]
+    assert "gave up emailing notice" in caplog.text
+
+
+def test_without_a_mail_server_notices_send_no_email(acme: Tenant, clock: Clock) -> None:
+    acme.key("ci", expires_in_days=3)
+
+    assert notices(acme.kp).run(clock()) == 1
+
+    assert mail_states(acme.kp) == [("none", 0)]
