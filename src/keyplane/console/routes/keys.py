@@ -23,8 +23,9 @@ from keyplane.console.forms import (
 from keyplane.console.routes.usage import usage_of
 from keyplane.domain.catalogue import Catalogue
 from keyplane.domain.errors import Conflict, InvalidInput, KeyplaneError, NotFound
+from keyplane.domain.expiry import expires_soon, rotation_due
 from keyplane.domain.models import Page
-from keyplane.services.keys import IssuedKey, KeyChanges, NewKey
+from keyplane.services.keys import IssuedKey, KeyChanges, KeyView, NewKey
 from keyplane.services.rotation import GRACE_DEFAULT_SECONDS
 
 router = APIRouter(prefix="/console/keys")
@@ -43,6 +44,25 @@ NOTICES = {
     "updated": "The key was updated.",
     "deleted": "The key was deleted. Every service using it has stopped working.",
 }
+
+
+def _badges(console: Console, views: list[KeyView]) -> dict[str, list[tuple[str, str]]]:
+    """Each key's lifecycle badges, (css class, words): "expires soon" within the
+    organization's first (largest) warning threshold, "rotation due" past its rotation
+    period; neither for a key rotated out (domain/expiry.py)."""
+    org = console.kp.orgs.get(console.principal)
+    now = console.kp.clock()
+    return {
+        view.key.id: [
+            (css, words)
+            for css, words, due in (
+                ("expires-soon", "Expires soon", expires_soon(view.key, org, now)),
+                ("rotation-due", "Rotation due", rotation_due(view.key, org, now)),
+            )
+            if due
+        ]
+        for view in views
+    }
 
 
 def _choices(console: Console) -> dict[str, Any]:
@@ -91,6 +111,7 @@ def _list(
         search_error=search_error,
         # The current filters as a query string, for the pager's links.
         filter_query=urlencode({k: v for k, v in filters.items() if v}),
+        badges=_badges(console, page.items),
         cursor=cursor,
         issued=issued,
         notice=notice,
@@ -194,6 +215,7 @@ def _edit(console: Console, view: Any, status_code: int = 200, **context: Any) -
         "keys/edit.html",
         status_code,
         view=view,
+        badges=_badges(console, [view]),
         errors=context.pop("errors", {}),
         grace_choices=GRACE_CHOICES,
         grace_default=GRACE_DEFAULT_SECONDS,
