@@ -7,7 +7,8 @@ warning, expiry and rotation reminder once per key (the unique constraint is wha
 job runners agree), with the state of its email. ``api_keys.expires_at`` gets an index: the
 expiry jobs look keys up by it on every round.
 
-Downgrade drops the table, the index and the columns.
+Downgrade drops the table, the index and the columns. Both directions alter
+``organizations`` in place (see ``downgrade``).
 
 Revision ID: 0006_expiry
 Revises: 0005_audit
@@ -27,7 +28,7 @@ _JSON = sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgre
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("organizations") as batch:
+    with op.batch_alter_table("organizations", recreate="never") as batch:
         batch.add_column(
             sa.Column(
                 "expired_key_retention_days",
@@ -79,7 +80,10 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_key_notices_mail_status_created_at"), table_name="key_notices")
     op.drop_table("key_notices")
     op.drop_index(op.f("ix_api_keys_expires_at"), table_name="api_keys")
-    with op.batch_alter_table("organizations") as batch:
+    # ALTER TABLE … DROP COLUMN in place (SQLite 3.35+), never a copy of the table: copying
+    # drops the old ``organizations``, and with foreign keys on that deletes every row that
+    # references it ON DELETE CASCADE (memberships, keys, apps …).
+    with op.batch_alter_table("organizations", recreate="never") as batch:
         batch.drop_column("rotation_period_days")
         batch.drop_column("expiry_warning_days")
         batch.drop_column("expired_key_retention_days")
