@@ -6,8 +6,8 @@ from typing import Final, Literal
 
 from ulid import ULID
 
-Kind = Literal["key", "app", "org", "usr", "prf", "res", "evt", "ses", "idn"]
-KINDS: Final = ("key", "app", "org", "usr", "prf", "res", "evt", "ses", "idn")
+Kind = Literal["key", "app", "org", "usr", "prf", "res", "evt", "ses", "idn", "whk", "msg", "dlv"]
+KINDS: Final = ("key", "app", "org", "usr", "prf", "res", "evt", "ses", "idn", "whk", "msg", "dlv")
 
 
 def new_id(kind: Kind) -> str:

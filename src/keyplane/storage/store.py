@@ -31,6 +31,7 @@ from keyplane.storage.profiles import SqlProfileRepository
 from keyplane.storage.resources import SqlResourceRepository
 from keyplane.storage.sessions import SqlSessionRepository
 from keyplane.storage.users import SqlIdentityRepository, SqlUserRepository
+from keyplane.storage.webhooks import SqlWebhookRepository
 
 log = logging.getLogger(__name__)
 
@@ -111,3 +112,4 @@ class SqlTransaction:
         self.resources = SqlResourceRepository(conn)
         self.audit = SqlAuditRepository(conn)
         self.sessions = SqlSessionRepository(conn)
+        self.webhooks = SqlWebhookRepository(conn)
