@@ -50,29 +50,34 @@ class CheckedBackend(httpcore.SyncBackend):
             infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
         except OSError as exc:
             raise httpcore.ConnectError(f"cannot resolve {host!r}: {exc}") from exc
-        addresses = list(dict.fromkeys(str(info[4][0]) for info in infos))
         # Any refused answer refuses the name: a name that also points at the metadata
         # service is no endpoint, whichever address a retry would pick.
-        for address in addresses:
+        for info in infos:
+            address = str(info[4][0])
             parsed = _parse(address)
             reason = refusal(parsed, allow_private=self._allow_private) if parsed else "unknown"
             if reason is not None:
                 raise RefusedAddress(f"{host} resolves to {address}, {reason}: refused")
         last: OSError | None = None
-        for address in addresses:
+        for family, kind, proto, _, sockaddr in infos:
+            # A socket of our own connected to the checked sockaddr: create_connection would
+            # look the address up again.
+            sock = socket.socket(family, kind, proto)
             try:
-                sock = socket.create_connection(
-                    (address, port),
-                    timeout,
-                    source_address=None if local_address is None else (local_address, 0),
-                )
+                sock.settimeout(timeout)
+                if local_address is not None:
+                    sock.bind((local_address, 0))
+                sock.connect(sockaddr)
             except OSError as exc:
+                sock.close()
                 last = exc
                 continue
             for option in socket_options or ():
                 sock.setsockopt(*option)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             return SyncStream(sock)
+        if isinstance(last, TimeoutError):
+            raise httpcore.ConnectTimeout(f"cannot connect to {host}: {last}")
         raise httpcore.ConnectError(f"cannot connect to {host}: {last}")
 
 
