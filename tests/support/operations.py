@@ -143,10 +143,15 @@ BODIES: dict[str, Callable[[], dict[str, Any]]] = {
 
 
 def targets(api: Api, op: Operation) -> dict[str, str]:
-    """One fresh object of ``api``'s organization for each path id of ``op`` (an object that
-    lives under another, a delivery under its webhook, is made under that one)."""
+    """One fresh object of ``api``'s organization for each path id of ``op``."""
+    return made_for(api, op.params)
+
+
+def made_for(api: Api, params: tuple[str, ...]) -> dict[str, str]:
+    """One fresh object of ``api``'s organization for each path id in ``params`` (an object
+    that lives under another, a delivery under its webhook, is made under that one)."""
     ids: dict[str, str] = {}
-    for param in op.params:
+    for param in params:
         parent, make = NESTED.get(param, ("", None))
         ids[param] = make(api, ids[parent]) if make and parent in ids else FACTORIES[param](api)
     return ids
