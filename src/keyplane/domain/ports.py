@@ -193,7 +193,8 @@ class WebhookRepository(Protocol):
         status: str,
         next_attempt_at: datetime | None,
     ) -> None:
-        """Records an attempt and what it made of its message; releases the lease."""
+        """Records an attempt and what it made of its message; releases the lease. Nothing,
+        when the message is gone (its webhook was deleted during the attempt)."""
         ...
 
     def set_failing(self, webhook_id: str, since: datetime | None) -> None:

@@ -200,7 +200,7 @@ def payload(event_type: str, event: AuditEvent) -> bytes:
     return orjson.dumps({"type": event_type, "timestamp": _iso(event.created_at), "data": data})
 
 
-def test_payload(webhook_id: str, org_id: str, actor: Mapping[str, Any], now: datetime) -> bytes:
+def payload_of_test(webhook_id: str, org_id: str, actor: Mapping[str, Any], now: datetime) -> bytes:
     data = {
         "id": webhook_id,
         "object": "webhook",

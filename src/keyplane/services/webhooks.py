@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
+from keyplane.domain.audit import actor_type
 from keyplane.domain.errors import Conflict, NotFound
 from keyplane.domain.ids import new_id
 from keyplane.domain.models import Page
@@ -22,7 +23,7 @@ from keyplane.domain.webhooks import (
     WebhookMessage,
     check_events,
     check_url,
-    test_payload,
+    payload_of_test,
 )
 from keyplane.services.common import (
     UNSET,
@@ -240,7 +241,7 @@ class WebhookService:
         with self._store.transaction() as tx:
             webhook = _enabled(tx, principal.org_id, webhook_id)
             actor = {
-                "type": "key" if principal.actor_id.startswith("key_") else "user",
+                "type": actor_type(principal.actor_id),
                 "id": principal.actor_id,
                 "name": principal.actor_name,
             }
@@ -249,7 +250,7 @@ class WebhookService:
                 org_id=webhook.org_id,
                 webhook_id=webhook.id,
                 event_type="webhook.test",
-                payload=test_payload(webhook.id, webhook.org_id, actor, now),
+                payload=payload_of_test(webhook.id, webhook.org_id, actor, now),
                 status="pending",
                 created_at=now,
                 retry_from=now,

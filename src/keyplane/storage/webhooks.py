@@ -154,9 +154,8 @@ class SqlWebhookRepository:
     def finish(
         self, attempt: WebhookAttempt, *, status: str, next_attempt_at: datetime | None
     ) -> None:
-        self._conn.execute(insert(webhook_attempts).values(**_fields(attempt)))
         m = webhook_messages.c
-        self._conn.execute(
+        updated = self._conn.execute(
             update(webhook_messages)
             .where(m.id == attempt.message_id)
             .values(
@@ -168,6 +167,9 @@ class SqlWebhookRepository:
                 lease_until=None,
             )
         )
+        # Deleted with its webhook while the attempt was in flight: nothing to record.
+        if updated.rowcount:
+            self._conn.execute(insert(webhook_attempts).values(**_fields(attempt)))
 
     def set_failing(self, webhook_id: str, since: datetime | None) -> None:
         w = webhooks.c

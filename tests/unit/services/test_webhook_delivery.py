@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import Envelope
+from sqlalchemy import text
 
 from keyplane.app import build
 from keyplane.container import Keyplane
@@ -179,3 +180,27 @@ def test_one_slow_endpoint_holds_up_no_other(
         runner.join(timeout=15)
     finally:
         slow.stop()
+
+
+def test_a_webhook_deleted_during_an_attempt_leaves_nothing_behind(
+    kp: Keyplane, clock: Clock, receiver: Receiver
+) -> None:
+    owner, _ = _owner(kp)
+    receiver.delay = 1.0
+    hook = kp.webhooks.create(owner, receiver.url, ["*"]).webhook
+    kp.webhooks.test(owner, hook.id)
+    handled: list[int] = []
+    runner = threading.Thread(target=lambda: handled.append(_job(kp).run(clock())))
+    runner.start()
+    receiver.wait_for(1, seconds=5)
+    kp.webhooks.delete(owner, hook.id)
+    runner.join(timeout=15)
+
+    assert handled == [1]
+    with kp.store.read() as tx:
+        assert tx.webhooks.messages(owner.org_id, hook.id, limit=10, after=None) == []
+    with kp.store.engine.connect() as conn:
+        count = conn.execute(
+            text("SELECT count(*) FROM webhook_attempts WHERE webhook_id = :id"), {"id": hook.id}
+        ).scalar()
+    assert count == 0
