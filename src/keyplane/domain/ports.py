@@ -179,6 +179,10 @@ class WebhookRepository(Protocol):
         """Pending again, due now, with a fresh retry budget (a redelivery)."""
         ...
 
+    def any_due(self, now: datetime) -> bool:
+        """Whether a pending message is due: a read, so an idle round takes no write lock."""
+        ...
+
     def claim(
         self, now: datetime, *, lease_until: datetime, limit: int
     ) -> list[tuple[WebhookMessage, Webhook]]:
@@ -200,6 +204,12 @@ class WebhookRepository(Protocol):
     def set_failing(self, webhook_id: str, since: datetime | None) -> None:
         """Marks the endpoint failing since ``since`` (kept if already failing), or healthy."""
         ...
+
+    def notices_due(self, limit: int) -> list[Webhook]:
+        """Endpoints the job disabled whose owners are not yet emailed."""
+        ...
+
+    def clear_notice(self, webhook_id: str) -> None: ...
 
 
 class Transaction(Protocol):

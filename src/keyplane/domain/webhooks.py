@@ -261,7 +261,8 @@ class Webhook:
     It holds no secret: the signing secret is derived from the server secret, the id and
     ``secret_generation`` (KeyHasher.webhook_secret). ``previous_secret_until`` is when the
     generation before the current one stops signing (24 h after a roll). ``failing_since``
-    is the first failed attempt since the last success (None while it succeeds).
+    is the first failed attempt since the last success (None while it succeeds);
+    ``notice_due`` while the owners of an endpoint the job disabled are not yet emailed.
     """
 
     id: str
@@ -277,6 +278,7 @@ class Webhook:
     previous_secret_until: datetime | None = None
     failing_since: datetime | None = None
     disabled_reason: str | None = None
+    notice_due: bool = False
 
     def generations(self, now: datetime) -> tuple[int, ...]:
         """The secret generations that sign now: the current one first."""

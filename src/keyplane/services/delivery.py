@@ -24,6 +24,7 @@ from typing import Final
 
 from keyplane.domain.errors import MailUnavailable
 from keyplane.domain.ids import new_id
+from keyplane.domain.limits import PAGE_MAX
 from keyplane.domain.ports import Mailer, Store, Transaction, WebhookSender
 from keyplane.domain.scopes import ScopeSet
 from keyplane.domain.tokens import KeyHasher
@@ -76,6 +77,12 @@ class WebhookDeliveryJob:
         return self._interval
 
     def run(self, now: datetime) -> int:
+        return self._send_due(now) + self._notify_owners()
+
+    def _send_due(self, now: datetime) -> int:
+        with self._store.read() as tx:
+            if not tx.webhooks.any_due(now):
+                return 0
         with self._store.transaction() as tx:
             claimed = tx.webhooks.claim(now, lease_until=now + LEASE, limit=self._batch)
         if not claimed:
@@ -124,7 +131,6 @@ class WebhookDeliveryJob:
             excerpt=outcome.excerpt[:EXCERPT_MAX],
             error=outcome.error[:200] if outcome.error else None,
         )
-        disabled = False
         with self._store.transaction() as tx:
             if outcome.ok:
                 tx.webhooks.finish(attempt, status="delivered", next_attempt_at=None)
@@ -142,9 +148,6 @@ class WebhookDeliveryJob:
                 current = tx.webhooks.get(webhook.org_id, webhook.id)
                 if current is not None and current.enabled:
                     self._disable(tx, current, failing_since, now)
-                    disabled = True
-        if disabled:
-            self._notify(webhook, failing_since)
         log.info(
             "webhook %s: message %s attempt failed (%s)",
             webhook.id,
@@ -157,7 +160,13 @@ class WebhookDeliveryJob:
     def _disable(tx: Transaction, webhook: Webhook, failing_since: datetime, now: datetime) -> None:
         reason = f"every delivery failed since {failing_since.isoformat()}"
         tx.webhooks.update(
-            replace(webhook, enabled=False, disabled_reason=reason[:200], updated_at=now)
+            replace(
+                webhook,
+                enabled=False,
+                disabled_reason=reason[:200],
+                notice_due=True,
+                updated_at=now,
+            )
         )
         system = Principal(
             org_id=webhook.org_id,
@@ -177,26 +186,43 @@ class WebhookDeliveryJob:
             failing_since=failing_since.isoformat(),
         )
 
-    def _notify(self, webhook: Webhook, failing_since: datetime) -> None:
-        """Tells the organization's owners, after the disabling committed. A mail server that
-        is down loses this email (logged); the audit event stays."""
-        if not self._mailer.enabled:
-            return
+    def _notify_owners(self) -> int:
+        """Emails the owners of each endpoint disabled since the last round. The notice is
+        a flag on the webhook's row, set in the transaction that disabled it: a crash in
+        between loses no email, and a mail server that refuses one gets it again next
+        round (two runners may both send it: at least once, never never). Without a mail
+        server (KEYPLANE_SMTP_URL unset) the audit event is all there is."""
+        with self._store.read() as tx:
+            due = tx.webhooks.notices_due(limit=10)
+        sent = 0
+        for webhook in due:
+            if self._mailer.enabled and not self._email(webhook):
+                continue
+            with self._store.transaction() as tx:
+                tx.webhooks.clear_notice(webhook.id)
+            sent += 1
+        return sent
+
+    def _email(self, webhook: Webhook) -> bool:
         with self._store.read() as tx:
             owners = [
                 u.email
-                for u in tx.users.page(webhook.org_id, limit=200, after=None)
+                for u in tx.users.page(webhook.org_id, limit=PAGE_MAX, after=None)
                 if u.role == "owner"
             ]
         if not owners:
-            return
+            return True
         text = (
-            f"keyplane disabled the webhook {webhook.id} ({webhook.url}): every delivery "
-            f"to it has failed since {failing_since:%Y-%m-%d %H:%M} UTC.\n\n"
+            f"keyplane disabled the webhook {webhook.id} ({webhook.url}): "
+            f"{webhook.disabled_reason or 'its deliveries kept failing'}.\n\n"
             "Its pending messages wait. Fix the endpoint, then enable the webhook again in "
             'the console (Webhooks) or with PATCH /v1/webhooks/{id} {"enabled": true}.\n'
         )
         try:
             self._mailer.send(owners, "A keyplane webhook was disabled", text)
         except MailUnavailable:
-            log.warning("webhook %s disabled; the email to its owners was not accepted", webhook.id)
+            log.warning(
+                "webhook %s disabled; its owners' email waits for the next round", webhook.id
+            )
+            return False
+        return True

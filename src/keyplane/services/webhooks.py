@@ -132,7 +132,9 @@ class WebhookService:
                 updated = replace(updated, enabled=changes.enabled)
                 if changes.enabled and not webhook.enabled:
                     # Enabled again by a person: its failures so far are forgiven.
-                    updated = replace(updated, failing_since=None, disabled_reason=None)
+                    updated = replace(
+                        updated, failing_since=None, disabled_reason=None, notice_due=False
+                    )
             updated = replace(updated, updated_at=now)
             tx.webhooks.update(updated)
             record(

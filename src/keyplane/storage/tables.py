@@ -286,6 +286,9 @@ webhooks = Table(
     Column("previous_secret_until", UTCDateTime, nullable=True),
     Column("failing_since", UTCDateTime, nullable=True),
     Column("disabled_reason", String(200), nullable=True),
+    # Disabled by the delivery job and its owners not yet emailed: the email is sent from
+    # this row, so a crash after the disabling commits still sends it.
+    Column("notice_due", Boolean, nullable=False, server_default=text("false")),
     Column("created_by", String(40), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),

@@ -27,6 +27,7 @@ _MUTABLE = (
     "previous_secret_until",
     "failing_since",
     "disabled_reason",
+    "notice_due",
     "updated_at",
 )
 
@@ -115,6 +116,11 @@ class SqlWebhookRepository:
             .values(status="pending", next_attempt_at=now, retry_from=now)
         )
 
+    def any_due(self, now: datetime) -> bool:
+        m = webhook_messages.c
+        query = select(m.id).where(m.status == "pending", m.next_attempt_at <= now).limit(1)
+        return self._conn.execute(query).first() is not None
+
     def claim(
         self, now: datetime, *, lease_until: datetime, limit: int
     ) -> list[tuple[WebhookMessage, Webhook]]:
@@ -178,6 +184,20 @@ class SqlWebhookRepository:
             self._conn.execute(query.values(failing_since=None))
         else:
             self._conn.execute(query.where(w.failing_since.is_(None)).values(failing_since=since))
+
+    def notices_due(self, limit: int) -> list[Webhook]:
+        query = (
+            select(webhooks)
+            .where(webhooks.c.notice_due.is_(True))
+            .order_by(webhooks.c.id)
+            .limit(limit)
+        )
+        return [_webhook(row) for row in self._conn.execute(query)]
+
+    def clear_notice(self, webhook_id: str) -> None:
+        self._conn.execute(
+            update(webhooks).where(webhooks.c.id == webhook_id).values(notice_due=False)
+        )
 
     def _attempts(self, message_ids: list[str]) -> dict[str, list[WebhookAttempt]]:
         found: dict[str, list[WebhookAttempt]] = defaultdict(list)

@@ -21,7 +21,12 @@ from keyplane.container import Keyplane
 from keyplane.domain.audit import AuditQuery
 from keyplane.domain.errors import Conflict
 from keyplane.domain.ports import Job
+from keyplane.domain.tokens import KeyHasher
+from keyplane.mail import SmtpMailer, SmtpTarget
+from keyplane.outbound import HttpWebhookSender
 from keyplane.services.common import Principal
+from keyplane.services.delivery import WebhookDeliveryJob
+from keyplane.services.webhooks import WebhookChanges
 from keyplane.settings import Settings
 
 from conftest import TEST_SECRET, Clock, free_port
@@ -144,6 +149,38 @@ def test_an_endpoint_failing_for_five_days_is_disabled_and_its_owners_told(
     # Disabled: its messages wait, nothing is sent to it any more.
     assert job.run(clock() + timedelta(minutes=5)) == 0
     assert event.org_id == org_id
+
+
+def test_an_owners_email_the_mail_server_refused_is_sent_on_a_later_round(
+    kp: Keyplane, clock: Clock, receiver: Receiver, inbox: tuple[Inbox, int]
+) -> None:
+    owner, _ = _owner(kp)
+    receiver.status = 500
+    hook = kp.webhooks.create(owner, receiver.url, ["*"]).webhook
+    kp.webhooks.test(owner, hook.id)
+    nobody_listens = SmtpMailer(SmtpTarget.parse(f"smtp://127.0.0.1:{free_port()}"), "k@test")
+    down = WebhookDeliveryJob(
+        kp.store,
+        KeyHasher(kp.settings.pepper()),
+        HttpWebhookSender(allow_private=True),
+        nobody_listens,
+    )
+    down.run(clock())
+    clock.advance(timedelta(days=5))
+    kp.webhooks.test(owner, hook.id)
+
+    down.run(clock())
+
+    assert not kp.webhooks.get(owner, hook.id).enabled
+    assert inbox[0].messages == []
+    with kp.store.read() as tx:
+        assert [w.id for w in tx.webhooks.notices_due(10)] == [hook.id]
+    assert _job(kp).run(clock()) == 1  # the email, from the row
+    [mail] = inbox[0].messages
+    assert mail.rcpt_tos == ["owner@acme.test"]
+    assert _job(kp).run(clock()) == 0
+    kp.webhooks.update(owner, hook.id, WebhookChanges(enabled=True))
+    assert kp.webhooks.get(owner, hook.id).failing_since is None
 
 
 def test_a_runner_that_died_holding_a_message_lets_go_when_the_lease_ends(

@@ -30,6 +30,7 @@ def upgrade() -> None:
         sa.Column("previous_secret_until", sa.DateTime(timezone=True), nullable=True),
         sa.Column("failing_since", sa.DateTime(timezone=True), nullable=True),
         sa.Column("disabled_reason", sa.String(length=200), nullable=True),
+        sa.Column("notice_due", sa.Boolean(), server_default=sa.text("false"), nullable=False),
         sa.Column("created_by", sa.String(length=40), nullable=False),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
