@@ -33,7 +33,7 @@ from keyplane.logs import disable_access_log
 from keyplane.services.keys import IssuedKey
 from keyplane.settings import Settings
 
-pytest_plugins = ["support.browser", "support.databases"]
+pytest_plugins = ["support.browser", "support.databases", "support.receiver"]
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "KEYPLANE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
@@ -70,12 +70,14 @@ class LogCapture(logging.Handler):
 
 class CreatedKeys:
     """Every secret any test saw, for the search of the databases and logs at the end: full
-    keys, passwords, console session tokens and set-password tokens."""
+    keys, passwords, console session tokens, set-password tokens and webhook signing
+    secrets."""
 
     def __init__(self) -> None:
         self.keys: set[str] = set()
         self.passwords: set[str] = set()
         self.tokens: set[str] = set()
+        self.webhook_secrets: set[str] = set()
         self.clients: list[httpx.Client] = []
 
     def close_clients(self) -> None:
@@ -96,6 +98,10 @@ class CreatedKeys:
     def add_token(self, token: str) -> None:
         if len(token) >= 20:
             self.tokens.add(token)
+
+    def add_webhook_secret(self, secret: str) -> None:
+        if secret.startswith("whsec_") and len(secret) > 30:
+            self.webhook_secrets.add(secret)
 
     def note_form(self, form: Mapping[str, object]) -> None:
         """The passwords a console form or a JSON body carries."""
@@ -299,6 +305,8 @@ class Api:
             body = response.json()
             if isinstance(body, dict) and isinstance(body.get("key"), str):
                 self._created.add(body["key"])
+            if isinstance(body, dict) and isinstance(body.get("secret"), str):
+                self._created.add_webhook_secret(body["secret"])
             if isinstance(body, dict) and isinstance(body.get("set_password_url"), str):
                 self._created.note_set_password_link(body["set_password_url"])
 

@@ -24,10 +24,12 @@ from keyplane.domain.usage import Retention
 from keyplane.jobs import JobRunner
 from keyplane.mail import NullMailer, SmtpMailer, SmtpTarget
 from keyplane.memory import BufferedUsageRecorder, InProcessAttemptLimiter, InProcessKeyCache
+from keyplane.outbound import HttpWebhookSender
 from keyplane.passwords import Argon2Passwords
 from keyplane.services.analytics import AnalyticsService, UsageRetentionJob
 from keyplane.services.apps import AppService
 from keyplane.services.auditing import AuditService
+from keyplane.services.delivery import WebhookDeliveryJob
 from keyplane.services.expiry import ExpiryJob, NoticeJob
 from keyplane.services.keys import KeyService
 from keyplane.services.orgs import OrgService
@@ -37,6 +39,7 @@ from keyplane.services.rotation import RotationService
 from keyplane.services.signin import SignInService
 from keyplane.services.users import UserService
 from keyplane.services.verifying import Verifier
+from keyplane.services.webhooks import WebhookService
 from keyplane.settings import ConfigurationError, Settings
 from keyplane.storage.engine import make_engine, migrate
 from keyplane.storage.instance import claim_secret_check
@@ -63,10 +66,14 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
     usage_counts = SqlUsageRepository(engine)
     counter = _usage_counter(settings, usage_counts, clock)
     mailer = _mailer(settings)
+    sender = HttpWebhookSender(allow_private=settings.webhooks_allow_private)
     jobs: list[Job] = [
         _usage_retention(settings, usage_counts),
         ExpiryJob(store, cache),
         NoticeJob(store, mailer),
+        WebhookDeliveryJob(
+            store, hasher, sender, mailer, interval=settings.webhooks_delivery_interval
+        ),
     ]
     keys = KeyService(store, hasher, cache, clock)
     passwords = Argon2Passwords()
@@ -99,9 +106,12 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
             monotonic=time.monotonic,
         ),
         audit=AuditService(store),
+        webhooks=WebhookService(
+            store, hasher, clock, allow_private=settings.webhooks_allow_private
+        ),
         mailer=mailer,
         jobs=JobRunner(jobs, clock=clock, interval=settings.jobs_interval_seconds),
-        closers=[passwords.close, engine.dispose],
+        closers=[passwords.close, sender.close, engine.dispose],
     )
 
 

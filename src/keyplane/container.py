@@ -29,6 +29,7 @@ from keyplane.services.rotation import RotationService
 from keyplane.services.signin import SignInService
 from keyplane.services.users import UserService
 from keyplane.services.verifying import Verifier
+from keyplane.services.webhooks import WebhookService
 from keyplane.settings import Settings
 
 
@@ -51,6 +52,7 @@ class Keyplane:
     signin: SignInService
     analytics: AnalyticsService
     audit: AuditService
+    webhooks: WebhookService
     mailer: Mailer
     # The lifecycle jobs; started by `serve` (unless KEYPLANE_RUN_JOBS=false) and `worker`.
     jobs: JobRunner

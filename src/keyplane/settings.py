@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     # Webhook targets on private and loopback networks (link-local and cloud metadata
     # addresses are refused whatever this says).
     webhooks_allow_private: bool = True
+    # Seconds between rounds of the webhook delivery job (its first attempt at a message
+    # follows the change within about this long).
+    webhooks_delivery_interval: float = Field(default=1.0, gt=0)
     log_level: str = "info"
     # Console cookies are Secure: browsers send them over HTTPS and to localhost only. Turn
     # off only behind a trusted plain-HTTP hop (never on the open internet).

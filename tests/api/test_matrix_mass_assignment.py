@@ -20,6 +20,7 @@ from support import problem
 from support.operations import (
     BODIES,
     FACTORIES,
+    NESTED,
     OPERATIONS,
     Operation,
     body,
@@ -120,6 +121,8 @@ def test_every_2xx_answer_carries_only_documented_fields(org: Org, op: Operation
         payload = {"key": made["key"], "scopes": ["apps:read"]}
     elif not op.params:
         _seeded(org, op)
+    elif op.id == "GET /v1/webhooks/{webhook_id}/deliveries":  # a list under its webhook
+        NESTED["delivery_id"][1](org.api, ids["webhook_id"])
 
     response = call(org.api, op, ids, payload)
 

@@ -3,8 +3,9 @@ logs.
 
 The secrets are those the session registry (``conftest.CreatedKeys``) collected: every full
 key the test servers issued, by any path, and its 32 random characters alone; every password
-a test set or typed (API bodies, console forms, the browser); every console session token
-and every set-password token. Keys are stored only as keyed digests, passwords as argon2
+a test set or typed (API bodies, console forms, the browser); every console session token,
+every set-password token and every webhook signing secret (``whsec_…``) shown. Keys are
+stored only as keyed digests, passwords as argon2
 hashes, tokens as digests, and none is ever logged. This searches the raw SQLite files
 (database and write-ahead log), every row of every PostgreSQL table as text, the audit rows
 of both, and every log record of the session.
@@ -37,6 +38,8 @@ def _needles(seen: CreatedKeys) -> dict[str, str]:
     needles |= {key[8:40]: "random part of a key" for key in seen.keys}
     needles |= dict.fromkeys(seen.passwords, "password")
     needles |= dict.fromkeys(seen.tokens, "token")
+    needles |= dict.fromkeys(seen.webhook_secrets, "webhook secret")
+    needles |= {s.removeprefix("whsec_"): "webhook secret's base64" for s in seen.webhook_secrets}
     return needles
 
 

@@ -25,7 +25,7 @@ from keyplane.domain.models import Role
 from keyplane.domain.roles import ROLES, role_scopes
 
 from conftest import Api, CreatedKeys, Org, Server
-from support.operations import FACTORIES, NEVER, snapshot
+from support.operations import HOOK_URL, NEVER, made_for, snapshot
 
 # Pages a visitor uses before having a session: no role applies. Signing out is for every
 # role (test_signin.py covers it) and would end the sessions this matrix shares. Choosing
@@ -74,6 +74,23 @@ AS_API: dict[str, tuple[str, ...]] = {
     "GET /console/settings": ("GET /v1/org",),
     "GET /console/usage": ("GET /v1/analytics/usage", "GET /v1/analytics/top-keys"),
     "POST /console/settings": ("PATCH /v1/org",),
+    "GET /console/webhooks": ("GET /v1/webhooks",),
+    "GET /console/webhooks/new": ("POST /v1/webhooks",),
+    "POST /console/webhooks": ("POST /v1/webhooks",),
+    "GET /console/webhooks/{webhook_id}": (
+        "GET /v1/webhooks/{webhook_id}",
+        "GET /v1/webhooks/{webhook_id}/deliveries",
+    ),
+    "POST /console/webhooks/{webhook_id}/edit": ("PATCH /v1/webhooks/{webhook_id}",),
+    "GET /console/webhooks/{webhook_id}/roll-secret": (),  # a redirect to the webhook's page
+    "POST /console/webhooks/{webhook_id}/roll-secret": (
+        "POST /v1/webhooks/{webhook_id}/roll-secret",
+    ),
+    "POST /console/webhooks/{webhook_id}/test": ("POST /v1/webhooks/{webhook_id}/test",),
+    "POST /console/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver": (
+        "POST /v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver",
+    ),
+    "POST /console/webhooks/{webhook_id}/delete": ("DELETE /v1/webhooks/{webhook_id}",),
 }
 
 
@@ -95,6 +112,8 @@ def _forms() -> dict[str, dict[str, str]]:
         "POST /console/users": {"email": f"forbidden-{unique}@example.com", "role": "viewer"},
         "POST /console/users/{user_id}/role": {"role": "admin"},
         "POST /console/settings": {"name": f"Forbidden {unique}"},
+        "POST /console/webhooks": {"url": HOOK_URL, "event": "*"},
+        "POST /console/webhooks/{webhook_id}/edit": {"url": HOOK_URL, "event": "key.created"},
     }
 
 
@@ -155,7 +174,7 @@ def test_each_role_may_use_a_console_page_exactly_when_the_api_policy_allows_it(
     method, path, params = route.method, route.path, route.path_params
     needed = {_scope(op) for op in AS_API[str(route)]} - {None}
     catalogue = Catalogue(())
-    ids = {param: FACTORIES[param](tenant.owner) for param in params}
+    ids = made_for(tenant.owner, params)
     before = snapshot(tenant.owner)
     refused = set()
 

@@ -17,7 +17,7 @@ import pytest
 from test_routes import console_routes
 
 from conftest import CreatedKeys, Org, Server
-from support.operations import FACTORIES, NEVER, snapshot
+from support.operations import FACTORIES, HOOK_URL, NEVER, made_for, snapshot
 
 # Set-password links name a one-time token, not an object of any organization.
 NOT_OBJECTS = {"token"}
@@ -40,6 +40,11 @@ FORMS: dict[str, dict[str, str]] = {
     "POST /console/resources/{name}/delete": {},
     "POST /console/users/{user_id}/role": {"role": "owner"},
     "POST /console/users/{user_id}/delete": {},
+    "POST /console/webhooks/{webhook_id}/edit": {"url": HOOK_URL, "event": "*", "enabled": "on"},
+    "POST /console/webhooks/{webhook_id}/roll-secret": {},
+    "POST /console/webhooks/{webhook_id}/test": {},
+    "POST /console/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver": {},
+    "POST /console/webhooks/{webhook_id}/delete": {},
 }
 
 
@@ -99,7 +104,7 @@ def test_another_organizations_object_in_the_console_is_like_one_that_never_exis
     params: tuple[str, ...],
 ) -> None:
     session, csrf = _owner_session(server, created_keys)
-    theirs = {param: FACTORIES[param](other_org.api) for param in params}
+    theirs = made_for(other_org.api, params)
     absent = {param: NEVER[param]() for param in params}
     before = snapshot(other_org.api)
     form = {"csrf_token": csrf, **FORMS[f"{method} {path}"]} if method == "POST" else None

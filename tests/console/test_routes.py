@@ -20,6 +20,7 @@ from test_signin import PASSWORD, Visitor, person
 from keyplane.console import install_console
 
 from conftest import CreatedKeys, Org, Server
+from support.operations import made_for
 
 
 @dataclass(frozen=True)
@@ -102,7 +103,7 @@ class Target:
         """Everything a console form can change, as the REST API shows it."""
         api = self.org.api
         state: dict[str, Any] = {"org": api.get("/v1/org").json()}
-        for listing in ("keys", "apps", "profiles", "resources", "users"):
+        for listing in ("keys", "apps", "profiles", "resources", "users", "webhooks"):
             state[listing] = api.get(f"/v1/{listing}?limit=100").json()["data"]
         for key in state["keys"]:
             key.pop("last_used_at")  # the owner key's snapshots themselves move it
@@ -122,6 +123,7 @@ def target(sqlite_server: Server, created_keys: CreatedKeys) -> Iterator[Target]
         "profile_id": api.post("/v1/profiles", json={"name": "target"}).json()["id"],
         "name": api.post("/v1/resources", json={"name": "models"}).json()["name"],
         "user_id": invited.json()["id"],
+        **made_for(api, ("webhook_id", "delivery_id")),
         "token": invited.json()["set_password_url"].rsplit("/", 1)[1],
     }
     visitor = Visitor(sqlite_server)
@@ -146,6 +148,9 @@ PAYLOAD = {
     "confirm": PASSWORD,
     "max_key_lifetime_days": "7",
     "require_explicit_scopes": "on",
+    "url": "http://127.0.0.1:9/forged",
+    "event": "*",
+    "enabled": "on",
 }
 
 

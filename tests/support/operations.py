@@ -88,6 +88,23 @@ FACTORIES: dict[str, Callable[[Api], str]] = {
         api, "/v1/users", {"email": f"{_unique('target')}@example.com", "role": "viewer"}
     ),
 }
+# Webhook targets on loopback's discard port: nothing listens there, and the shared servers
+# run no delivery job unless a test runs it.
+HOOK_URL = "http://127.0.0.1:9/hooks"
+FACTORIES["webhook_id"] = lambda api: _made(api, "/v1/webhooks", {"url": HOOK_URL, "events": ["*"]})
+
+
+def _delivery(api: Api, webhook_id: str) -> str:
+    response = api.post(f"/v1/webhooks/{webhook_id}/test")
+    assert response.status_code == 202, response.text
+    return str(response.json()["id"])
+
+
+FACTORIES["delivery_id"] = lambda api: _delivery(api, FACTORIES["webhook_id"](api))
+# path parameter -> (the parameter it lives under, how to make one under that object)
+NESTED: dict[str, tuple[str, Callable[[Api, str], str]]] = {
+    "delivery_id": ("webhook_id", _delivery),
+}
 # Audit filters: a key acts (actor_id), an app is acted on (target_id).
 FACTORIES["actor_id"] = FACTORIES["key_id"]
 FACTORIES["target_id"] = FACTORIES["app_id"]
@@ -101,6 +118,8 @@ NEVER: dict[str, Callable[[], str]] = {
     "user_id": lambda: new_id("usr"),
     "actor_id": lambda: new_id("key"),
     "target_id": lambda: new_id("app"),
+    "webhook_id": lambda: new_id("whk"),
+    "delivery_id": lambda: new_id("msg"),
 }
 
 # operation -> a body it accepts (fresh names each time, so it can run repeatedly)
@@ -118,12 +137,24 @@ BODIES: dict[str, Callable[[], dict[str, Any]]] = {
     "POST /v1/users": lambda: {"email": f"{_unique('made')}@example.com", "role": "viewer"},
     "PATCH /v1/users/{user_id}": lambda: {"name": "Changed"},
     "PATCH /v1/org": lambda: {"name": _unique("Renamed org")},
+    "POST /v1/webhooks": lambda: {"url": HOOK_URL, "events": ["key.created"]},
+    "PATCH /v1/webhooks/{webhook_id}": lambda: {"description": "changed"},
 }
 
 
 def targets(api: Api, op: Operation) -> dict[str, str]:
     """One fresh object of ``api``'s organization for each path id of ``op``."""
-    return {param: FACTORIES[param](api) for param in op.params}
+    return made_for(api, op.params)
+
+
+def made_for(api: Api, params: tuple[str, ...]) -> dict[str, str]:
+    """One fresh object of ``api``'s organization for each path id in ``params`` (an object
+    that lives under another, a delivery under its webhook, is made under that one)."""
+    ids: dict[str, str] = {}
+    for param in params:
+        parent, make = NESTED.get(param, ("", None))
+        ids[param] = make(api, ids[parent]) if make and parent in ids else FACTORIES[param](api)
+    return ids
 
 
 def never(op: Operation) -> dict[str, str]:
@@ -156,7 +187,14 @@ def _without_usage(value: Any) -> Any:
 
 
 def _everything(api: Api) -> Iterator[tuple[str, Any]]:
-    for path in ("/v1/keys", "/v1/apps", "/v1/profiles", "/v1/resources", "/v1/users"):
+    for path in (
+        "/v1/keys",
+        "/v1/apps",
+        "/v1/profiles",
+        "/v1/resources",
+        "/v1/users",
+        "/v1/webhooks",
+    ):
         items: list[Any] = []
         url = f"{path}?limit=100"
         while True:

@@ -19,6 +19,7 @@ from keyplane.api.routes import (
     resources,
     users,
     verify,
+    webhooks,
 )
 from keyplane.api.routes._docs import document_problems
 from keyplane.api.routes.verify import ValidBodies, VerifyFastPath
@@ -38,5 +39,5 @@ def install(app: FastAPI) -> None:
     app.add_middleware(RequestGuard)
     app.router.routes.insert(0, Route("/healthz", health.healthz, methods=["GET"]))
     app.include_router(verify.router)
-    for feature in (keys, apps, profiles, resources, users, org, analytics, audit):
+    for feature in (keys, apps, profiles, resources, users, org, analytics, audit, webhooks):
         app.include_router(feature.router)

@@ -53,4 +53,13 @@ POLICY: Final[Mapping[Operation, str | None]] = {
     ("GET", "/v1/analytics/top-keys"): "analytics:read",
     ("GET", "/v1/audit-events"): "audit:read",
     ("GET", "/v1/audit-events/export"): "audit:read",
+    ("POST", "/v1/webhooks"): "webhooks:write",
+    ("GET", "/v1/webhooks"): "webhooks:read",
+    ("GET", "/v1/webhooks/{webhook_id}"): "webhooks:read",
+    ("PATCH", "/v1/webhooks/{webhook_id}"): "webhooks:write",
+    ("DELETE", "/v1/webhooks/{webhook_id}"): "webhooks:delete",
+    ("POST", "/v1/webhooks/{webhook_id}/roll-secret"): "webhooks:write",
+    ("GET", "/v1/webhooks/{webhook_id}/deliveries"): "webhooks:read",
+    ("POST", "/v1/webhooks/{webhook_id}/deliveries/{delivery_id}/redeliver"): "webhooks:write",
+    ("POST", "/v1/webhooks/{webhook_id}/test"): "webhooks:write",
 }

@@ -24,6 +24,7 @@ from keyplane.console.routes import (
     session,
     usage,
     users,
+    webhooks,
 )
 
 STATIC = Path(__file__).parent / "static"
@@ -33,5 +34,5 @@ def install_console(app: FastAPI) -> None:
     install_console_errors(app)
     app.add_middleware(ConsoleHeaders)
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
-    for feature in (session, keys, apps, resources, profiles, users, org, usage, audit):
+    for feature in (session, keys, apps, resources, profiles, users, org, usage, audit, webhooks):
         app.include_router(feature.router, include_in_schema=False)

@@ -57,6 +57,13 @@ ACTIONS: Final[Mapping[str, str]] = {
     "resource.create": "A resource was added to the permission catalogue.",
     "resource.update": "A resource of the permission catalogue changed.",
     "resource.delete": "A resource was removed from the permission catalogue.",
+    "webhook.create": "A webhook endpoint was added.",
+    "webhook.update": "A webhook's URL, events, description or enabled state changed.",
+    "webhook.delete": "A webhook endpoint was deleted with its deliveries.",
+    "webhook.roll_secret": "A webhook's signing secret was rolled (the old one signs 24 h more).",
+    "webhook.disable": "The delivery job disabled a webhook whose deliveries failed for 5 days.",
+    "webhook.redeliver": "A webhook message was queued to be sent again.",
+    "webhook.test": "A test message was queued to a webhook.",
 }
 
 CANONICAL_FIELDS: Final = (

@@ -6,8 +6,24 @@ from typing import Final, Literal
 
 from ulid import ULID
 
-Kind = Literal["key", "app", "org", "usr", "prf", "res", "evt", "ses", "idn", "ntc"]
-KINDS: Final = ("key", "app", "org", "usr", "prf", "res", "evt", "ses", "idn", "ntc")
+Kind = Literal[
+    "key", "app", "org", "usr", "prf", "res", "evt", "ses", "idn", "ntc", "whk", "msg", "dlv"
+]
+KINDS: Final = (
+    "key",
+    "app",
+    "org",
+    "usr",
+    "prf",
+    "res",
+    "evt",
+    "ses",
+    "idn",
+    "ntc",
+    "whk",
+    "msg",
+    "dlv",
+)
 
 
 def new_id(kind: Kind) -> str:

@@ -29,6 +29,7 @@ from keyplane.domain.models import (
 from keyplane.domain.tokens import Environment
 from keyplane.domain.usage import KeyUsage, Retention, UsagePoint, UsageRange, UsageTally
 from keyplane.domain.verification import CachedKey
+from keyplane.domain.webhooks import Outcome, Webhook, WebhookAttempt, WebhookMessage
 
 Clock = Callable[[], datetime]
 
@@ -182,6 +183,66 @@ class AuditRepository(Protocol):
     def chain(self, org_id: str) -> Generator[AuditEvent]: ...
 
 
+class WebhookRepository(Protocol):
+    """Webhook endpoints, their outbox of messages and every attempt at delivering one."""
+
+    def get(self, org_id: str, webhook_id: str) -> Webhook | None: ...
+    def page(self, org_id: str, *, limit: int, after: str | None) -> list[Webhook]: ...
+    def insert(self, webhook: Webhook) -> None: ...
+    def update(self, webhook: Webhook) -> None: ...
+    def delete(self, org_id: str, webhook_id: str) -> None: ...
+    def subscribed(self, org_id: str, event_type: str) -> list[str]:
+        """The enabled endpoints of the organization that receive ``event_type`` (one
+        indexed query: every audited mutation asks it)."""
+        ...
+
+    def enqueue(self, messages: Sequence[WebhookMessage]) -> None: ...
+    def messages(
+        self, org_id: str, webhook_id: str, *, limit: int, after: str | None
+    ) -> list[WebhookMessage]:
+        """Newest first, each with its attempts (oldest first)."""
+        ...
+
+    def get_message(
+        self, org_id: str, webhook_id: str, message_id: str
+    ) -> WebhookMessage | None: ...
+    def requeue(self, message_id: str, now: datetime) -> None:
+        """Pending again, due now, with a fresh retry budget (a redelivery)."""
+        ...
+
+    def any_due(self, now: datetime) -> bool:
+        """Whether a pending message is due: a read, so an idle round takes no write lock."""
+        ...
+
+    def claim(
+        self, now: datetime, *, lease_until: datetime, limit: int
+    ) -> list[tuple[WebhookMessage, Webhook]]:
+        """Due messages of enabled endpoints, leased until ``lease_until`` (FOR UPDATE SKIP
+        LOCKED on PostgreSQL): another runner skips them until then."""
+        ...
+
+    def finish(
+        self,
+        attempt: WebhookAttempt,
+        *,
+        status: str,
+        next_attempt_at: datetime | None,
+    ) -> None:
+        """Records an attempt and what it made of its message; releases the lease. Nothing,
+        when the message is gone (its webhook was deleted during the attempt)."""
+        ...
+
+    def set_failing(self, webhook_id: str, since: datetime | None) -> None:
+        """Marks the endpoint failing since ``since`` (kept if already failing), or healthy."""
+        ...
+
+    def notices_due(self, limit: int) -> list[Webhook]:
+        """Endpoints the job disabled whose owners are not yet emailed."""
+        ...
+
+    def clear_notice(self, webhook_id: str) -> None: ...
+
+
 class Transaction(Protocol):
     """One unit of work: everything done through it commits or rolls back together."""
 
@@ -205,6 +266,8 @@ class Transaction(Protocol):
     def sessions(self) -> SessionRepository: ...
     @property
     def notices(self) -> NoticeRepository: ...
+    @property
+    def webhooks(self) -> WebhookRepository: ...
 
 
 class Store(Protocol):
@@ -320,6 +383,14 @@ class Mailer(Protocol):
     def enabled(self) -> bool: ...
 
     def send(self, to: Sequence[str], subject: str, text: str) -> None: ...
+
+
+class WebhookSender(Protocol):
+    """Sends one webhook request (keyplane/outbound.py: httpx, no redirects, a 10 s timeout,
+    connecting only to addresses checked after DNS). Never raises for the endpoint's
+    failures: a refused address, a timeout or a 500 is an Outcome to record."""
+
+    def send(self, url: str, headers: Mapping[str, str], body: bytes) -> Outcome: ...
 
 
 class PasswordHasher(Protocol):

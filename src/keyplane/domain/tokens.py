@@ -11,6 +11,7 @@ verify path would only be a self-inflicted denial of service.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import secrets
@@ -117,3 +118,12 @@ class KeyHasher:
         mac = self._base.copy()
         mac.update(b"keyplane secret check v1")
         return mac.hexdigest()
+
+    def webhook_secret(self, webhook_id: str, generation: int) -> str:
+        """A webhook's signing secret (``whsec_…``), derived, never stored: the database keeps
+        only the generation, so a copy of it signs nothing. Domain-separated from key
+        digests by its label (no key starts with it), and from other webhooks and
+        generations by the id and number after it."""
+        mac = self._base.copy()
+        mac.update(f"keyplane webhook secret v1\x00{webhook_id}\x00{generation}".encode())
+        return "whsec_" + base64.b64encode(mac.digest()).decode()

@@ -17,6 +17,7 @@ from keyplane.domain.limits import DESCRIPTION_MAX, NAME_MAX, PAGE_MAX
 from keyplane.domain.models import AuditEvent, JSONObject, Organization, Page
 from keyplane.domain.ports import Transaction
 from keyplane.domain.scopes import ScopeSet
+from keyplane.domain.webhooks import WebhookMessage, event_for, payload
 
 
 class _Unset:
@@ -180,8 +181,11 @@ def record(
 
     ``changes`` maps each changed field to its (before, after) values. Callers pass names,
     ids and scopes: never a key, a digest, a password or a session token.
+
+    An action that raises a webhook event also writes its outbox messages here, in the same
+    transaction (``publish``): committed together, or not at all.
     """
-    tx.audit.append(
+    event = tx.audit.append(
         AuditEvent(
             id=new_id("evt"),
             org_id=principal.org_id,
@@ -202,4 +206,34 @@ def record(
             details=details,
             created_at=now,
         )
+    )
+    publish(tx, event)
+
+
+def publish(tx: Transaction, event: AuditEvent) -> None:
+    """The outbox messages an audit event raises: one per enabled endpoint of its
+    organization subscribed to its webhook event. An action raising no event costs nothing;
+    one that does costs one indexed query when nobody listens."""
+    event_type = event_for(event.action)
+    if event_type is None:
+        return
+    endpoints = tx.webhooks.subscribed(event.org_id, event_type)
+    if not endpoints:
+        return
+    body = payload(event_type, event)
+    tx.webhooks.enqueue(
+        [
+            WebhookMessage(
+                id=new_id("msg"),
+                org_id=event.org_id,
+                webhook_id=webhook_id,
+                event_type=event_type,
+                payload=body,
+                status="pending",
+                created_at=event.created_at,
+                retry_from=event.created_at,
+                next_attempt_at=event.created_at,
+            )
+            for webhook_id in endpoints
+        ]
     )

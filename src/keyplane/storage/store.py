@@ -32,6 +32,7 @@ from keyplane.storage.profiles import SqlProfileRepository
 from keyplane.storage.resources import SqlResourceRepository
 from keyplane.storage.sessions import SqlSessionRepository
 from keyplane.storage.users import SqlIdentityRepository, SqlUserRepository
+from keyplane.storage.webhooks import SqlWebhookRepository
 
 log = logging.getLogger(__name__)
 
@@ -113,3 +114,4 @@ class SqlTransaction:
         self.audit = SqlAuditRepository(conn)
         self.sessions = SqlSessionRepository(conn)
         self.notices = SqlNoticeRepository(conn)
+        self.webhooks = SqlWebhookRepository(conn)

@@ -1,0 +1,134 @@
+"""Outbound HTTP for webhooks: the WebhookSender port on httpx, with its safety rules.
+
+- Never a redirect (a 3xx is the endpoint's answer, recorded as a failure), never a proxy
+  from the environment (a proxy would resolve the name where keyplane cannot check it).
+- 10 s for the whole attempt, the response read only as far as its excerpt.
+- Never a link-local or cloud metadata address, nor a private or loopback one when
+  ``KEYPLANE_WEBHOOKS_ALLOW_PRIVATE=false`` (domain/webhooks.py ``refusal``). The check runs
+  on the addresses DNS answered, and the connection goes to the very address checked: the
+  network backend resolves, checks and connects itself, so no second lookup can answer
+  differently (DNS rebinding). TLS still verifies the certificate against the host name,
+  which httpcore passes to ``start_tls`` apart from the address.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Iterable, Mapping
+from typing import Final
+
+import httpcore
+import httpx
+from httpcore._backends.sync import SyncStream
+
+from keyplane.domain.webhooks import EXCERPT_MAX, TIMEOUT_SECONDS, Outcome, refusal
+from keyplane.domain.webhooks import parse_address as _parse
+
+_ERROR_MAX: Final = 200
+
+
+class RefusedAddress(httpcore.ConnectError):
+    """The host resolved to an address deliveries must not reach."""
+
+
+class CheckedBackend(httpcore.SyncBackend):
+    """httpcore's synchronous backend, resolving and checking before it connects."""
+
+    def __init__(self, *, allow_private: bool) -> None:
+        self._allow_private = allow_private
+
+    def connect_tcp(
+        self,
+        host: str,
+        port: int,
+        timeout: float | None = None,
+        local_address: str | None = None,
+        socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
+    ) -> httpcore.NetworkStream:
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except OSError as exc:
+            raise httpcore.ConnectError(f"cannot resolve {host!r}: {exc}") from exc
+        # Any refused answer refuses the name: a name that also points at the metadata
+        # service is no endpoint, whichever address a retry would pick.
+        for info in infos:
+            address = str(info[4][0])
+            parsed = _parse(address)
+            reason = refusal(parsed, allow_private=self._allow_private) if parsed else "unknown"
+            if reason is not None:
+                raise RefusedAddress(f"{host} resolves to {address}, {reason}: refused")
+        last: OSError | None = None
+        for family, kind, proto, _, sockaddr in infos:
+            # A socket of our own connected to the checked sockaddr: create_connection would
+            # look the address up again.
+            sock = socket.socket(family, kind, proto)
+            try:
+                sock.settimeout(timeout)
+                if local_address is not None:
+                    sock.bind((local_address, 0))
+                sock.connect(sockaddr)
+            except OSError as exc:
+                sock.close()
+                last = exc
+                continue
+            for option in socket_options or ():
+                sock.setsockopt(*option)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            return SyncStream(sock)
+        if isinstance(last, TimeoutError):
+            raise httpcore.ConnectTimeout(f"cannot connect to {host}: {last}")
+        raise httpcore.ConnectError(f"cannot connect to {host}: {last}")
+
+
+class HttpWebhookSender:
+    """Posts a signed message; answers the Outcome, whatever happened."""
+
+    def __init__(self, *, allow_private: bool, timeout: float = TIMEOUT_SECONDS) -> None:
+        self._timeout = timeout
+        transport = httpx.HTTPTransport(trust_env=False, retries=0)
+        # httpx builds its pool without a way to name the network backend; this pool is
+        # the one it builds, plus the checking backend (tests/unit/test_outbound.py holds
+        # the swap to account: a refused address must fail before any connection).
+        transport._pool = httpcore.ConnectionPool(
+            ssl_context=httpx.create_ssl_context(trust_env=False),
+            max_connections=100,
+            max_keepalive_connections=20,
+            keepalive_expiry=5.0,
+            network_backend=CheckedBackend(allow_private=allow_private),
+        )
+        self._client = httpx.Client(
+            transport=transport, follow_redirects=False, timeout=timeout, trust_env=False
+        )
+
+    def send(self, url: str, headers: Mapping[str, str], body: bytes) -> Outcome:
+        started = time.monotonic()
+        try:
+            with self._client.stream("POST", url, headers=dict(headers), content=body) as response:
+                excerpt = self._excerpt(response, started)
+                return Outcome(response.status_code, _ms(started), excerpt)
+        except httpx.TimeoutException:
+            return Outcome(None, _ms(started), error=f"timed out after {self._timeout:.0f} s")
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            return Outcome(None, _ms(started), error=_error(exc))
+
+    def _excerpt(self, response: httpx.Response, started: float) -> str:
+        """The start of the body, read no further than the excerpt needs or the deadline."""
+        read = b""
+        for chunk in response.iter_bytes():
+            read += chunk
+            if len(read) >= EXCERPT_MAX or time.monotonic() - started > self._timeout:
+                break
+        return read[:EXCERPT_MAX].decode("utf-8", errors="replace")
+
+    def close(self) -> None:
+        self._client.close()
+
+
+def _ms(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+def _error(exc: Exception) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    return text[:_ERROR_MAX]

@@ -1,0 +1,243 @@
+"""The webhook-delivery job on a keyplane of its own (SQLite and PostgreSQL), driven with an
+injected clock: the outbox commits with its change or not at all, retries stop after a day,
+an endpoint failing for five days is disabled and its owners emailed (a real SMTP server),
+a runner that died lets go of its messages, and one slow endpoint holds up no other."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import Envelope
+from sqlalchemy import text
+
+from keyplane.app import build
+from keyplane.container import Keyplane
+from keyplane.domain.audit import AuditQuery
+from keyplane.domain.errors import Conflict
+from keyplane.domain.ports import Job
+from keyplane.domain.tokens import KeyHasher
+from keyplane.mail import SmtpMailer, SmtpTarget
+from keyplane.outbound import HttpWebhookSender
+from keyplane.services.common import Principal
+from keyplane.services.delivery import WebhookDeliveryJob
+from keyplane.services.webhooks import WebhookChanges
+from keyplane.settings import Settings
+
+from conftest import TEST_SECRET, Clock, free_port
+from support.receiver import Receiver
+
+
+class Inbox:
+    def __init__(self) -> None:
+        self.messages: list[Envelope] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Envelope) -> str:
+        self.messages.append(envelope)
+        return "250 OK"
+
+
+@pytest.fixture
+def inbox() -> Iterator[tuple[Inbox, int]]:
+    handler = Inbox()
+    port = free_port()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield handler, port
+    controller.stop()
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def kp(database_url: str, clock: Clock, inbox: tuple[Inbox, int]) -> Iterator[Keyplane]:
+    settings = Settings(
+        database_url=database_url,
+        secret_key=TEST_SECRET,
+        run_jobs=False,
+        smtp_url=f"smtp://127.0.0.1:{inbox[1]}",
+    )
+    made = build(settings, clock=clock)
+    yield made
+    made.close()
+
+
+def _job(kp: Keyplane) -> Job:
+    return next(j for j in kp.jobs.jobs if j.name == "webhook-delivery")
+
+
+def _owner(kp: Keyplane) -> tuple[Principal, str]:
+    made = kp.orgs.create("Acme", "owner@acme.test")
+    return kp.verifier.authenticate(made.api_key), made.org.id
+
+
+def test_the_job_is_frequent_enough_for_a_first_attempt_within_seconds(kp: Keyplane) -> None:
+    assert _job(kp).interval is not None
+    assert _job(kp).interval <= 2
+
+
+def test_a_change_that_rolls_back_queues_nothing(kp: Keyplane, receiver: Receiver) -> None:
+    owner, _ = _owner(kp)
+    hook = kp.webhooks.create(owner, receiver.url, ["app.created"]).webhook
+    kp.apps.create(owner, "billing")
+    with pytest.raises(Conflict):
+        kp.apps.create(owner, "billing")
+    assert [m.event_type for m in kp.webhooks.deliveries(owner, hook.id, limit=10).items] == [
+        "app.created"
+    ]
+
+
+def test_retries_stop_after_a_day(kp: Keyplane, clock: Clock, receiver: Receiver) -> None:
+    owner, _ = _owner(kp)
+    receiver.status = 500
+    hook = kp.webhooks.create(owner, receiver.url, ["*"]).webhook
+    kp.webhooks.test(owner, hook.id)
+    job = _job(kp)
+    assert job.run(clock()) == 1
+    [pending] = kp.webhooks.deliveries(owner, hook.id, limit=10).items
+    assert pending.status == "pending"
+    assert pending.next_attempt_at is not None
+
+    assert job.run(clock() + timedelta(hours=23)) == 1  # still within the day: retried
+    assert job.run(clock() + timedelta(hours=24, seconds=1)) == 1
+    [given_up] = kp.webhooks.deliveries(owner, hook.id, limit=10).items
+    assert given_up.status == "failed"
+    assert given_up.attempt_count == 3
+    assert job.run(clock() + timedelta(days=2)) == 0
+    assert len(receiver.received) == 3
+
+
+def test_an_endpoint_failing_for_five_days_is_disabled_and_its_owners_told(
+    kp: Keyplane, clock: Clock, receiver: Receiver, inbox: tuple[Inbox, int]
+) -> None:
+    owner, org_id = _owner(kp)
+    receiver.status = 500
+    made = kp.webhooks.create(owner, receiver.url, ["*"])
+    hook = made.webhook
+    kp.webhooks.test(owner, hook.id)
+    job = _job(kp)
+    job.run(clock())
+    clock.advance(timedelta(days=4, hours=23))
+    kp.webhooks.test(owner, hook.id)
+    job.run(clock())
+    assert kp.webhooks.get(owner, hook.id).enabled
+
+    clock.advance(timedelta(hours=1))
+    kp.webhooks.test(owner, hook.id)
+    job.run(clock())
+
+    disabled = kp.webhooks.get(owner, hook.id)
+    assert not disabled.enabled
+    assert disabled.disabled_reason is not None
+    events = kp.audit.page(owner, AuditQuery(action="webhook.disable"), limit=10, cursor=None).items
+    [event] = events
+    assert event.actor_type == "system"
+    assert event.target_id == hook.id
+    [mail] = inbox[0].messages
+    assert mail.rcpt_tos == ["owner@acme.test"]
+    text = mail.content.decode() if isinstance(mail.content, bytes) else str(mail.content)
+    assert hook.id in text
+    assert made.secret not in text
+    # Disabled: its messages wait, nothing is sent to it any more.
+    assert job.run(clock() + timedelta(minutes=5)) == 0
+    assert event.org_id == org_id
+
+
+def test_an_owners_email_the_mail_server_refused_is_sent_on_a_later_round(
+    kp: Keyplane, clock: Clock, receiver: Receiver, inbox: tuple[Inbox, int]
+) -> None:
+    owner, _ = _owner(kp)
+    receiver.status = 500
+    hook = kp.webhooks.create(owner, receiver.url, ["*"]).webhook
+    kp.webhooks.test(owner, hook.id)
+    nobody_listens = SmtpMailer(SmtpTarget.parse(f"smtp://127.0.0.1:{free_port()}"), "k@test")
+    down = WebhookDeliveryJob(
+        kp.store,
+        KeyHasher(kp.settings.pepper()),
+        HttpWebhookSender(allow_private=True),
+        nobody_listens,
+    )
+    down.run(clock())
+    clock.advance(timedelta(days=5))
+    kp.webhooks.test(owner, hook.id)
+
+    down.run(clock())
+
+    assert not kp.webhooks.get(owner, hook.id).enabled
+    assert inbox[0].messages == []
+    with kp.store.read() as tx:
+        assert [w.id for w in tx.webhooks.notices_due(10)] == [hook.id]
+    assert _job(kp).run(clock()) == 1  # the email, from the row
+    [mail] = inbox[0].messages
+    assert mail.rcpt_tos == ["owner@acme.test"]
+    assert _job(kp).run(clock()) == 0
+    kp.webhooks.update(owner, hook.id, WebhookChanges(enabled=True))
+    assert kp.webhooks.get(owner, hook.id).failing_since is None
+
+
+def test_a_runner_that_died_holding_a_message_lets_go_when_the_lease_ends(
+    kp: Keyplane, clock: Clock, receiver: Receiver
+) -> None:
+    owner, _ = _owner(kp)
+    hook = kp.webhooks.create(owner, receiver.url, ["*"]).webhook
+    kp.webhooks.test(owner, hook.id)
+    now = clock()
+    with kp.store.transaction() as tx:  # a runner claims, then dies before sending
+        assert len(tx.webhooks.claim(now, lease_until=now + timedelta(seconds=60), limit=10)) == 1
+    job = _job(kp)
+    assert job.run(now) == 0
+    assert job.run(now + timedelta(seconds=61)) == 1
+    assert len(receiver.received) == 1
+
+
+def test_one_slow_endpoint_holds_up_no_other(
+    kp: Keyplane, clock: Clock, receiver: Receiver
+) -> None:
+    owner, _ = _owner(kp)
+    slow = Receiver().start()
+    try:
+        slow.delay = 3.0
+        for url in (slow.url, receiver.url):
+            hook = kp.webhooks.create(owner, url, ["*"]).webhook
+            kp.webhooks.test(owner, hook.id)
+        runner = threading.Thread(target=_job(kp).run, args=(clock(),))
+        started = time.monotonic()
+        runner.start()
+        receiver.wait_for(1, seconds=2.5)
+        assert len(receiver.received) == 1
+        assert time.monotonic() - started < 2.5
+        runner.join(timeout=15)
+    finally:
+        slow.stop()
+
+
+def test_a_webhook_deleted_during_an_attempt_leaves_nothing_behind(
+    kp: Keyplane, clock: Clock, receiver: Receiver
+) -> None:
+    owner, _ = _owner(kp)
+    receiver.delay = 1.0
+    hook = kp.webhooks.create(owner, receiver.url, ["*"]).webhook
+    kp.webhooks.test(owner, hook.id)
+    handled: list[int] = []
+    runner = threading.Thread(target=lambda: handled.append(_job(kp).run(clock())))
+    runner.start()
+    receiver.wait_for(1, seconds=5)
+    kp.webhooks.delete(owner, hook.id)
+    runner.join(timeout=15)
+
+    assert handled == [1]
+    with kp.store.read() as tx:
+        assert tx.webhooks.messages(owner.org_id, hook.id, limit=10, after=None) == []
+    with kp.store.engine.connect() as conn:
+        count = conn.execute(
+            text("SELECT count(*) FROM webhook_attempts WHERE webhook_id = :id"), {"id": hook.id}
+        ).scalar()
+    assert count == 0
