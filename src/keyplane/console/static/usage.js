@@ -25,6 +25,15 @@
     return granularity === "day" ? day : `${day} ${pad(at.getUTCHours())}:${pad(at.getUTCMinutes())}`;
   }
 
+  // Axis ticks in 24-hour UTC time, with the date where a day starts (uPlot's own ticks are
+  // 12-hour, US-ordered dates).
+  function tick(seconds, granularity) {
+    const at = new Date(seconds * 1000);
+    const date = `${pad(at.getUTCMonth() + 1)}-${pad(at.getUTCDate())}`;
+    const midnight = at.getUTCHours() === 0 && at.getUTCMinutes() === 0;
+    return granularity === "day" || midnight ? date : `${pad(at.getUTCHours())}:${pad(at.getUTCMinutes())}`;
+  }
+
   function colour(outcome) {
     const css = getComputedStyle(document.documentElement);
     const own = css.getPropertyValue(`--outcome-${outcome.toLowerCase()}`).trim();
@@ -61,14 +70,15 @@
       width: Math.max(element.clientWidth, 200),
       height: HEIGHT,
       tzDate: (seconds) => uPlot.tzDate(new Date(seconds * 1000), "Etc/UTC"),
-      cursor: { drag: { x: false, y: false }, points: { show: false } },
+      // A vertical line on the hovered bucket; no horizontal one (a height means nothing in a stack).
+      cursor: { y: false, drag: { x: false, y: false }, points: { show: false } },
       scales: {
         // Each bar starts at its bucket and is one step wide: the last one ends at last + step.
         x: { time: true, range: () => [times[0], last + step] },
         y: { range: (u, min, max) => [0, uPlot.rangeNum(0, Math.max(max, 1), 0.1, true)[1]] },
       },
       axes: [
-        {},
+        { values: (u, splits) => splits.map((seconds) => tick(seconds, granularity)) },
         { incrs: INCREMENTS, values: (u, splits) => splits.map((n) => n.toLocaleString("en")) },
       ],
       bands: stacked.bands,
