@@ -42,6 +42,10 @@ RESPONSES: dict[str, tuple[Request, int]] = {
     "the sign-in page": (lambda _, stranger: stranger.get("/console/login"), 200),
     "the way to sign in": (lambda _, stranger: stranger.get("/console/apps"), 303),
     "a static file": (lambda _, stranger: stranger.get("/console/static/console.js"), 200),
+    "the vendored chart library": (
+        lambda _, stranger: stranger.get("/console/static/vendor/uplot/uPlot.iife.min.js"),
+        200,
+    ),
     "a missing static file": (lambda _, stranger: stranger.get("/console/static/nothing"), 404),
 }
 

@@ -1,7 +1,8 @@
 """The web console: server-rendered pages over the same services as the REST API.
 
 Plain HTML forms (POST, then redirect), a little vanilla JavaScript for dialogs and copy
-buttons, no CDN and no build step. Every page checks its scope in the handler; templates
+buttons, and usage charts drawn with a vendored uPlot (static/vendor/uplot): no CDN and no
+build step. Every page checks its scope in the handler; templates
 only hide controls the user may not use (``can(scope)``), the server refuses regardless.
 """
 

@@ -123,10 +123,11 @@ class UsageRange:
         if end - start > MAX_SPAN[granularity]:
             days = MAX_SPAN[granularity].days
             span = "1 day" if days == 1 else f"{days} days"
+            article = "an" if granularity == "hour" else "a"
             raise InvalidInput(
                 FieldError(
                     "to",
-                    f"a {granularity} series spans at most {span}; ask for a shorter "
+                    f"{article} {granularity} series spans at most {span}; ask for a shorter "
                     "range or a coarser granularity",
                 )
             )

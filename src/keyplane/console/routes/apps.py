@@ -12,7 +12,6 @@ from typing import Any
 from fastapi import APIRouter, Response
 from starlette.responses import RedirectResponse
 
-from keyplane.console.charts import OUTCOMES
 from keyplane.console.context import Console, PageNotFound, SignedForm, SignedIn
 from keyplane.console.forms import EXPIRY_CHOICES, errors_of, expiry, grid_rows, scopes, text
 from keyplane.console.routes.usage import usage_of
@@ -177,7 +176,6 @@ def _app_page(
         ],
         notice=notice,
         usage=usage_of(console, app_id=app.id),
-        outcomes=OUTCOMES,
         values=forms.pop("values", {"name": app.name, "description": app.description}),
         errors=forms.pop("errors", {}),
         scope_errors=forms.pop("scope_errors", {}),

@@ -9,7 +9,6 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Response
 from starlette.responses import RedirectResponse
 
-from keyplane.console.charts import OUTCOMES
 from keyplane.console.context import Console, PageNotFound, SignedForm, SignedIn
 from keyplane.console.forms import (
     EXPIRY_CHOICES,
@@ -220,7 +219,6 @@ def _edit(console: Console, view: Any, status_code: int = 200, **context: Any) -
         grace_choices=GRACE_CHOICES,
         grace_default=GRACE_DEFAULT_SECONDS,
         usage=usage_of(console, key_id=view.key.id),
-        outcomes=OUTCOMES,
         **_choices(console),
         **context,
     )
