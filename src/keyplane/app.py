@@ -72,7 +72,12 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
         ExpiryJob(store, cache),
         NoticeJob(store, mailer),
         WebhookDeliveryJob(
-            store, hasher, sender, mailer, interval=settings.webhooks_delivery_interval
+            store,
+            hasher,
+            sender,
+            mailer,
+            stamp=utc_now,
+            interval=settings.webhooks_delivery_interval,
         ),
     ]
     keys = KeyService(store, hasher, cache, clock)

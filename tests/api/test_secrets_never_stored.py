@@ -94,6 +94,7 @@ def test_no_secret_is_in_the_sqlite_files(
     sqlite_server: Server, created_keys: CreatedKeys, sqlite_session: tuple[str, str]
 ) -> None:
     assert len(created_keys.keys) > 50, "the search must follow a real run of the API tests"
+    assert created_keys.webhook_secrets, "and of the webhook tests, whose secrets it seeks too"
     assert set(sqlite_session) <= created_keys.passwords | created_keys.tokens
     sqlite_server.kp.usage.flush()
     assert sqlite_server.sqlite_file is not None

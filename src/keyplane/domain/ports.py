@@ -211,7 +211,8 @@ class WebhookRepository(Protocol):
         ...
 
     def any_due(self, now: datetime) -> bool:
-        """Whether a pending message is due: a read, so an idle round takes no write lock."""
+        """Whether ``claim`` would find anything: a read, so an idle round (or one with only
+        disabled endpoints' messages waiting) takes no write lock."""
         ...
 
     def claim(

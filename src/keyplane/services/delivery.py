@@ -25,7 +25,7 @@ from typing import Final
 from keyplane.domain.errors import MailUnavailable
 from keyplane.domain.ids import new_id
 from keyplane.domain.limits import PAGE_MAX
-from keyplane.domain.ports import Mailer, Store, Transaction, WebhookSender
+from keyplane.domain.ports import Clock, Mailer, Store, Transaction, WebhookSender
 from keyplane.domain.scopes import ScopeSet
 from keyplane.domain.tokens import KeyHasher
 from keyplane.domain.webhooks import (
@@ -60,6 +60,7 @@ class WebhookDeliveryJob:
         sender: WebhookSender,
         mailer: Mailer,
         *,
+        stamp: Clock,
         interval: float = 1.0,
         batch: int = 50,
         workers: int = 8,
@@ -68,6 +69,10 @@ class WebhookDeliveryJob:
         self._hasher = hasher
         self._sender = sender
         self._mailer = mailer
+        # webhook-timestamp is the real time of sending, whatever clock schedules the job:
+        # receivers compare it with their own clock (Standard Webhooks' replay window), and
+        # tests move the job's clock, never the receiver's.
+        self._stamp = stamp
         self._interval = interval
         self._batch = batch
         self._workers = workers
@@ -108,9 +113,8 @@ class WebhookDeliveryJob:
         secrets = [self._hasher.webhook_secret(webhook.id, g) for g in webhook.generations(now)]
         done = 0
         for message in messages:
-            outcome = self._sender.send(
-                webhook.url, headers(secrets, message.id, now, message.payload), message.payload
-            )
+            signed = headers(secrets, message.id, self._stamp(), message.payload)
+            outcome = self._sender.send(webhook.url, signed, message.payload)
             done += 1
             if not self._record(webhook, message, outcome, now):
                 break

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Row, delete, insert, or_, select, update
+from sqlalchemy import Connection, Row, Select, delete, insert, or_, select, update
 
 from keyplane.domain.webhooks import (
     Webhook,
@@ -117,23 +117,16 @@ class SqlWebhookRepository:
         )
 
     def any_due(self, now: datetime) -> bool:
-        m = webhook_messages.c
-        query = select(m.id).where(m.status == "pending", m.next_attempt_at <= now).limit(1)
+        query = _due(select(webhook_messages.c.id), now).limit(1)
         return self._conn.execute(query).first() is not None
 
     def claim(
         self, now: datetime, *, lease_until: datetime, limit: int
     ) -> list[tuple[WebhookMessage, Webhook]]:
         m = webhook_messages.c
+        columns = select(webhook_messages, *[c.label(f"w_{c.name}") for c in webhooks.c])
         due = (
-            select(webhook_messages, *[c.label(f"w_{c.name}") for c in webhooks.c])
-            .join(webhooks, webhooks.c.id == m.webhook_id)
-            .where(
-                m.status == "pending",
-                m.next_attempt_at <= now,
-                or_(m.lease_until.is_(None), m.lease_until <= now),
-                webhooks.c.enabled.is_(True),
-            )
+            _due(columns, now)
             .order_by(m.next_attempt_at, m.id)
             .limit(limit)
             # PostgreSQL: rows another runner is claiming are skipped, not waited for.
@@ -211,6 +204,17 @@ class SqlWebhookRepository:
         for row in self._conn.execute(query):
             found[row.message_id].append(WebhookAttempt(**row._mapping))
         return found
+
+
+def _due(query: Select[Any], now: datetime) -> Select[Any]:
+    """Messages to send now: pending, due, not leased, to an enabled endpoint."""
+    m = webhook_messages.c
+    return query.join(webhooks, webhooks.c.id == m.webhook_id).where(
+        m.status == "pending",
+        m.next_attempt_at <= now,
+        or_(m.lease_until.is_(None), m.lease_until <= now),
+        webhooks.c.enabled.is_(True),
+    )
 
 
 def _webhook(row: Row[Any]) -> Webhook:

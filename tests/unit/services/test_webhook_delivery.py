@@ -164,6 +164,7 @@ def test_an_owners_email_the_mail_server_refused_is_sent_on_a_later_round(
         KeyHasher(kp.settings.pepper()),
         HttpWebhookSender(allow_private=True),
         nobody_listens,
+        stamp=clock,
     )
     down.run(clock())
     clock.advance(timedelta(days=5))
@@ -241,3 +242,19 @@ def test_a_webhook_deleted_during_an_attempt_leaves_nothing_behind(
             text("SELECT count(*) FROM webhook_attempts WHERE webhook_id = :id"), {"id": hook.id}
         ).scalar()
     assert count == 0
+
+
+def test_the_signed_timestamp_is_the_real_time_of_sending_whatever_the_job_s_clock(
+    kp: Keyplane, clock: Clock, receiver: Receiver
+) -> None:
+    """Receivers reject a webhook-timestamp more than 5 minutes from their own clock."""
+    owner, _ = _owner(kp)
+    made = kp.webhooks.create(owner, receiver.url, ["*"])
+    clock.advance(timedelta(days=3))
+    kp.webhooks.test(owner, made.webhook.id)
+
+    _job(kp).run(clock())
+
+    [received] = receiver.received
+    assert received.verified(made.secret)["type"] == "webhook.test"
+    assert abs(int(received.headers["webhook-timestamp"]) - time.time()) < 60
