@@ -22,6 +22,7 @@ from keyplane.domain.errors import NotFound
 from keyplane.domain.models import AuditEvent
 from keyplane.domain.scopes import ScopeSet
 from keyplane.domain.verification import CachedKey
+from keyplane.services import expiry as expiry_module
 from keyplane.services.common import Principal
 from keyplane.services.expiry import ExpiryJob, NoticeJob
 from keyplane.services.keys import KeyChanges, NewKey
@@ -205,19 +206,18 @@ def test_a_revived_key_is_seen_expiring_again_at_its_new_expiry(acme: Tenant, cl
     assert first.details["expires_at"] != second.details["expires_at"]
 
 
-def test_the_purge_handles_more_keys_than_one_batch(acme: Tenant, clock: Clock) -> None:
-    from keyplane.services import expiry as module
+def test_the_jobs_handle_more_keys_than_one_batch(
+    acme: Tenant, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(expiry_module, "BATCH", 3)
+    for n in range(7):
+        acme.key(f"k{n}", expires_in_days=1)
 
-    batch = module.BATCH
-    module.BATCH = 3
-    try:
-        for n in range(7):
-            acme.key(f"k{n}", expires_in_days=1)
-        clock.advance(2 * DAY)
-        assert expiry(acme.kp).run(clock()) == 7
-    finally:
-        module.BATCH = batch
-    assert len(acme.events("key.purge")) == 7
+    assert notices(acme.kp).run(clock()) == 7
+    clock.advance(2 * DAY)
+    assert expiry(acme.kp).run(clock()) == 7
+
+    assert len(acme.events("key.expiring")) == len(acme.events("key.purge")) == 7
 
 
 # ---- warnings before expiry ----------------------------------------------------------------------
@@ -339,8 +339,9 @@ def test_no_reminders_without_a_rotation_period_nor_for_expired_or_rotated_keys(
 
 
 def test_two_runners_at_once_give_each_notice_exactly_once(
-    kp: Keyplane, clock: Clock, database_url: str
+    kp: Keyplane, clock: Clock, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(expiry_module, "BATCH", 4)  # many small claims, to interleave
     acme = tenant(kp)
     acme.settings(rotation_period_days=1)
     for n in range(30):
@@ -501,6 +502,21 @@ def test_a_key_created_by_a_key_emails_every_owner(
         # The owner's key was created by the owner: to its creator only.
         ('[keyplane] API key "Owner key" is due for rotation', ("owner@acme.example",)),
     }
+
+
+def test_a_key_whose_creator_left_emails_the_owners(
+    mailing: Keyplane, clock: Clock, smtp: SmtpServer
+) -> None:
+    acme = tenant(mailing)
+    dev = mailing.users.create(acme.owner, NewUser("dev@acme.example", "Dev", "developer")).user
+    mailing.keys.create(
+        Principal(acme.org_id, dev.id, ScopeSet.full()), NewKey(name="orphan", expires_in_days=2)
+    )
+    mailing.users.delete(acme.owner, dev.id)
+
+    notices(mailing).run(clock())
+
+    assert [to for to, _ in smtp.inbox.messages] == [["owner@acme.example"]]
 
 
 def test_an_email_that_fails_is_retried_later_and_the_warning_is_not_lost(
