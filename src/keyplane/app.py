@@ -65,7 +65,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
     mailer = _mailer(settings)
     jobs: list[Job] = [
         _usage_retention(settings, usage_counts),
-        ExpiryJob(store, cache),
+        ExpiryJob(store, cache, scrub=store.scrub),
         NoticeJob(store, mailer),
     ]
     keys = KeyService(store, hasher, cache, clock)
