@@ -69,7 +69,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
     sender = HttpWebhookSender(allow_private=settings.webhooks_allow_private)
     jobs: list[Job] = [
         _usage_retention(settings, usage_counts),
-        ExpiryJob(store, cache),
+        ExpiryJob(store, cache, scrub=store.scrub),
         NoticeJob(store, mailer),
         WebhookDeliveryJob(
             store,

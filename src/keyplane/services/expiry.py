@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
@@ -59,16 +60,24 @@ class ExpiryJob:
     name = "key-expiry"
     interval: float | None = None
 
-    def __init__(self, store: Store, cache: KeyCache) -> None:
+    def __init__(
+        self, store: Store, cache: KeyCache, scrub: Callable[[], None] | None = None
+    ) -> None:
         self._store = store
         self._cache = cache
+        # Called after a round that purged keys: SQLite empties its WAL (SqlStore.scrub).
+        self._scrub = scrub
 
     def run(self, now: datetime) -> int:
         with self._store.read() as tx:
             org_ids = tx.keys.orgs_with_expiries(after=None, until=now)
-        return sum(self._org(org_id, now) for org_id in org_ids)
+        purged: list[str] = []
+        handled = sum(self._org(org_id, now, purged) for org_id in org_ids)
+        if purged and self._scrub is not None:
+            self._scrub()
+        return handled
 
-    def _org(self, org_id: str, now: datetime) -> int:
+    def _org(self, org_id: str, now: datetime, purged_in_round: list[str]) -> int:
         handled = 0
         while True:
             purged: list[str] = []
@@ -84,6 +93,7 @@ class ExpiryJob:
                     handled += self._expire(tx, org, key, now, purge_before, purged)
             for key_id in purged:
                 self._cache.invalidate_key(key_id)
+            purged_in_round.extend(purged)
             if len(keys) < BATCH:
                 return handled
 
@@ -134,21 +144,26 @@ class ExpiryJob:
 @dataclass(frozen=True, slots=True)
 class _Due:
     """What one pass of NoticeJob looks for: warnings at ``threshold`` days for expiries in
-    ``(now, until]`` (``now`` being the smaller threshold's end), or rotation reminders for
-    keys created at or before ``until``."""
+    ``(after, until]`` (``after`` is the next smaller threshold's end, or now), or rotation
+    reminders for unexpired keys (expiring after ``after``, i.e. now) created at or before
+    ``until``."""
 
     kind: NoticeKind
     threshold: int
-    now: datetime
+    after: datetime
     until: datetime
 
     def claim(self, tx: Transaction, org_id: str) -> list[ApiKey]:
         if self.kind == "expiring":
             return tx.keys.claim_expiring(
-                org_id, after=self.now, until=self.until, threshold_days=self.threshold, limit=BATCH
+                org_id,
+                after=self.after,
+                until=self.until,
+                threshold_days=self.threshold,
+                limit=BATCH,
             )
         return tx.keys.claim_rotation_due(
-            org_id, created_before=self.until, now=self.now, limit=BATCH
+            org_id, created_before=self.until, now=self.after, limit=BATCH
         )
 
     def about(self, key: ApiKey) -> datetime:

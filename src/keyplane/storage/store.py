@@ -81,6 +81,23 @@ class SqlStore:
         with self.transaction() as tx:
             tx.keys.record_last_used(used, counts)
 
+    def scrub(self) -> None:
+        """On SQLite, after a purge: copy the WAL into the database file and truncate it.
+
+        ``secure_delete`` zeroes a deleted row in the page it writes, but in WAL mode the
+        earlier versions of that page (with the row) stay in the ``-wal`` file until it is
+        overwritten, possibly much later. A checkpoint that cannot finish (a reader holds an
+        old snapshot) leaves the rest to the next purge. Nothing to do on PostgreSQL.
+        """
+        if self.engine.dialect.name != "sqlite":
+            return
+        raw = self.engine.raw_connection()
+        try:
+            # Autocommit (engine.py): a checkpoint cannot run inside a transaction.
+            raw.driver_connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # type: ignore[union-attr]
+        finally:
+            raw.close()
+
 
 def _translate(exc: DBAPIError, *, read_only: bool) -> Exception:
     orig = exc.orig

@@ -4,10 +4,8 @@ expiry, rotation reminders once per key, each audited as ``system`` in its own t
 
 from __future__ import annotations
 
-import sqlite3
 import threading
 from collections.abc import Iterator
-from contextlib import closing
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -22,6 +20,7 @@ from keyplane.domain.errors import NotFound
 from keyplane.domain.models import AuditEvent
 from keyplane.domain.scopes import ScopeSet
 from keyplane.domain.verification import CachedKey
+from keyplane.services import expiry as expiry_module
 from keyplane.services.common import Principal
 from keyplane.services.expiry import ExpiryJob, NoticeJob
 from keyplane.services.keys import KeyChanges, NewKey
@@ -205,19 +204,18 @@ def test_a_revived_key_is_seen_expiring_again_at_its_new_expiry(acme: Tenant, cl
     assert first.details["expires_at"] != second.details["expires_at"]
 
 
-def test_the_purge_handles_more_keys_than_one_batch(acme: Tenant, clock: Clock) -> None:
-    from keyplane.services import expiry as module
+def test_the_jobs_handle_more_keys_than_one_batch(
+    acme: Tenant, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(expiry_module, "BATCH", 3)
+    for n in range(7):
+        acme.key(f"k{n}", expires_in_days=1)
 
-    batch = module.BATCH
-    module.BATCH = 3
-    try:
-        for n in range(7):
-            acme.key(f"k{n}", expires_in_days=1)
-        clock.advance(2 * DAY)
-        assert expiry(acme.kp).run(clock()) == 7
-    finally:
-        module.BATCH = batch
-    assert len(acme.events("key.purge")) == 7
+    assert notices(acme.kp).run(clock()) == 7
+    clock.advance(2 * DAY)
+    assert expiry(acme.kp).run(clock()) == 7
+
+    assert len(acme.events("key.expiring")) == len(acme.events("key.purge")) == 7
 
 
 # ---- warnings before expiry ----------------------------------------------------------------------
@@ -339,8 +337,9 @@ def test_no_reminders_without_a_rotation_period_nor_for_expired_or_rotated_keys(
 
 
 def test_two_runners_at_once_give_each_notice_exactly_once(
-    kp: Keyplane, clock: Clock, database_url: str
+    kp: Keyplane, clock: Clock, database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(expiry_module, "BATCH", 4)  # many small claims, to interleave
     acme = tenant(kp)
     acme.settings(rotation_period_days=1)
     for n in range(30):
@@ -395,10 +394,7 @@ def test_a_purged_keys_digest_is_gone_from_the_sqlite_file(
     path = Path(database_url.removeprefix("sqlite:///"))
 
     def file_bytes() -> bytes:
-        # Everything the WAL holds is copied into the file, and the WAL emptied: what is
-        # left to read is the file alone.
-        with closing(sqlite3.connect(path)) as conn:
-            conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        """The database file and its WAL, as they are on disk."""
         wal = path.with_name(path.name + "-wal")
         return b"".join(p.read_bytes() for p in (path, wal) if p.exists())
 
@@ -501,6 +497,21 @@ def test_a_key_created_by_a_key_emails_every_owner(
         # The owner's key was created by the owner: to its creator only.
         ('[keyplane] API key "Owner key" is due for rotation', ("owner@acme.example",)),
     }
+
+
+def test_a_key_whose_creator_left_emails_the_owners(
+    mailing: Keyplane, clock: Clock, smtp: SmtpServer
+) -> None:
+    acme = tenant(mailing)
+    dev = mailing.users.create(acme.owner, NewUser("dev@acme.example", "Dev", "developer")).user
+    mailing.keys.create(
+        Principal(acme.org_id, dev.id, ScopeSet.full()), NewKey(name="orphan", expires_in_days=2)
+    )
+    mailing.users.delete(acme.owner, dev.id)
+
+    notices(mailing).run(clock())
+
+    assert [to for to, _ in smtp.inbox.messages] == [["owner@acme.example"]]
 
 
 def test_an_email_that_fails_is_retried_later_and_the_warning_is_not_lost(
