@@ -9,14 +9,20 @@
   network backend resolves, checks and connects itself, so no second lookup can answer
   differently (DNS rebinding). TLS still verifies the certificate against the host name,
   which httpcore passes to ``start_tls`` apart from the address.
+- The DNS lookup counts against the connect timeout: it runs on a thread of its own, waited
+  for no longer than the timeout, then the connection gets what remains. getaddrinfo
+  cannot be cancelled: a lookup that hangs keeps its (daemon) thread until the system
+  resolver gives up, but the attempt ends on time.
 """
 
 from __future__ import annotations
 
 import socket
+import ssl
+import threading
 import time
-from collections.abc import Iterable, Mapping
-from typing import Final
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any, Final
 
 import httpcore
 import httpx
@@ -27,6 +33,35 @@ from keyplane.domain.webhooks import parse_address as _parse
 
 _ERROR_MAX: Final = 200
 
+# getaddrinfo's answers: (family, type, proto, canonname, sockaddr).
+AddressInfo = tuple[socket.AddressFamily, socket.SocketKind, int, str, tuple[Any, ...]]
+Resolver = Callable[[str, int], Sequence[AddressInfo]]
+
+
+def system_resolver(host: str, port: int) -> Sequence[AddressInfo]:
+    return socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+
+
+def resolve(resolver: Resolver, host: str, port: int, timeout: float | None) -> list[AddressInfo]:
+    """``resolver``'s answer, waited for at most ``timeout`` seconds (then ConnectTimeout)."""
+    answer: list[AddressInfo] = []
+    failed: list[Exception] = []
+
+    def lookup() -> None:
+        try:
+            answer.extend(resolver(host, port))
+        except Exception as exc:  # reported to the caller (a name IDNA refuses, too)
+            failed.append(exc)
+
+    thread = threading.Thread(target=lookup, name="keyplane-webhook-dns", daemon=True)
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        raise httpcore.ConnectTimeout(f"resolving {host!r} took over {timeout:.1f} s")
+    if failed:
+        raise httpcore.ConnectError(f"cannot resolve {host!r}: {failed[0]}") from failed[0]
+    return answer
+
 
 class RefusedAddress(httpcore.ConnectError):
     """The host resolved to an address deliveries must not reach."""
@@ -35,8 +70,9 @@ class RefusedAddress(httpcore.ConnectError):
 class CheckedBackend(httpcore.SyncBackend):
     """httpcore's synchronous backend, resolving and checking before it connects."""
 
-    def __init__(self, *, allow_private: bool) -> None:
+    def __init__(self, *, allow_private: bool, resolver: Resolver = system_resolver) -> None:
         self._allow_private = allow_private
+        self._resolver = resolver
 
     def connect_tcp(
         self,
@@ -46,10 +82,8 @@ class CheckedBackend(httpcore.SyncBackend):
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
-        try:
-            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError as exc:
-            raise httpcore.ConnectError(f"cannot resolve {host!r}: {exc}") from exc
+        deadline = None if timeout is None else time.monotonic() + timeout
+        infos = resolve(self._resolver, host, port, timeout)
         # Any refused answer refuses the name: a name that also points at the metadata
         # service is no endpoint, whichever address a retry would pick.
         for info in infos:
@@ -64,7 +98,11 @@ class CheckedBackend(httpcore.SyncBackend):
             # look the address up again.
             sock = socket.socket(family, kind, proto)
             try:
-                sock.settimeout(timeout)
+                if deadline is not None:  # what the lookup left of the connect timeout
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        raise TimeoutError("the connect timeout ran out")
+                    sock.settimeout(remaining)
                 if local_address is not None:
                     sock.bind((local_address, 0))
                 sock.connect(sockaddr)
@@ -84,18 +122,28 @@ class CheckedBackend(httpcore.SyncBackend):
 class HttpWebhookSender:
     """Posts a signed message; answers the Outcome, whatever happened."""
 
-    def __init__(self, *, allow_private: bool, timeout: float = TIMEOUT_SECONDS) -> None:
+    def __init__(
+        self,
+        *,
+        allow_private: bool,
+        timeout: float = TIMEOUT_SECONDS,
+        resolver: Resolver = system_resolver,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        """``resolver`` and ``ssl_context`` are for tests (a name of their own, a CA of
+        their own); the context defaults to the system's trust store, verifying the
+        certificate and its host name."""
         self._timeout = timeout
         transport = httpx.HTTPTransport(trust_env=False, retries=0)
         # httpx builds its pool without a way to name the network backend; this pool is
         # the one it builds, plus the checking backend (tests/unit/test_outbound.py holds
         # the swap to account: a refused address must fail before any connection).
         transport._pool = httpcore.ConnectionPool(
-            ssl_context=httpx.create_ssl_context(trust_env=False),
+            ssl_context=ssl_context or httpx.create_ssl_context(trust_env=False),
             max_connections=100,
             max_keepalive_connections=20,
             keepalive_expiry=5.0,
-            network_backend=CheckedBackend(allow_private=allow_private),
+            network_backend=CheckedBackend(allow_private=allow_private, resolver=resolver),
         )
         self._client = httpx.Client(
             transport=transport, follow_redirects=False, timeout=timeout, trust_env=False
