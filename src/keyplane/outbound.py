@@ -2,15 +2,18 @@
 
 - Never a redirect (a 3xx is the endpoint's answer, recorded as a failure), never a proxy
   from the environment (a proxy would resolve the name where keyplane cannot check it).
-- 10 s for the whole attempt, the response read only as far as its excerpt.
+- 10 s for the whole attempt, the response read only as far as its excerpt. httpx's
+  timeouts bound each operation (connect, each read, each write); the network backend
+  also bounds each by what remains of the attempt, so an endpoint that trickles its
+  answer a byte at a time still ends on time.
 - Never a link-local or cloud metadata address, nor a private or loopback one when
   ``KEYPLANE_WEBHOOKS_ALLOW_PRIVATE=false`` (domain/webhooks.py ``refusal``). The check runs
   on the addresses DNS answered, and the connection goes to the very address checked: the
   network backend resolves, checks and connects itself, so no second lookup can answer
   differently (DNS rebinding). TLS still verifies the certificate against the host name,
   which httpcore passes to ``start_tls`` apart from the address.
-- The DNS lookup counts against the connect timeout: it runs on a thread of its own, waited
-  for no longer than the timeout, then the connection gets what remains. getaddrinfo
+- The DNS lookup counts against the time limit: it runs on a thread of its own, waited
+  for no longer than the limit, then the connection gets what remains. getaddrinfo
   cannot be cancelled: a lookup that hangs keeps its (daemon) thread until the system
   resolver gives up, but the attempt ends on time.
 """
@@ -21,7 +24,9 @@ import socket
 import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any, Final
 
 import httpcore
@@ -36,6 +41,57 @@ _ERROR_MAX: Final = 200
 # getaddrinfo's answers: (family, type, proto, canonname, sockaddr).
 AddressInfo = tuple[socket.AddressFamily, socket.SocketKind, int, str, tuple[Any, ...]]
 Resolver = Callable[[str, int], Sequence[AddressInfo]]
+
+# When the attempt under way on this thread must end (time.monotonic()); None outside one.
+_deadline: ContextVar[float | None] = ContextVar("keyplane_webhook_deadline", default=None)
+
+
+@contextmanager
+def _attempt(seconds: float) -> Iterator[None]:
+    token = _deadline.set(time.monotonic() + seconds)
+    try:
+        yield
+    finally:
+        _deadline.reset(token)
+
+
+def _within(timeout: float | None, expired: type[httpcore.TimeoutException]) -> float | None:
+    """httpcore's timeout for one operation, cut to what remains of the attempt."""
+    deadline = _deadline.get()
+    if deadline is None:
+        return timeout
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        raise expired("the attempt's time limit ran out")
+    return remaining if timeout is None else min(timeout, remaining)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read and write ends with the attempt, at the latest."""
+
+    def __init__(self, stream: httpcore.NetworkStream) -> None:
+        self._stream = stream
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, _within(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, _within(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(
+        self,
+        ssl_context: ssl.SSLContext,
+        server_hostname: str | None = None,
+        timeout: float | None = None,
+    ) -> httpcore.NetworkStream:
+        timeout = _within(timeout, httpcore.ConnectTimeout)
+        return _DeadlineStream(self._stream.start_tls(ssl_context, server_hostname, timeout))
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
 
 
 def system_resolver(host: str, port: int) -> Sequence[AddressInfo]:
@@ -82,6 +138,7 @@ class CheckedBackend(httpcore.SyncBackend):
         local_address: str | None = None,
         socket_options: Iterable[httpcore.SOCKET_OPTION] | None = None,
     ) -> httpcore.NetworkStream:
+        timeout = _within(timeout, httpcore.ConnectTimeout)
         deadline = None if timeout is None else time.monotonic() + timeout
         infos = resolve(self._resolver, host, port, timeout)
         # Any refused answer refuses the name: a name that also points at the metadata
@@ -113,7 +170,7 @@ class CheckedBackend(httpcore.SyncBackend):
             for option in socket_options or ():
                 sock.setsockopt(*option)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            return SyncStream(sock)
+            return _DeadlineStream(SyncStream(sock))
         if isinstance(last, TimeoutError):
             raise httpcore.ConnectTimeout(f"cannot connect to {host}: {last}")
         raise httpcore.ConnectError(f"cannot connect to {host}: {last}")
@@ -152,7 +209,10 @@ class HttpWebhookSender:
     def send(self, url: str, headers: Mapping[str, str], body: bytes) -> Outcome:
         started = time.monotonic()
         try:
-            with self._client.stream("POST", url, headers=dict(headers), content=body) as response:
+            with (
+                _attempt(self._timeout),
+                self._client.stream("POST", url, headers=dict(headers), content=body) as response,
+            ):
                 excerpt = self._excerpt(response, started)
                 return Outcome(response.status_code, _ms(started), excerpt)
         except httpx.TimeoutException:
@@ -161,12 +221,16 @@ class HttpWebhookSender:
             return Outcome(None, _ms(started), error=_error(exc))
 
     def _excerpt(self, response: httpx.Response, started: float) -> str:
-        """The start of the body, read no further than the excerpt needs or the deadline."""
+        """The start of the body, read no further than the excerpt needs or the time limit
+        (the status is the answer: a body the limit cuts short is kept as far as read)."""
         read = b""
-        for chunk in response.iter_bytes():
-            read += chunk
-            if len(read) >= EXCERPT_MAX or time.monotonic() - started > self._timeout:
-                break
+        try:
+            for chunk in response.iter_bytes():
+                read += chunk
+                if len(read) >= EXCERPT_MAX or time.monotonic() - started > self._timeout:
+                    break
+        except httpx.TimeoutException:
+            pass
         return read[:EXCERPT_MAX].decode("utf-8", errors="replace")
 
     def close(self) -> None:

@@ -111,7 +111,68 @@ def test_only_the_start_of_a_long_answer_is_kept(receiver: Receiver) -> None:
     assert 0 < len(outcome.excerpt) <= 500
 
 
-# ---- DNS within the time limit -----------------------------------------------------------
+# ---- the time limit is the whole attempt's, DNS included -----------------------------------
+
+
+@pytest.fixture
+def trickler() -> Iterator[tuple[int, list[bytes]]]:
+    """A server answering one line every 0.1 s, from a list a test sets (then a byte of
+    body every 0.1 s): each read is quick, the answer never ends. Yields its port and the
+    list."""
+    server = socket.create_server(("127.0.0.1", 0))
+    lines: list[bytes] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with conn:
+                conn.recv(65536)
+                try:
+                    for line in [*lines, *([b"x"] * 30)]:
+                        conn.sendall(line)
+                        if stop.wait(0.1):
+                            return
+                except OSError:
+                    continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1], lines
+    stop.set()
+    server.close()
+    thread.join(5)
+
+
+def test_headers_that_trickle_in_end_with_the_attempt_s_limit(
+    trickler: tuple[int, list[bytes]],
+) -> None:
+    port, lines = trickler
+    lines.extend([b"HTTP/1.1 200 OK\r\n", *(b"x-slow-%d: 1\r\n" % n for n in range(30))])
+    started = time.monotonic()
+    outcome = HttpWebhookSender(allow_private=True, timeout=0.5).send(
+        f"http://127.0.0.1:{port}/hooks", HEADERS, b"{}"
+    )
+    assert time.monotonic() - started < 1.2
+    assert outcome.error is not None
+    assert "timed out" in outcome.error
+
+
+def test_a_body_that_trickles_in_keeps_the_status_and_what_came_within_the_limit(
+    trickler: tuple[int, list[bytes]],
+) -> None:
+    port, lines = trickler
+    lines.append(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\n")
+    started = time.monotonic()
+    outcome = HttpWebhookSender(allow_private=True, timeout=0.5).send(
+        f"http://127.0.0.1:{port}/hooks", HEADERS, b"{}"
+    )
+    assert time.monotonic() - started < 1.2
+    assert outcome.status_code == 200
+    assert 0 < len(outcome.excerpt) < 10
 
 
 def test_a_lookup_that_hangs_times_out_within_the_attempt_s_limit() -> None:
