@@ -122,9 +122,11 @@ class WebhookDeliveryJob:
             if not self._record(webhook, message, outcome, now):
                 rest = messages[done:]
                 if rest:
+                    # One claim, one lease: the round's messages all carry the same.
+                    lease = rest[0].lease_until
+                    assert lease is not None  # noqa: S101 - claimed messages carry their lease
                     with self._store.transaction() as tx:
-                        # One claim, one lease: every message of the round carries it.
-                        tx.webhooks.release([m.id for m in rest], now + LEASE)
+                        tx.webhooks.release([m.id for m in rest], lease)
                 return done
         return len(messages)
 
