@@ -17,6 +17,7 @@ import pytest
 
 from keyplane.outbound import AddressInfo, HttpWebhookSender
 
+from conftest import free_port
 from support.receiver import Receiver
 
 HEADERS = {"content-type": "application/json"}
@@ -77,6 +78,30 @@ def test_a_name_with_any_forbidden_address_is_refused(monkeypatch: pytest.Monkey
     outcome = HttpWebhookSender(allow_private=True).send("http://mixed.example/", HEADERS, b"{}")
     assert outcome.error is not None
     assert "169.254.169.254" in outcome.error
+
+
+def test_an_address_that_refuses_the_connection_falls_back_to_the_next_answer(
+    receiver: Receiver,
+) -> None:
+    closed = free_port()
+
+    def two(host: str, port: int) -> Sequence[AddressInfo]:
+        return [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", closed)),
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", receiver.port)),
+        ]
+
+    def none_listening(host: str, port: int) -> Sequence[AddressInfo]:
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", closed))]
+
+    url = f"http://two.example:{receiver.port}/hooks"
+    assert HttpWebhookSender(allow_private=True, resolver=two).send(url, HEADERS, b"{}").ok
+    outcome = HttpWebhookSender(allow_private=True, resolver=none_listening).send(
+        url, HEADERS, b"{}"
+    )
+    assert outcome.error is not None
+    assert "cannot connect to two.example" in outcome.error
+    assert len(receiver.received) == 1
 
 
 def test_an_unknown_name_is_an_error_not_an_exception() -> None:
