@@ -4,6 +4,7 @@ a user's receiver would, with ``standardwebhooks``."""
 
 from __future__ import annotations
 
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -34,7 +35,9 @@ class Received:
 
 
 class Receiver:
-    def __init__(self) -> None:
+    """``tls``: an https receiver, with that server context (its certificate)."""
+
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.received: list[Received] = []
         self.status = 204
         self.answer = b""
@@ -65,8 +68,13 @@ class Receiver:
 
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
+        if tls is not None:
+            # The handshake happens on accept; one the client aborts (a certificate it
+            # refuses) is an OSError the server drops.
+            self._server.socket = tls.wrap_socket(self._server.socket, server_side=True)
         self.port = self._server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}/hooks"
+        scheme = "http" if tls is None else "https"
+        self.url = f"{scheme}://127.0.0.1:{self.port}/hooks"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
     def start(self) -> Receiver:

@@ -207,7 +207,8 @@ class WebhookRepository(Protocol):
         self, org_id: str, webhook_id: str, message_id: str
     ) -> WebhookMessage | None: ...
     def requeue(self, message_id: str, now: datetime) -> None:
-        """Pending again, due now, with a fresh retry budget (a redelivery)."""
+        """Pending again, due now, with a fresh retry budget (a redelivery). Any lease
+        ends: an attempt in flight finishes without overwriting the redelivery."""
         ...
 
     def any_due(self, now: datetime) -> bool:
@@ -219,18 +220,28 @@ class WebhookRepository(Protocol):
         self, now: datetime, *, lease_until: datetime, limit: int
     ) -> list[tuple[WebhookMessage, Webhook]]:
         """Due messages of enabled endpoints, leased until ``lease_until`` (FOR UPDATE SKIP
-        LOCKED on PostgreSQL): another runner skips them until then."""
+        LOCKED on PostgreSQL): another runner skips them until then. Each message carries
+        its ``lease_until``, the token ``finish`` and ``release`` check."""
         ...
 
     def finish(
         self,
         attempt: WebhookAttempt,
         *,
+        lease_until: datetime,
         status: str,
         next_attempt_at: datetime | None,
-    ) -> None:
-        """Records an attempt and what it made of its message; releases the lease. Nothing,
-        when the message is gone (its webhook was deleted during the attempt)."""
+    ) -> bool:
+        """Records an attempt and, while the message is still leased until ``lease_until``
+        (the claim's), what it made of it, releasing the lease; whether it was. A message
+        redelivered during the attempt (``requeue`` ended the lease) keeps its new state:
+        only the attempt is recorded. Nothing, when the message is gone (its webhook was
+        deleted during the attempt)."""
+        ...
+
+    def release(self, message_ids: Sequence[str], lease_until: datetime) -> None:
+        """Ends the lease of claimed messages not attempted, if still theirs: due again at
+        the next round."""
         ...
 
     def set_failing(self, webhook_id: str, since: datetime | None) -> None:
@@ -241,7 +252,14 @@ class WebhookRepository(Protocol):
         """Endpoints the job disabled whose owners are not yet emailed."""
         ...
 
-    def clear_notice(self, webhook_id: str) -> None: ...
+    def claim_notice(self, webhook_id: str) -> bool:
+        """Clears the endpoint's notice flag; whether this call did (one runner of several
+        wins, and only it emails)."""
+        ...
+
+    def restore_notice(self, webhook_id: str) -> None:
+        """Sets the flag again after the email failed, while the endpoint is disabled."""
+        ...
 
 
 class Transaction(Protocol):

@@ -2,9 +2,12 @@
 failures again with backoff and disables an endpoint that has failed for five days.
 
 Each round claims due messages in a short transaction (a lease, FOR UPDATE SKIP LOCKED on
-PostgreSQL), sends outside any transaction, then records each attempt in a transaction of
-its own. Different endpoints are sent to in parallel on a small thread pool, one endpoint's
-messages in order, so one slow endpoint (its 10 s timeout) never holds up the others.
+PostgreSQL, the write lock on SQLite), sends outside any transaction, then records each
+attempt in a transaction of its own, provided the message is still under that lease: a
+redelivery during the attempt ends the lease, and wins (the attempt is listed, the message
+stays queued to be sent again). Different endpoints are sent to in parallel on a small
+thread pool, one endpoint's messages in order, so one slow endpoint (its 10 s timeout)
+never holds up the others.
 
 A runner that dies between the claim and the record lets go when the lease ends: the
 message is sent again (receivers drop duplicates by ``webhook-id``). Nothing is lost by a
@@ -107,18 +110,25 @@ class WebhookDeliveryJob:
             return sum(future.result() for future in futures)
 
     def _deliver(self, webhook: Webhook, messages: Sequence[WebhookMessage], now: datetime) -> int:
-        """One endpoint's messages, in order. After a failure the rest wait for their lease
-        to end (they are not counted as attempts): a failing endpoint costs one timeout
-        per round, not one per message."""
+        """One endpoint's messages, in order. After a failure the rest are released, not
+        sent (nor counted): a failing endpoint costs one timeout per round, not one per
+        message, and its other messages are due again at the next round instead of
+        waiting for their lease to end. The failed one, tried again after its backoff,
+        then comes after them."""
         secrets = [self._hasher.webhook_secret(webhook.id, g) for g in webhook.generations(now)]
-        done = 0
-        for message in messages:
+        for done, message in enumerate(messages, start=1):
             signed = headers(secrets, message.id, self._stamp(), message.payload)
             outcome = self._sender.send(webhook.url, signed, message.payload)
-            done += 1
             if not self._record(webhook, message, outcome, now):
-                break
-        return done
+                rest = messages[done:]
+                if rest:
+                    # One claim, one lease: the round's messages all carry the same.
+                    lease = rest[0].lease_until
+                    assert lease is not None  # noqa: S101 - claimed messages carry their lease
+                    with self._store.transaction() as tx:
+                        tx.webhooks.release([m.id for m in rest], lease)
+                return done
+        return len(messages)
 
     def _record(
         self, webhook: Webhook, message: WebhookMessage, outcome: Outcome, now: datetime
@@ -135,17 +145,25 @@ class WebhookDeliveryJob:
             excerpt=outcome.excerpt[:EXCERPT_MAX],
             error=outcome.error[:200] if outcome.error else None,
         )
+        lease = message.lease_until
+        assert lease is not None  # noqa: S101 - claimed messages carry their lease
         with self._store.transaction() as tx:
             if outcome.ok:
-                tx.webhooks.finish(attempt, status="delivered", next_attempt_at=None)
+                tx.webhooks.finish(
+                    attempt, lease_until=lease, status="delivered", next_attempt_at=None
+                )
                 if webhook.failing_since is not None:
                     tx.webhooks.set_failing(webhook.id, None)
                 return True
             if now - message.retry_from >= RETRY_FOR:
-                tx.webhooks.finish(attempt, status="failed", next_attempt_at=None)
+                tx.webhooks.finish(
+                    attempt, lease_until=lease, status="failed", next_attempt_at=None
+                )
             else:
                 delay = retry_delay(message.attempt_count + 1)
-                tx.webhooks.finish(attempt, status="pending", next_attempt_at=now + delay)
+                tx.webhooks.finish(
+                    attempt, lease_until=lease, status="pending", next_attempt_at=now + delay
+                )
             tx.webhooks.set_failing(webhook.id, now)
             failing_since = webhook.failing_since or now
             if now - failing_since >= DISABLE_AFTER:
@@ -192,18 +210,23 @@ class WebhookDeliveryJob:
 
     def _notify_owners(self) -> int:
         """Emails the owners of each endpoint disabled since the last round. The notice is
-        a flag on the webhook's row, set in the transaction that disabled it: a crash in
-        between loses no email, and a mail server that refuses one gets it again next
-        round (two runners may both send it: at least once, never never). Without a mail
+        a flag on the webhook's row, set in the transaction that disabled it. A runner
+        claims it (a conditional update, which one of several runners wins) before it
+        emails, and sets it again when the mail server refuses, for the next round: one
+        email, never two. A runner that dies between the claim and the email loses that
+        email; the audit event and the console's disabled reason stay. Without a mail
         server (KEYPLANE_SMTP_URL unset) the audit event is all there is."""
         with self._store.read() as tx:
             due = tx.webhooks.notices_due(limit=10)
         sent = 0
         for webhook in due:
-            if self._mailer.enabled and not self._email(webhook):
-                continue
             with self._store.transaction() as tx:
-                tx.webhooks.clear_notice(webhook.id)
+                if not tx.webhooks.claim_notice(webhook.id):
+                    continue  # another runner has it
+            if self._mailer.enabled and not self._email(webhook):
+                with self._store.transaction() as tx:
+                    tx.webhooks.restore_notice(webhook.id)
+                continue
             sent += 1
         return sent
 

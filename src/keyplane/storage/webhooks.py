@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -113,7 +114,9 @@ class SqlWebhookRepository:
         self._conn.execute(
             update(webhook_messages)
             .where(webhook_messages.c.id == message_id)
-            .values(status="pending", next_attempt_at=now, retry_from=now)
+            # The lease goes too: an attempt in flight no longer owns the message, so when
+            # it finishes it records itself without overwriting this (see ``finish``).
+            .values(status="pending", next_attempt_at=now, retry_from=now, lease_until=None)
         )
 
     def any_due(self, now: datetime) -> bool:
@@ -146,17 +149,22 @@ class SqlWebhookRepository:
             mapping = row._mapping
             endpoint = {c.name: mapping[f"w_{c.name}"] for c in webhooks.c}
             endpoint["events"] = tuple(endpoint["events"])
-            message = _message(row, ())
+            message = replace(_message(row, ()), lease_until=lease_until)
             claimed.append((message, Webhook(**endpoint)))
         return claimed
 
     def finish(
-        self, attempt: WebhookAttempt, *, status: str, next_attempt_at: datetime | None
-    ) -> None:
+        self,
+        attempt: WebhookAttempt,
+        *,
+        lease_until: datetime,
+        status: str,
+        next_attempt_at: datetime | None,
+    ) -> bool:
         m = webhook_messages.c
-        updated = self._conn.execute(
+        owned = self._conn.execute(
             update(webhook_messages)
-            .where(m.id == attempt.message_id)
+            .where(m.id == attempt.message_id, m.lease_until == lease_until)
             .values(
                 status=status,
                 next_attempt_at=next_attempt_at,
@@ -165,10 +173,28 @@ class SqlWebhookRepository:
                 delivered_at=attempt.attempted_at if status == "delivered" else m.delivered_at,
                 lease_until=None,
             )
-        )
-        # Deleted with its webhook while the attempt was in flight: nothing to record.
-        if updated.rowcount:
-            self._conn.execute(insert(webhook_attempts).values(**_fields(attempt)))
+        ).rowcount
+        if not owned:
+            # Redelivered (or, after a lease ran out, claimed again) while in flight: the
+            # attempt happened and is listed, but the message's state is the newer one's.
+            found = self._conn.execute(
+                update(webhook_messages)
+                .where(m.id == attempt.message_id)
+                .values(attempt_count=m.attempt_count + 1, last_attempt_at=attempt.attempted_at)
+            ).rowcount
+            if not found:  # deleted with its webhook while the attempt was in flight
+                return False
+        self._conn.execute(insert(webhook_attempts).values(**_fields(attempt)))
+        return bool(owned)
+
+    def release(self, message_ids: Sequence[str], lease_until: datetime) -> None:
+        m = webhook_messages.c
+        if message_ids:
+            self._conn.execute(
+                update(webhook_messages)
+                .where(m.id.in_(message_ids), m.lease_until == lease_until)
+                .values(lease_until=None)
+            )
 
     def set_failing(self, webhook_id: str, since: datetime | None) -> None:
         w = webhooks.c
@@ -187,9 +213,19 @@ class SqlWebhookRepository:
         )
         return [_webhook(row) for row in self._conn.execute(query)]
 
-    def clear_notice(self, webhook_id: str) -> None:
+    def claim_notice(self, webhook_id: str) -> bool:
+        w = webhooks.c
+        taken = self._conn.execute(
+            update(webhooks)
+            .where(w.id == webhook_id, w.notice_due.is_(True))
+            .values(notice_due=False)
+        )
+        return bool(taken.rowcount)
+
+    def restore_notice(self, webhook_id: str) -> None:
+        w = webhooks.c
         self._conn.execute(
-            update(webhooks).where(webhooks.c.id == webhook_id).values(notice_due=False)
+            update(webhooks).where(w.id == webhook_id, w.enabled.is_(False)).values(notice_due=True)
         )
 
     def _attempts(self, message_ids: list[str]) -> dict[str, list[WebhookAttempt]]:

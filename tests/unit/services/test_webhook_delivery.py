@@ -8,6 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any
 
@@ -258,3 +259,125 @@ def test_the_signed_timestamp_is_the_real_time_of_sending_whatever_the_job_s_clo
     [received] = receiver.received
     assert received.verified(made.secret)["type"] == "webhook.test"
     assert abs(int(received.headers["webhook-timestamp"]) - time.time()) < 60
+
+
+# ---- several runners, redeliveries in flight, failing endpoints ----------------------------
+
+
+def _runner(kp: Keyplane, clock: Clock, smtp_port: int, *, batch: int) -> WebhookDeliveryJob:
+    return WebhookDeliveryJob(
+        kp.store,
+        KeyHasher(kp.settings.pepper()),
+        HttpWebhookSender(allow_private=True),
+        SmtpMailer(SmtpTarget.parse(f"smtp://127.0.0.1:{smtp_port}"), "keyplane@test"),
+        stamp=clock,
+        batch=batch,
+    )
+
+
+def test_two_runners_at_once_deliver_each_message_once_and_email_each_owner_once(
+    kp: Keyplane,
+    clock: Clock,
+    database_url: str,
+    receiver: Receiver,
+    inbox: tuple[Inbox, int],
+) -> None:
+    """Two keyplane processes on one database, each running the job in a loop of small
+    claims: every message reaches the receiver exactly once, and the owners of each
+    endpoint the job disabled get one email, not one per runner."""
+    owner, _ = _owner(kp)
+    queued: set[str] = set()
+    for _ in range(3):
+        hook = kp.webhooks.create(owner, receiver.url, ["*"]).webhook
+        queued |= {kp.webhooks.test(owner, hook.id).id for _ in range(8)}
+    disabled = []
+    for _ in range(4):
+        hook = kp.webhooks.create(owner, receiver.url, ["*"]).webhook
+        with kp.store.transaction() as tx:  # as the job leaves an endpoint it disabled
+            tx.webhooks.update(
+                replace(hook, enabled=False, disabled_reason="failing", notice_due=True)
+            )
+        disabled.append(hook.id)
+    other = build(
+        Settings(database_url=database_url, secret_key=TEST_SECRET, run_jobs=False), clock=clock
+    )
+    runners = [_runner(k, clock, inbox[1], batch=3) for k in (kp, other)]
+    now = clock()
+    counts: list[int] = []
+    barrier = threading.Barrier(2)
+
+    def run(job: WebhookDeliveryJob) -> None:
+        barrier.wait()
+        total = 0
+        while done := job.run(now):
+            total += done
+        counts.append(total)
+
+    threads = [threading.Thread(target=run, args=(job,)) for job in runners]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        other.close()
+
+    ids = [r.headers["webhook-id"] for r in receiver.received]
+    assert sorted(ids) == sorted(queued)  # each once, none missing
+    assert sum(counts) == len(queued) + len(disabled)
+    assert len(inbox[0].messages) == len(disabled)
+    mails = " ".join(str(m.content) for m in inbox[0].messages)
+    assert all(mails.count(hook_id) == 1 for hook_id in disabled)
+    with kp.store.read() as tx:
+        assert tx.webhooks.notices_due(10) == []
+
+
+def test_a_redelivery_during_an_attempt_is_not_overwritten_when_the_attempt_ends(
+    kp: Keyplane, clock: Clock, receiver: Receiver
+) -> None:
+    """The redelivery ends the attempt's lease: the attempt is listed when it finishes,
+    and the message stays queued, sent again at the next round."""
+    owner, _ = _owner(kp)
+    receiver.delay = 1.0
+    hook = kp.webhooks.create(owner, receiver.url, ["*"]).webhook
+    message = kp.webhooks.test(owner, hook.id)
+    runner = threading.Thread(target=_job(kp).run, args=(clock(),))
+    runner.start()
+    receiver.wait_for(1, seconds=5)
+    again = kp.webhooks.redeliver(owner, hook.id, message.id)
+    runner.join(timeout=15)
+
+    [after] = kp.webhooks.deliveries(owner, hook.id, limit=10).items
+    assert after.status == "pending"
+    assert after.next_attempt_at == again.next_attempt_at
+    assert [a.status_code for a in after.attempts] == [204]  # the attempt in flight, listed
+    receiver.delay = 0.0
+    assert _job(kp).run(clock()) == 1
+    [delivered] = kp.webhooks.deliveries(owner, hook.id, limit=10).items
+    assert delivered.status == "delivered"
+    assert [r.headers["webhook-id"] for r in receiver.received] == [message.id, message.id]
+
+
+def test_after_a_failure_an_endpoint_s_other_messages_are_due_at_the_next_round(
+    kp: Keyplane, clock: Clock, receiver: Receiver
+) -> None:
+    """One failed attempt per endpoint per round; the messages claimed behind it are
+    released, not left to a 60 s lease, and go in order; the failed one after its backoff."""
+    owner, _ = _owner(kp)
+    receiver.status = 500
+    hook = kp.webhooks.create(owner, receiver.url, ["*"]).webhook
+    first, second, third = (kp.webhooks.test(owner, hook.id).id for _ in range(3))
+    job = _job(kp)
+    now = clock()
+
+    assert job.run(now) == 1
+    assert job.run(now + timedelta(seconds=1)) == 1
+    assert job.run(now + timedelta(seconds=2)) == 1
+    assert job.run(now + timedelta(seconds=3)) == 0  # each waits for its backoff (>= 3.75 s)
+    assert [r.headers["webhook-id"] for r in receiver.received] == [first, second, third]
+    receiver.status = 204
+    assert job.run(now + timedelta(seconds=30)) == 3
+    # Now in the order their (jittered) backoffs ended.
+    assert sorted(r.headers["webhook-id"] for r in receiver.received[3:]) == sorted(
+        [first, second, third]
+    )
