@@ -10,11 +10,8 @@ import time
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import Envelope
 from sqlalchemy import text
 
 from keyplane.app import build
@@ -32,25 +29,14 @@ from keyplane.settings import Settings
 
 from conftest import TEST_SECRET, Clock, free_port
 from support.receiver import Receiver
-
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Envelope] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Envelope) -> str:
-        self.messages.append(envelope)
-        return "250 OK"
+from support.smtp import SmtpServer
 
 
 @pytest.fixture
-def inbox() -> Iterator[tuple[Inbox, int]]:
-    handler = Inbox()
-    port = free_port()
-    controller = Controller(handler, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield handler, port
-    controller.stop()
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer().start()
+    yield server
+    server.stop()
 
 
 @pytest.fixture
@@ -59,12 +45,12 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def kp(database_url: str, clock: Clock, inbox: tuple[Inbox, int]) -> Iterator[Keyplane]:
+def kp(database_url: str, clock: Clock, smtp: SmtpServer) -> Iterator[Keyplane]:
     settings = Settings(
         database_url=database_url,
         secret_key=TEST_SECRET,
         run_jobs=False,
-        smtp_url=f"smtp://127.0.0.1:{inbox[1]}",
+        smtp_url=smtp.url,
     )
     made = build(settings, clock=clock)
     yield made
@@ -117,7 +103,7 @@ def test_retries_stop_after_a_day(kp: Keyplane, clock: Clock, receiver: Receiver
 
 
 def test_an_endpoint_failing_for_five_days_is_disabled_and_its_owners_told(
-    kp: Keyplane, clock: Clock, receiver: Receiver, inbox: tuple[Inbox, int]
+    kp: Keyplane, clock: Clock, receiver: Receiver, smtp: SmtpServer
 ) -> None:
     owner, org_id = _owner(kp)
     receiver.status = 500
@@ -142,9 +128,9 @@ def test_an_endpoint_failing_for_five_days_is_disabled_and_its_owners_told(
     [event] = events
     assert event.actor_type == "system"
     assert event.target_id == hook.id
-    [mail] = inbox[0].messages
-    assert mail.rcpt_tos == ["owner@acme.test"]
-    text = mail.content.decode() if isinstance(mail.content, bytes) else str(mail.content)
+    [(recipients, mail)] = smtp.inbox.messages
+    assert recipients == ["owner@acme.test"]
+    text = str(mail.get_payload())
     assert hook.id in text
     assert made.secret not in text
     # Disabled: its messages wait, nothing is sent to it any more.
@@ -153,7 +139,7 @@ def test_an_endpoint_failing_for_five_days_is_disabled_and_its_owners_told(
 
 
 def test_an_owners_email_the_mail_server_refused_is_sent_on_a_later_round(
-    kp: Keyplane, clock: Clock, receiver: Receiver, inbox: tuple[Inbox, int]
+    kp: Keyplane, clock: Clock, receiver: Receiver, smtp: SmtpServer
 ) -> None:
     owner, _ = _owner(kp)
     receiver.status = 500
@@ -174,12 +160,12 @@ def test_an_owners_email_the_mail_server_refused_is_sent_on_a_later_round(
     down.run(clock())
 
     assert not kp.webhooks.get(owner, hook.id).enabled
-    assert inbox[0].messages == []
+    assert smtp.inbox.messages == []
     with kp.store.read() as tx:
         assert [w.id for w in tx.webhooks.notices_due(10)] == [hook.id]
     assert _job(kp).run(clock()) == 1  # the email, from the row
-    [mail] = inbox[0].messages
-    assert mail.rcpt_tos == ["owner@acme.test"]
+    [(recipients, _)] = smtp.inbox.messages
+    assert recipients == ["owner@acme.test"]
     assert _job(kp).run(clock()) == 0
     kp.webhooks.update(owner, hook.id, WebhookChanges(enabled=True))
     assert kp.webhooks.get(owner, hook.id).failing_since is None
@@ -280,7 +266,7 @@ def test_two_runners_at_once_deliver_each_message_once_and_email_each_owner_once
     clock: Clock,
     database_url: str,
     receiver: Receiver,
-    inbox: tuple[Inbox, int],
+    smtp: SmtpServer,
 ) -> None:
     """Two keyplane processes on one database, each running the job in a loop of small
     claims: every message reaches the receiver exactly once, and the owners of each
@@ -301,7 +287,7 @@ def test_two_runners_at_once_deliver_each_message_once_and_email_each_owner_once
     other = build(
         Settings(database_url=database_url, secret_key=TEST_SECRET, run_jobs=False), clock=clock
     )
-    runners = [_runner(k, clock, inbox[1], batch=3) for k in (kp, other)]
+    runners = [_runner(k, clock, smtp.port, batch=3) for k in (kp, other)]
     now = clock()
     counts: list[int] = []
     barrier = threading.Barrier(2)
@@ -325,8 +311,8 @@ def test_two_runners_at_once_deliver_each_message_once_and_email_each_owner_once
     ids = [r.headers["webhook-id"] for r in receiver.received]
     assert sorted(ids) == sorted(queued)  # each once, none missing
     assert sum(counts) == len(queued) + len(disabled)
-    assert len(inbox[0].messages) == len(disabled)
-    mails = " ".join(str(m.content) for m in inbox[0].messages)
+    assert len(smtp.inbox.messages) == len(disabled)
+    mails = " ".join(str(m.get_payload()) for _, m in smtp.inbox.messages)
     assert all(mails.count(hook_id) == 1 for hook_id in disabled)
     with kp.store.read() as tx:
         assert tx.webhooks.notices_due(10) == []
