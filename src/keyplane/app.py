@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 
 from keyplane import __version__
 from keyplane.container import Keyplane
+from keyplane.domain.invalidation import apply_all
 from keyplane.domain.ports import BackgroundUsageCounter, Clock, Job, Mailer
 from keyplane.domain.tokens import KeyHasher
 from keyplane.domain.usage import Retention
@@ -60,8 +61,8 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
     if run_migrations:
         migrate(engine)
     _check_secret(settings, hasher, engine)
-    store = SqlStore(engine)
     cache = InProcessKeyCache(max_entries=settings.cache_max_entries)
+    store = SqlStore(engine, committed=lambda notices: apply_all(cache, notices))
     usage = BufferedUsageRecorder(store.record_last_used, interval=settings.usage_flush_interval)
     usage_counts = SqlUsageRepository(engine)
     counter = _usage_counter(settings, usage_counts, clock)
@@ -69,7 +70,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
     sender = HttpWebhookSender(allow_private=settings.webhooks_allow_private)
     jobs: list[Job] = [
         _usage_retention(settings, usage_counts),
-        ExpiryJob(store, cache, scrub=store.scrub),
+        ExpiryJob(store, scrub=store.scrub),
         NoticeJob(store, mailer),
         WebhookDeliveryJob(
             store,
@@ -80,7 +81,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
             interval=settings.webhooks_delivery_interval,
         ),
     ]
-    keys = KeyService(store, hasher, cache, clock)
+    keys = KeyService(store, hasher, clock)
     passwords = Argon2Passwords()
     # services/signin.py explains the three counts and their numbers; set-password links
     # share the per-account one (services/users.py).
@@ -93,11 +94,11 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
         usage=usage,
         counter=counter,
         keys=keys,
-        rotation=RotationService(store, keys, cache, clock),
-        apps=AppService(store, cache, clock),
-        profiles=ProfileService(store, cache, clock),
+        rotation=RotationService(store, keys, clock),
+        apps=AppService(store, clock),
+        profiles=ProfileService(store, clock),
         resources=ResourceService(store, clock),
-        orgs=OrgService(store, keys, cache, clock),
+        orgs=OrgService(store, keys, clock),
         verifier=Verifier(store, hasher, cache, clock, usage, counter),
         analytics=AnalyticsService(store, usage_counts, clock),
         users=UserService(store, passwords, clock, accounts, time.monotonic),
