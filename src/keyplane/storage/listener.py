@@ -120,6 +120,8 @@ class PostgresInvalidationListener:
             self.listening.set()
             if self.connects > 1:
                 log.info("cache invalidation listener reconnected; dropped the key cache")
+            else:
+                log.info("cache invalidation listener: LISTEN %s", CHANNEL)
             quiet_since = time.monotonic()
             while not self._stopping.is_set():
                 # Short waits, so that stop() is prompt.
