@@ -134,6 +134,12 @@ def test_every_kind_of_notice_reaches_the_other_node(nodes: Nodes, kind: str) ->
     eventually(lambda: nodes.b.cache.get(entry.digest) is None)
 
 
+def _fail_after_notice(kp: Keyplane, key_id: str) -> None:
+    with kp.store.transaction() as tx:
+        tx.invalidations.key(key_id)
+        raise RuntimeError("the change fails after its notice was recorded")
+
+
 def test_a_rolled_back_change_notifies_nobody(nodes: Nodes) -> None:
     key_id, secret = _issue(nodes)
     for node in (nodes.a, nodes.b):
@@ -143,9 +149,8 @@ def test_a_rolled_back_change_notifies_nobody(nodes: Nodes) -> None:
     with psycopg.connect(libpq_url(nodes.url), autocommit=True) as probe:
         probe.execute(f"LISTEN {CHANNEL}")
         heard_before = listener(nodes.b).received
-        with pytest.raises(RuntimeError), nodes.a.store.transaction() as tx:
-            tx.invalidations.key(key_id)
-            raise RuntimeError("the change fails after its notice was recorded")
+        with pytest.raises(RuntimeError):
+            _fail_after_notice(nodes.a, key_id)
         with nodes.a.store.transaction() as tx:
             tx.invalidations.key("key_marker")
         # Notices arrive in commit order: once the marker is here, nothing came before it.
