@@ -177,3 +177,14 @@ def test_a_killed_listener_connection_drops_the_cache_and_reconnects(nodes: Node
     assert _code(nodes.b, nodes, secret) == "VALID"
     nodes.a.keys.update(nodes.owner, key_id, KeyChanges(status="inactive"))
     eventually(lambda: _code(nodes.b, nodes, secret) == "DISABLED")
+
+
+def test_a_notice_recorded_twice_in_one_transaction_is_sent_once(nodes: Nodes) -> None:
+    with psycopg.connect(libpq_url(nodes.url), autocommit=True) as probe:
+        probe.execute(f"LISTEN {CHANNEL}")
+        with nodes.a.store.transaction() as tx:
+            tx.invalidations.app("app_twice")
+            tx.invalidations.app("app_twice")
+            tx.invalidations.key("key_last")
+        heard = [n.payload for n in probe.notifies(timeout=5, stop_after=2)]
+    assert heard == ["app:app_twice", "key:key_last"]

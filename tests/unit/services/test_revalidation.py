@@ -185,3 +185,21 @@ def test_the_ttl_comes_from_the_settings(tmp_path: Path) -> None:
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'k.db'}", cache_ttl_seconds=5)
     assert settings.cache_ttl_seconds == 5
     assert Settings().cache_ttl_seconds == 30
+
+
+def test_a_stale_record_is_still_answered_while_the_process_shuts_down(
+    kp: Keyplane, clock: Clock
+) -> None:
+    owner, _, secret = _key(kp)
+
+    def closed(_task: Callable[[], None]) -> None:
+        raise RuntimeError("cannot schedule new futures after shutdown")
+
+    hasher = KeyHasher(TEST_SECRET.encode())
+    verifier = Verifier(
+        kp.store, hasher, kp.cache, clock, kp.usage, kp.counter, ttl=TTL, background=closed
+    )
+    assert verifier.verify(owner.org_id, secret).code == "VALID"
+    clock.advance(TTL)
+    assert verifier.verify(owner.org_id, secret).code == "VALID"
+    assert verifier.verify(owner.org_id, secret).code == "VALID"  # and asks again each time
