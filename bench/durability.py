@@ -24,7 +24,6 @@ from pathlib import Path
 
 from keyplane.domain.scopes import ScopeSet
 from keyplane.domain.tokens import KeyHasher
-from keyplane.memory import InProcessKeyCache
 from keyplane.services.common import Principal
 from keyplane.services.keys import KeyService, NewKey
 from keyplane.services.orgs import OrgService
@@ -44,9 +43,8 @@ def create_keys(directory: Path, synchronous: str, count: int) -> float:
     try:
         migrate(engine)
         store = SqlStore(engine)
-        cache = InProcessKeyCache()
-        keys = KeyService(store, KeyHasher(b"bench-durability-" + b"x" * 32), cache, _now)
-        made = OrgService(store, keys, cache, _now).create("Bench", "bench@example.com")
+        keys = KeyService(store, KeyHasher(b"bench-durability-" + b"x" * 32), _now)
+        made = OrgService(store, keys, _now).create("Bench", "bench@example.com")
         # The owner's key acts, with its full scopes, as over the API.
         owner = Principal(made.org.id, made.key_id, ScopeSet.full())
         keys.create(owner, NewKey(name="warm-up"))

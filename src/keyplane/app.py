@@ -10,15 +10,24 @@ import hmac
 import logging
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
 from keyplane import __version__
 from keyplane.container import Keyplane
-from keyplane.domain.ports import BackgroundUsageCounter, Clock, Job, Mailer
+from keyplane.domain.invalidation import apply_all
+from keyplane.domain.ports import (
+    BackgroundUsageCounter,
+    Clock,
+    InvalidationListener,
+    Job,
+    Mailer,
+)
 from keyplane.domain.tokens import KeyHasher
 from keyplane.domain.usage import Retention
 from keyplane.jobs import JobRunner
@@ -41,8 +50,9 @@ from keyplane.services.users import UserService
 from keyplane.services.verifying import Verifier
 from keyplane.services.webhooks import WebhookService
 from keyplane.settings import ConfigurationError, Settings
-from keyplane.storage.engine import make_engine, migrate
+from keyplane.storage.engine import is_sqlite, make_engine, migrate
 from keyplane.storage.instance import claim_secret_check
+from keyplane.storage.listener import PostgresInvalidationListener
 from keyplane.storage.store import SqlStore
 from keyplane.storage.usage import SqlUsageRepository
 from keyplane.usage import BufferedUsageCounter, NullUsageCounter
@@ -60,8 +70,8 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
     if run_migrations:
         migrate(engine)
     _check_secret(settings, hasher, engine)
-    store = SqlStore(engine)
     cache = InProcessKeyCache(max_entries=settings.cache_max_entries)
+    store = SqlStore(engine, committed=lambda notices: apply_all(cache, notices))
     usage = BufferedUsageRecorder(store.record_last_used, interval=settings.usage_flush_interval)
     usage_counts = SqlUsageRepository(engine)
     counter = _usage_counter(settings, usage_counts, clock)
@@ -69,7 +79,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
     sender = HttpWebhookSender(allow_private=settings.webhooks_allow_private)
     jobs: list[Job] = [
         _usage_retention(settings, usage_counts),
-        ExpiryJob(store, cache, scrub=store.scrub),
+        ExpiryJob(store, scrub=store.scrub),
         NoticeJob(store, mailer),
         WebhookDeliveryJob(
             store,
@@ -80,11 +90,13 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
             interval=settings.webhooks_delivery_interval,
         ),
     ]
-    keys = KeyService(store, hasher, cache, clock)
+    keys = KeyService(store, hasher, clock)
     passwords = Argon2Passwords()
     # services/signin.py explains the three counts and their numbers; set-password links
     # share the per-account one (services/users.py).
     accounts = InProcessAttemptLimiter(free=50)
+    # Reloads of records past the cache TTL (services/verifying.py), off the request path.
+    revalidation = ThreadPoolExecutor(max_workers=2, thread_name_prefix="keyplane-revalidate")
     return Keyplane(
         settings=settings,
         clock=clock,
@@ -93,12 +105,21 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
         usage=usage,
         counter=counter,
         keys=keys,
-        rotation=RotationService(store, keys, cache, clock),
-        apps=AppService(store, cache, clock),
-        profiles=ProfileService(store, cache, clock),
+        rotation=RotationService(store, keys, clock),
+        apps=AppService(store, clock),
+        profiles=ProfileService(store, clock),
         resources=ResourceService(store, clock),
-        orgs=OrgService(store, keys, cache, clock),
-        verifier=Verifier(store, hasher, cache, clock, usage, counter),
+        orgs=OrgService(store, keys, clock),
+        verifier=Verifier(
+            store,
+            hasher,
+            cache,
+            clock,
+            usage,
+            counter,
+            ttl=timedelta(seconds=settings.cache_ttl_seconds),
+            background=revalidation.submit,
+        ),
         analytics=AnalyticsService(store, usage_counts, clock),
         users=UserService(store, passwords, clock, accounts, time.monotonic),
         signin=SignInService(
@@ -116,8 +137,29 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
         ),
         mailer=mailer,
         jobs=JobRunner(jobs, clock=clock, interval=settings.jobs_interval_seconds),
-        closers=[passwords.close, sender.close, engine.dispose],
+        closers=[
+            partial(revalidation.shutdown, cancel_futures=True),
+            passwords.close,
+            sender.close,
+            engine.dispose,
+        ],
+        listener=_listener(settings, cache),
     )
+
+
+def _listener(settings: Settings, cache: InProcessKeyCache) -> InvalidationListener | None:
+    """How other processes' changes reach this one's cache.
+
+    PostgreSQL LISTEN/NOTIFY, also when KEYPLANE_REDIS_URL is set: the notice is sent
+    inside the changing transaction, so it is delivered exactly when the change commits
+    and never for a rollback; a Redis PUBLISH can only happen before COMMIT (announcing
+    what may roll back) or after it (lost if this process dies in between).
+    SQLite has no NOTIFY and serves one process (`serve --workers` refuses more): its
+    store applies each commit's notices to this cache itself (SqlStore).
+    """
+    if is_sqlite(settings.database_url):
+        return None
+    return PostgresInvalidationListener(settings.database_url, cache)
 
 
 def _usage_counter(
@@ -175,7 +217,7 @@ def create_app(settings: Settings | None = None, *, keyplane: Keyplane | None = 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         log.info("security settings: %s", security_summary(config))
-        kp.start(jobs=config.run_jobs)
+        kp.start(jobs=config.run_jobs, listen=True)
         try:
             yield
         finally:

@@ -13,6 +13,7 @@ from keyplane.domain.ports import (
     BackgroundUsageCounter,
     BackgroundUsageRecorder,
     Clock,
+    InvalidationListener,
     KeyCache,
     Mailer,
     Store,
@@ -58,14 +59,22 @@ class Keyplane:
     jobs: JobRunner
     # Run once, in order, by close(): stop background threads before the pool they use.
     closers: list[Callable[[], None]] = field(default_factory=list)
+    # Other processes' cache invalidations (PostgreSQL); None on SQLite, where this process
+    # is the only one that changes anything. Started by `serve`, not by `worker`: a worker
+    # verifies nothing, so its cache is never read.
+    listener: InvalidationListener | None = None
 
-    def start(self, *, jobs: bool = False) -> None:
+    def start(self, *, jobs: bool = False, listen: bool = False) -> None:
+        if listen and self.listener is not None:
+            self.listener.start()
         self.usage.start()
         self.counter.start()
         if jobs:
             self.jobs.start()
 
     def close(self) -> None:
+        if self.listener is not None:
+            self.listener.stop()
         self.jobs.stop()
         self.usage.stop()
         self.counter.stop()

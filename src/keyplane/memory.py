@@ -69,6 +69,7 @@ class InProcessKeyCache:
         with self._lock:
             if generation != self._generation:
                 return
+            self._drop(digest)  # a revalidated record whose key is gone
             self._missing[digest] = None
             if len(self._missing) > self._max_missing:
                 self._missing.popitem(last=False)

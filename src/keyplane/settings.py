@@ -41,6 +41,10 @@ class Settings(BaseSettings):
     usage_day_retention_days: int = Field(default=730, ge=1)
     usage_retention_interval: float = Field(default=3600.0, gt=0)  # seconds between runs
     cache_max_entries: int = Field(default=100_000, ge=1)
+    # Seconds after which a cached verification record is read again from the database
+    # (in the background: the request that finds it stale is answered from it). The last
+    # safety net behind invalidation notices (services/verifying.py says how stale).
+    cache_ttl_seconds: float = Field(default=30.0, gt=0)
     # Background jobs (keyplane/jobs.py): seconds between rounds, and whether `serve` runs
     # them too (false when `keyplane worker` processes run them instead).
     jobs_interval_seconds: float = Field(default=30.0, gt=0)

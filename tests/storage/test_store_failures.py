@@ -67,7 +67,7 @@ def test_a_database_refusing_writes_is_unavailable_and_reads_go_on(
         with psycopg.connect(admin, autocommit=True) as conn:
             # What a hot standby (or a read-only switch during maintenance) looks like.
             conn.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
-        apps = AppService(kp.store, kp.cache, kp.clock)
+        apps = AppService(kp.store, kp.clock)
         try:
             kp.store.engine.dispose()  # type: ignore[attr-defined]  # new sessions see it
             with pytest.raises(StorageUnavailable) as refused:

@@ -50,10 +50,15 @@ def wait_healthy(process: Process, seconds: float = 30) -> None:
 
 
 def serve(
-    directory: Path, port: int, *extra: str, env: Mapping[str, str] | None = None
+    directory: Path,
+    port: int,
+    *extra: str,
+    env: Mapping[str, str] | None = None,
+    database_url: str | None = None,
 ) -> Iterator[Process]:
-    """Runs ``keyplane serve`` on SQLite in ``directory`` until the generator is closed."""
-    database_url = f"sqlite:///{directory / 'keyplane.db'}"
+    """Runs ``keyplane serve`` until the generator is closed: on SQLite in ``directory``,
+    or on ``database_url`` (its log in ``directory`` all the same)."""
+    database_url = database_url or f"sqlite:///{directory / 'keyplane.db'}"
     log = directory / f"serve-{port}.log"
     with log.open("w") as sink:
         proc = subprocess.Popen(

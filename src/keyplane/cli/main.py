@@ -12,7 +12,7 @@ import typer
 from typer.core import TyperArgument, TyperOption
 
 from keyplane import __version__
-from keyplane.app import create_app
+from keyplane.app import build, create_app
 from keyplane.cli.audit import audit
 from keyplane.cli.common import (
     DatabaseUrl,
@@ -31,6 +31,7 @@ from keyplane.services.common import Principal
 from keyplane.services.orgs import furnish_demo
 from keyplane.services.users import check_password
 from keyplane.settings import Settings
+from keyplane.storage.engine import is_sqlite
 
 if TYPE_CHECKING:
     import uvicorn
@@ -104,12 +105,14 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def server_config(asgi: Any, settings: Settings) -> uvicorn.Config:
-    """uvicorn as keyplane runs it."""
+def server_config(asgi: Any, settings: Settings, workers: int = 1) -> uvicorn.Config:
+    """uvicorn as keyplane runs it (``asgi``: the app, or a factory's import path)."""
     import uvicorn  # imported here: the other commands do not need a server
 
     return uvicorn.Config(
         asgi,
+        factory=isinstance(asgi, str),
+        workers=workers,
         access_log=False,
         log_config=None,
         server_header=False,
@@ -131,6 +134,14 @@ def serve(
             "--demo", help="Ensure a demo organization; print a console password and a key for it."
         ),
     ] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            metavar="N",
+            help="Server processes sharing the port (more than one needs PostgreSQL).",
+        ),
+    ] = 1,
 ) -> None:
     """Run migrations if needed and serve the API and the console."""
     import uvicorn
@@ -140,6 +151,19 @@ def serve(
     if problems:
         lines = "\n".join(f"  - {p}" for p in problems)
         raise fail(f"KEYPLANE_ENV=production refuses to start:\n{lines}")
+    if workers > 1 and is_sqlite(settings.database_url):
+        # Refused rather than made to work: SQLite has no NOTIFY, so each process would need
+        # a poll of a change table (a table, a write per change, a query per process every
+        # ~100 ms) to hear of the others' changes, for a setup whose writers all wait on one
+        # file lock anyway. Several processes is what PostgreSQL is for; without a channel a
+        # key disabled through one worker would keep verifying in the others.
+        raise fail(
+            f"--workers {workers} needs PostgreSQL: on SQLite each process would keep its "
+            "own key cache and never hear of the other processes' changes (SQLite has no "
+            "LISTEN/NOTIFY), so a key disabled or deleted through one worker would still "
+            "verify in the others. Run one process on SQLite, or set "
+            "KEYPLANE_DATABASE_URL=postgresql://… to run several."
+        )
     setup_logging(settings.log_level)
     sock = listen(host, port)
     kp = build_services(database_url, settings)
@@ -157,9 +181,30 @@ def serve(
     # default a thread holding it keeps it for up to 5 ms before the loop gets a turn, which
     # is a verification's whole budget; 0.5 ms keeps the loop's waits short
     # (bench/signin.py measures verification while the console is busy).
+    if workers > 1:
+        # Each worker process builds its own services (worker_app); this one only bound the
+        # socket, migrated and printed, and supervises them (uvicorn restarts a dead one).
+        kp.close()
+        os.environ["KEYPLANE_DATABASE_URL"] = settings.database_url
+        from uvicorn.supervisors import Multiprocess
+
+        config = server_config("keyplane.cli.main:worker_app", settings, workers)
+        Multiprocess(config, sockets=[sock]).run()
+        return
     sys.setswitchinterval(SWITCH_INTERVAL)
     server = uvicorn.Server(server_config(create_app(keyplane=kp), settings))
     server.run(sockets=[sock])
+
+
+def worker_app() -> Any:
+    """The app of one `serve --workers N` process: settings from the environment the
+    parent set (its --database-url included), the schema already migrated by the parent.
+    Each process has its own key cache and its own invalidation listener, so it hears of
+    every change, the other workers' too, as a separate node would."""
+    settings = Settings()
+    setup_logging(settings.log_level)
+    sys.setswitchinterval(SWITCH_INTERVAL)
+    return create_app(keyplane=build(settings, run_migrations=False))
 
 
 def _print_demo(kp: Keyplane, base: str) -> None:

@@ -262,6 +262,23 @@ class WebhookRepository(Protocol):
         ...
 
 
+class Invalidations(Protocol):
+    """What a unit of work changed that cached verification records depend on.
+
+    Services record it inside the transaction, beside the change and its audit event
+    (never "after commit" from memory, where a crash or an exception between commit and
+    the call would lose it). The store applies it to this process's KeyCache when the
+    transaction commits and, on PostgreSQL, sends it to every other node with NOTIFY in
+    the same transaction, so it arrives exactly when the change commits and never for a
+    rolled-back one (storage/invalidations.py).
+    """
+
+    def key(self, key_id: str) -> None: ...
+    def app(self, app_id: str) -> None: ...
+    def profile(self, profile_id: str) -> None: ...
+    def org(self, org_id: str) -> None: ...
+
+
 class Transaction(Protocol):
     """One unit of work: everything done through it commits or rolls back together."""
 
@@ -287,6 +304,8 @@ class Transaction(Protocol):
     def notices(self) -> NoticeRepository: ...
     @property
     def webhooks(self) -> WebhookRepository: ...
+    @property
+    def invalidations(self) -> Invalidations: ...
 
 
 class Store(Protocol):
@@ -318,6 +337,17 @@ class KeyCache(Protocol):
     def invalidate_app(self, app_id: str) -> None: ...
     def invalidate_profile(self, profile_id: str) -> None: ...
     def invalidate_org(self, org_id: str) -> None: ...
+    def clear(self) -> None:
+        """Forgets everything (a lost invalidation listener: what it missed is unknown)."""
+        ...
+
+
+class InvalidationListener(Protocol):
+    """Applies other processes' invalidation notices to this process's KeyCache, from a
+    thread of its own between ``start`` and ``stop`` (PostgreSQL: LISTEN)."""
+
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
 
 
 class UsageRecorder(Protocol):

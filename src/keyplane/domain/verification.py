@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Final, Literal
 
 from keyplane.domain.models import JSONObject, StoredStatus
@@ -11,6 +11,7 @@ from keyplane.domain.scopes import ScopeSet
 
 Code = Literal["VALID", "NOT_FOUND", "EXPIRED", "DISABLED", "INSUFFICIENT_SCOPE"]
 CODES: Final = ("VALID", "NOT_FOUND", "EXPIRED", "DISABLED", "INSUFFICIENT_SCOPE")
+NEVER: Final = datetime.max.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,6 +28,9 @@ class CachedKey:
     Compared and hashed by identity (a change to the key makes a new record), and weakly
     referable, so what the web layer derives from one record (its answer's bytes) can live
     exactly as long as the cache keeps the record.
+
+    ``digest`` is the cache's own key for the record and ``stale_at`` when it is to be read
+    again from the store (services/verifying.py: revalidation after the cache TTL).
     """
 
     key_id: str
@@ -39,6 +43,8 @@ class CachedKey:
     profile: ProfileView | None
     metadata: JSONObject
     environment: str
+    digest: str = ""
+    stale_at: datetime = NEVER
 
     def code_at(self, now: datetime) -> Code:
         if self.expires_at is not None and self.expires_at <= now:

@@ -8,7 +8,7 @@ from keyplane.domain.catalogue import Catalogue
 from keyplane.domain.errors import Conflict, InvalidInput, NotFound
 from keyplane.domain.ids import new_id
 from keyplane.domain.models import App, Organization, Page
-from keyplane.domain.ports import Clock, KeyCache, Store, Transaction
+from keyplane.domain.ports import Clock, Store, Transaction
 from keyplane.domain.scopes import ScopeSet
 from keyplane.services.common import (
     UNSET,
@@ -32,9 +32,8 @@ class AppChanges:
 
 
 class AppService:
-    def __init__(self, store: Store, cache: KeyCache, clock: Clock) -> None:
+    def __init__(self, store: Store, clock: Clock) -> None:
         self._store = store
-        self._cache = cache
         self._clock = clock
 
     def create(
@@ -114,9 +113,8 @@ class AppService:
                 target_name=updated.name,
                 changes=changed,
             )
-            result = _app(tx, org.id, app_id)
-        self._cache.invalidate_app(app_id)
-        return result
+            tx.invalidations.app(app_id)
+            return _app(tx, org.id, app_id)
 
     def delete(self, principal: Principal, app_id: str) -> list[str]:
         """Deletes the app and every key in it; answers the deleted keys' ids."""
@@ -128,9 +126,8 @@ class AppService:
             record(
                 tx, principal, now, "app.delete", "app", app.id, name=app.name, deleted_keys=key_ids
             )
-        self._cache.invalidate_app(app_id)
-        for key_id in key_ids:
-            self._cache.invalidate_key(key_id)
+            # Every key of the app is cached under it: the app's notice forgets them all.
+            tx.invalidations.app(app_id)
         return key_ids
 
     @staticmethod

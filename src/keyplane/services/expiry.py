@@ -31,7 +31,7 @@ from keyplane.domain.expiry import warning_bands
 from keyplane.domain.ids import new_id
 from keyplane.domain.limits import WARNING_DAYS_MAX
 from keyplane.domain.models import ApiKey, KeyNotice, MailStatus, NoticeKind, Organization
-from keyplane.domain.ports import KeyCache, Mailer, Store, Transaction
+from keyplane.domain.ports import Mailer, Store, Transaction
 from keyplane.domain.scopes import ScopeSet
 from keyplane.services.common import Principal, record
 
@@ -60,11 +60,8 @@ class ExpiryJob:
     name = "key-expiry"
     interval: float | None = None
 
-    def __init__(
-        self, store: Store, cache: KeyCache, scrub: Callable[[], None] | None = None
-    ) -> None:
+    def __init__(self, store: Store, scrub: Callable[[], None] | None = None) -> None:
         self._store = store
-        self._cache = cache
         # Called after a round that purged keys: SQLite empties its WAL (SqlStore.scrub).
         self._scrub = scrub
 
@@ -91,8 +88,6 @@ class ExpiryJob:
                 )
                 for key in keys:
                     handled += self._expire(tx, org, key, now, purge_before, purged)
-            for key_id in purged:
-                self._cache.invalidate_key(key_id)
             purged_in_round.extend(purged)
             if len(keys) < BATCH:
                 return handled
@@ -136,6 +131,9 @@ class ExpiryJob:
                 expires_at=_iso(key.expires_at),
                 retention_days=org.expired_key_retention_days,
             )
+            # An expired key answers EXPIRED from its cached record already; the notice
+            # only makes every process forget the record of a key that no longer exists.
+            tx.invalidations.key(key.id)
             purged.append(key.id)
             done = 1
         return done

@@ -24,7 +24,7 @@ from keyplane.domain.models import (
     StoredStatus,
     effective_scopes,
 )
-from keyplane.domain.ports import Clock, KeyCache, Store, Transaction
+from keyplane.domain.ports import Clock, Store, Transaction
 from keyplane.domain.scopes import ScopeSet
 from keyplane.domain.tokens import Environment, KeyHasher, mask_key, mint_key
 from keyplane.services.common import (
@@ -93,10 +93,9 @@ class IssuedKey:
 
 
 class KeyService:
-    def __init__(self, store: Store, hasher: KeyHasher, cache: KeyCache, clock: Clock) -> None:
+    def __init__(self, store: Store, hasher: KeyHasher, clock: Clock) -> None:
         self._store = store
         self._hasher = hasher
-        self._cache = cache
         self._clock = clock
 
     def create(self, principal: Principal, new: NewKey) -> IssuedKey:
@@ -290,9 +289,8 @@ class KeyService:
                 target_name=key.name,
                 changes=changed,
             )
-            view = self._view(tx, updated, now)
-        self._cache.invalidate_key(key_id)
-        return view
+            tx.invalidations.key(key_id)
+            return self._view(tx, updated, now)
 
     def delete(self, principal: Principal, key_id: str) -> None:
         now = self._clock()
@@ -300,7 +298,7 @@ class KeyService:
             key = _key(tx, principal.org_id, key_id)
             tx.keys.delete(principal.org_id, key_id)
             record(tx, principal, now, "key.delete", "key", key.id, name=key.name)
-        self._cache.invalidate_key(key_id)
+            tx.invalidations.key(key_id)
 
     def _view(self, tx: Transaction, key: ApiKey, now: datetime) -> KeyView:
         app = tx.apps.get(key.org_id, key.app_id) if key.app_id else None

@@ -14,7 +14,7 @@ from keyplane.domain.expiry import (
 from keyplane.domain.ids import new_id
 from keyplane.domain.limits import EXPIRES_IN_DAYS_MAX
 from keyplane.domain.models import Identity, Organization, User
-from keyplane.domain.ports import Clock, KeyCache, Store
+from keyplane.domain.ports import Clock, Store
 from keyplane.domain.scopes import ScopeSet
 from keyplane.services.apps import AppService
 from keyplane.services.common import UNSET, Principal, _Unset, check_name, diff, load_org, record
@@ -69,10 +69,9 @@ def check_email(value: str, field_name: str = "owner_email") -> str:
 
 
 class OrgService:
-    def __init__(self, store: Store, keys: KeyService, cache: KeyCache, clock: Clock) -> None:
+    def __init__(self, store: Store, keys: KeyService, clock: Clock) -> None:
         self._store = store
         self._keys = keys
-        self._cache = cache
         self._clock = clock
 
     def create(
@@ -193,7 +192,7 @@ class OrgService:
                     ),
                 },
             )
-        self._cache.invalidate_org(org.id)
+            tx.invalidations.org(org.id)
         return updated
 
 

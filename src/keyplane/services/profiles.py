@@ -8,7 +8,7 @@ from keyplane.domain.errors import Conflict, NotFound
 from keyplane.domain.ids import new_id
 from keyplane.domain.limits import PROFILE_SETTINGS_MAX_BYTES
 from keyplane.domain.models import JSONObject, Page, Profile
-from keyplane.domain.ports import Clock, KeyCache, Store, Transaction
+from keyplane.domain.ports import Clock, Store, Transaction
 from keyplane.services.common import (
     UNSET,
     Principal,
@@ -34,9 +34,8 @@ class ProfileChanges:
 
 
 class ProfileService:
-    def __init__(self, store: Store, cache: KeyCache, clock: Clock) -> None:
+    def __init__(self, store: Store, clock: Clock) -> None:
         self._store = store
-        self._cache = cache
         self._clock = clock
 
     def create(
@@ -101,7 +100,7 @@ class ProfileService:
                 target_name=updated.name,
                 changes=diff(profile, updated, ("name", "description", "settings")),
             )
-        self._cache.invalidate_profile(profile_id)
+            tx.invalidations.profile(profile_id)
         return updated
 
     def delete(self, principal: Principal, profile_id: str) -> None:
@@ -119,7 +118,7 @@ class ProfileService:
                 )
             tx.profiles.delete(principal.org_id, profile_id)
             record(tx, principal, now, "profile.delete", "profile", profile.id, name=profile.name)
-        self._cache.invalidate_profile(profile_id)
+            tx.invalidations.profile(profile_id)
 
 
 def _profile(tx: Transaction, org_id: str, profile_id: str) -> Profile:

@@ -106,6 +106,10 @@ class ResourceService:
                 updated = replace(updated, actions=actions)
             updated = replace(updated, updated_at=now)
             tx.resources.update(principal.org_id, updated)
+            # No cached verdict depends on the catalogue today (only removable actions that
+            # nothing grants can go), but a record is derived from the org's catalogue, so
+            # a change to it forgets the org's records: rare, and never wrong.
+            tx.invalidations.org(principal.org_id)
             record(
                 tx,
                 principal,
@@ -131,6 +135,7 @@ class ResourceService:
                     f"Resource {name!r} is still granted to {users}; change those first."
                 )
             tx.resources.delete(principal.org_id, name)
+            tx.invalidations.org(principal.org_id)
             record(tx, principal, now, "resource.delete", "resource", resource.name)
 
 

@@ -18,7 +18,7 @@ from typing import Final
 from keyplane.domain.errors import Conflict, InvalidInput, NotFound
 from keyplane.domain.limits import EXPIRES_IN_DAYS_MAX
 from keyplane.domain.models import ApiKey, Organization
-from keyplane.domain.ports import Clock, KeyCache, Store, Transaction
+from keyplane.domain.ports import Clock, Store, Transaction
 from keyplane.services.common import Principal, load_org, record
 from keyplane.services.keys import IssuedKey, KeyService, NewKey
 
@@ -36,10 +36,9 @@ class Rotated:
 
 
 class RotationService:
-    def __init__(self, store: Store, keys: KeyService, cache: KeyCache, clock: Clock) -> None:
+    def __init__(self, store: Store, keys: KeyService, clock: Clock) -> None:
         self._store = store
         self._keys = keys
-        self._cache = cache
         self._clock = clock
 
     def rotate(
@@ -102,8 +101,8 @@ class RotationService:
             )
             # A seam for the key.rotated webhook: its outbox row belongs here, in this unit
             # of work, beside the audit event.
-        # The old key's cached record still holds its former expiry.
-        self._cache.invalidate_key(old.id)
+            # The old key's cached record still holds its former expiry.
+            tx.invalidations.key(old.id)
         return Rotated(issued, old.id, grace_ends_at)
 
 

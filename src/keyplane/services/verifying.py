@@ -3,14 +3,31 @@
 On a warm process the answer comes from the KeyCache; the store is read only on the first
 sight of a digest (and a digest known not to exist is remembered too, so a flood of
 well-formed but unknown keys does not become a flood of queries).
+
+Revalidation, the last safety net behind invalidation notices: a record is read again
+from the store once ``ttl`` has passed since it was loaded. The request that finds it stale
+is answered from it, and the reload runs in the background (``background``, a thread
+pool in app.py), so no verification ever waits for the database because of the TTL. How
+stale can an answer be? When every notice arrives (the rule), a change shows within the
+notice's delivery (milliseconds, measured in bench/revocation.py). When one is missed
+without the listener noticing (it drops the whole cache whenever its connection is lost
+or back), a record is answered unchecked for at most ``ttl`` after it was loaded, and then
+for the requests that arrive while its reload runs (one database read; while the database
+is unreachable the listener is down too, and its loss already dropped the cache).
+Served-then-refreshed costs one extra answer from the old record per key and TTL, and
+spares the hot path any wait: blocking on the reload would put a database round trip into
+every key's verification every 30 s, and a slow database into its latency.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from datetime import datetime
+import logging
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from functools import partial
 
-from keyplane.domain.errors import Unauthenticated
+from keyplane.domain.errors import StorageUnavailable, Unauthenticated
 from keyplane.domain.models import effective_scopes
 from keyplane.domain.ports import Clock, KeyCache, Store, UsageCounter, UsageRecorder
 from keyplane.domain.tokens import KEY_LENGTH, KeyHasher, parse_key
@@ -18,6 +35,9 @@ from keyplane.domain.verification import CachedKey, ProfileView, Verdict
 from keyplane.services.common import Principal
 
 _NOT_FOUND = Verdict("NOT_FOUND")
+TTL_DEFAULT = timedelta(seconds=30)
+
+log = logging.getLogger(__name__)
 
 
 class NeedsLoad:
@@ -36,6 +56,9 @@ class Verifier:
         clock: Clock,
         usage: UsageRecorder,
         counter: UsageCounter,
+        *,
+        ttl: timedelta = TTL_DEFAULT,
+        background: Callable[[Callable[[], None]], object] | None = None,
     ) -> None:
         self._store = store
         self._hasher = hasher
@@ -43,6 +66,10 @@ class Verifier:
         self._clock = clock
         self._usage = usage
         self._counter = counter
+        self._ttl = ttl
+        self._background = background or _thread
+        # Digests being reloaded: one reload per stale record, however many requests see it.
+        self._refreshing: set[str] = set()
 
     def lookup(self, presented: str, *, load: bool = True) -> CachedKey | NeedsLoad | None:
         """The key's verification record, or None for garbage and unknown keys.
@@ -64,6 +91,7 @@ class Verifier:
 
     def _load(self, digest: str) -> CachedKey | None:
         generation = self._cache.generation()
+        loaded_at = self._clock()
         # The lookup is an equality match on a unique index of keyed digests; an attacker
         # controls neither side of it, so there is no timing oracle to close here.
         with self._store.read() as tx:
@@ -84,9 +112,29 @@ class Verifier:
             profile=ProfileView(profile.id, profile.name, profile.settings) if profile else None,
             metadata=key.metadata,
             environment=key.environment,
+            digest=digest,
+            stale_at=loaded_at + self._ttl,
         )
         self._cache.put(digest, entry, generation)
         return entry
+
+    def _revalidate(self, digest: str) -> None:
+        """Reloads a stale record in the background; the caller answers from the old one."""
+        if digest in self._refreshing:
+            return
+        self._refreshing.add(digest)
+        try:
+            self._background(partial(self._refresh, digest))
+        except RuntimeError:  # shutting down: the pool takes no more work
+            self._refreshing.discard(digest)
+
+    def _refresh(self, digest: str) -> None:
+        try:
+            self._load(digest)  # replaces the record, or forgets it when the key is gone
+        except StorageUnavailable:
+            log.warning("could not revalidate a cached key record; will retry on next use")
+        finally:
+            self._refreshing.discard(digest)
 
     def verify(self, org_id: str, presented: str, scopes: Sequence[str] = ()) -> Verdict:
         """The verdict for ``presented`` within ``org_id``; a key of another org is NOT_FOUND."""
@@ -102,7 +150,11 @@ class Verifier:
     def _judge(
         self, org_id: str, entry: CachedKey | None, scopes: Sequence[str], now: datetime
     ) -> Verdict:
-        if entry is None or entry.org_id != org_id:
+        if entry is None:
+            return _NOT_FOUND
+        if now >= entry.stale_at:
+            self._revalidate(entry.digest)
+        if entry.org_id != org_id:
             return _NOT_FOUND
         code = entry.code_at(now)
         if code != "VALID":
@@ -122,6 +174,8 @@ class Verifier:
         if entry is None:
             raise Unauthenticated("The API key is missing, malformed or unknown.")
         now = self._clock()
+        if now >= entry.stale_at:
+            self._revalidate(entry.digest)
         code = entry.code_at(now)
         self._counter.count(entry.org_id, entry, code, now)  # the outcome of authentication
         if code == "EXPIRED":
@@ -136,3 +190,7 @@ class Verifier:
         entry = self.lookup(presented)
         assert not isinstance(entry, NeedsLoad)  # noqa: S101 - load=True never answers it
         return entry
+
+
+def _thread(task: Callable[[], None]) -> None:
+    threading.Thread(target=task, name="keyplane-revalidate", daemon=True).start()

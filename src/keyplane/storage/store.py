@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import sqlite3
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Final
@@ -25,6 +25,7 @@ from keyplane.domain.errors import Conflict, StorageUnavailable
 from keyplane.storage.apps import SqlAppRepository
 from keyplane.storage.audit import SqlAuditRepository
 from keyplane.storage.engine import READ_ONLY
+from keyplane.storage.invalidations import SqlInvalidations
 from keyplane.storage.keys import SqlKeyRepository
 from keyplane.storage.notices import SqlNoticeRepository
 from keyplane.storage.orgs import SqlOrgRepository
@@ -54,16 +55,29 @@ class WriteInReadOnly(RuntimeError):
 
 
 class SqlStore:
-    def __init__(self, engine: Engine) -> None:
+    """``committed`` receives each committed unit of work's invalidation notices (app.py:
+    this process's KeyCache); on PostgreSQL they were also NOTIFYed inside it."""
+
+    def __init__(
+        self, engine: Engine, committed: Callable[[Sequence[str]], None] | None = None
+    ) -> None:
         self.engine = engine
+        self._committed = committed
+        self._notify = engine.dialect.name == "postgresql"
 
     @contextmanager
     def transaction(self) -> Iterator[SqlTransaction]:
         try:
             with self.engine.begin() as conn:
-                yield SqlTransaction(conn)
+                tx = SqlTransaction(conn, notify=self._notify)
+                yield tx
         except DBAPIError as exc:
             raise _translate(exc, read_only=False) from exc
+        # Only reached once COMMIT succeeded. This process's cache is told here rather than
+        # by its own listener, so the answer to the change already reflects it on this node.
+        notices = tx.invalidations.notices
+        if notices and self._committed is not None:
+            self._committed(notices)
 
     @contextmanager
     def read(self) -> Iterator[SqlTransaction]:
@@ -120,7 +134,7 @@ def _translate(exc: DBAPIError, *, read_only: bool) -> Exception:
 
 
 class SqlTransaction:
-    def __init__(self, conn: Connection) -> None:
+    def __init__(self, conn: Connection, *, notify: bool = False) -> None:
         self.orgs = SqlOrgRepository(conn)
         self.identities = SqlIdentityRepository(conn)
         self.users = SqlUserRepository(conn)
@@ -132,3 +146,4 @@ class SqlTransaction:
         self.sessions = SqlSessionRepository(conn)
         self.notices = SqlNoticeRepository(conn)
         self.webhooks = SqlWebhookRepository(conn)
+        self.invalidations = SqlInvalidations(conn, notify=notify)

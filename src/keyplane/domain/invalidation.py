@@ -1,0 +1,45 @@
+"""Cache invalidation notices: what a committed change tells every process's key cache.
+
+A notice is ``<kind>:<id>``, kind being ``key``, ``app``, ``profile`` or ``org``: the same
+four ways ``KeyCache`` forgets records. Short text, because on PostgreSQL it travels as a
+NOTIFY payload (at most 8000 bytes) and the same words are what a reader of the server's
+log sees. A notice this version does not understand (from a newer node during an upgrade)
+drops the whole cache: forgetting too much costs cold loads, forgetting too little serves a
+revoked key.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Final, Literal
+
+from keyplane.domain.ports import KeyCache
+
+Kind = Literal["key", "app", "profile", "org"]
+KINDS: Final = ("key", "app", "profile", "org")
+
+
+def notice(kind: Kind, ident: str) -> str:
+    return f"{kind}:{ident}"
+
+
+def apply(cache: KeyCache, text: str) -> None:
+    """Forget what ``text`` names; everything, when it names nothing this version knows."""
+    kind, _, ident = text.partition(":")
+    if not ident:
+        cache.clear()
+    elif kind == "key":
+        cache.invalidate_key(ident)
+    elif kind == "app":
+        cache.invalidate_app(ident)
+    elif kind == "profile":
+        cache.invalidate_profile(ident)
+    elif kind == "org":
+        cache.invalidate_org(ident)
+    else:
+        cache.clear()
+
+
+def apply_all(cache: KeyCache, notices: Iterable[str]) -> None:
+    for text in notices:
+        apply(cache, text)
