@@ -23,7 +23,12 @@ from keyplane.domain.tokens import KeyHasher
 from keyplane.domain.usage import Retention
 from keyplane.jobs import JobRunner
 from keyplane.mail import NullMailer, SmtpMailer, SmtpTarget
-from keyplane.memory import BufferedUsageRecorder, InProcessAttemptLimiter, InProcessKeyCache
+from keyplane.memory import (
+    BufferedUsageRecorder,
+    InProcessAttemptLimiter,
+    InProcessKeyCache,
+    InProcessRateLimiter,
+)
 from keyplane.outbound import HttpWebhookSender
 from keyplane.passwords import Argon2Passwords
 from keyplane.services.analytics import AnalyticsService, UsageRetentionJob
@@ -80,7 +85,12 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
             interval=settings.webhooks_delivery_interval,
         ),
     ]
-    keys = KeyService(store, hasher, cache, clock)
+    # Rate limits and quotas in this process (exact for one process); quota counts are
+    # written back in batches like last-used times.
+    limiter = InProcessRateLimiter(
+        store.record_quota, clock, interval=settings.usage_flush_interval
+    )
+    keys = KeyService(store, hasher, cache, clock, limiter)
     passwords = Argon2Passwords()
     # services/signin.py explains the three counts and their numbers; set-password links
     # share the per-account one (services/users.py).
@@ -98,7 +108,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
         profiles=ProfileService(store, cache, clock),
         resources=ResourceService(store, clock),
         orgs=OrgService(store, keys, cache, clock),
-        verifier=Verifier(store, hasher, cache, clock, usage, counter),
+        verifier=Verifier(store, hasher, cache, clock, usage, counter, limiter),
         analytics=AnalyticsService(store, usage_counts, clock),
         users=UserService(store, passwords, clock, accounts, time.monotonic),
         signin=SignInService(
@@ -116,6 +126,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
         ),
         mailer=mailer,
         jobs=JobRunner(jobs, clock=clock, interval=settings.jobs_interval_seconds),
+        limiter=limiter,
         closers=[passwords.close, sender.close, engine.dispose],
     )
 

@@ -12,7 +12,15 @@ from datetime import datetime
 
 from keyplane.domain.errors import Unauthenticated
 from keyplane.domain.models import effective_scopes
-from keyplane.domain.ports import Clock, KeyCache, Store, UsageCounter, UsageRecorder
+from keyplane.domain.ports import (
+    Clock,
+    KeyCache,
+    RateLimiter,
+    Store,
+    UsageCounter,
+    UsageRecorder,
+)
+from keyplane.domain.ratelimits import IpAllowlist, merge
 from keyplane.domain.tokens import KEY_LENGTH, KeyHasher, parse_key
 from keyplane.domain.verification import CachedKey, ProfileView, Verdict
 from keyplane.services.common import Principal
@@ -36,7 +44,9 @@ class Verifier:
         clock: Clock,
         usage: UsageRecorder,
         counter: UsageCounter,
+        limiter: RateLimiter,
     ) -> None:
+        self._limiter = limiter
         self._store = store
         self._hasher = hasher
         self._cache = cache
@@ -73,6 +83,10 @@ class Verifier:
                 return None
             app = tx.apps.get(key.org_id, key.app_id) if key.app_id else None
             profile = tx.profiles.get(key.org_id, key.profile_id) if key.profile_id else None
+            org = tx.orgs.get(key.org_id)
+        ratelimits = merge(
+            org.ratelimits if org else (), app.ratelimits if app else (), key.ratelimits
+        )
         entry = CachedKey(
             key_id=key.id,
             org_id=key.org_id,
@@ -84,23 +98,52 @@ class Verifier:
             profile=ProfileView(profile.id, profile.name, profile.settings) if profile else None,
             metadata=key.metadata,
             environment=key.environment,
+            ratelimits=ratelimits,
+            quota=key.quota,
+            allowlist=IpAllowlist.of(key.ip_allowlist),
+            limited=bool(ratelimits) or key.quota is not None,
         )
         self._cache.put(digest, entry, generation)
         return entry
 
-    def verify(self, org_id: str, presented: str, scopes: Sequence[str] = ()) -> Verdict:
+    def verify(
+        self,
+        org_id: str,
+        presented: str,
+        scopes: Sequence[str] = (),
+        *,
+        ip: str | None = None,
+        cost: int = 1,
+    ) -> Verdict:
         """The verdict for ``presented`` within ``org_id``; a key of another org is NOT_FOUND."""
-        return self.judge(org_id, self.load(presented), scopes)
+        return self.judge(org_id, self.load(presented), scopes, ip=ip, cost=cost)
 
-    def judge(self, org_id: str, entry: CachedKey | None, scopes: Sequence[str] = ()) -> Verdict:
+    def judge(
+        self,
+        org_id: str,
+        entry: CachedKey | None,
+        scopes: Sequence[str] = (),
+        *,
+        ip: str | None = None,
+        cost: int = 1,
+    ) -> Verdict:
+        """The verdict, in the order domain/verification.py documents. ``ip``: the client's
+        address (required by a key with an allowlist); ``cost``: what this use spends of
+        the key's rate limits and quota (0: check only)."""
         now = self._clock()
-        verdict = self._judge(org_id, entry, scopes, now)
+        verdict = self._judge(org_id, entry, scopes, now, ip, cost)
         # A key of another organization counts as NOT_FOUND in the asking one, against no key.
         self._counter.count(org_id, verdict.key, verdict.code, now)
         return verdict
 
     def _judge(
-        self, org_id: str, entry: CachedKey | None, scopes: Sequence[str], now: datetime
+        self,
+        org_id: str,
+        entry: CachedKey | None,
+        scopes: Sequence[str],
+        now: datetime,
+        ip: str | None,
+        cost: int,
     ) -> Verdict:
         if entry is None or entry.org_id != org_id:
             return _NOT_FOUND
@@ -108,10 +151,15 @@ class Verifier:
         if code != "VALID":
             return Verdict(code, entry)
         self._usage.touch(entry.key_id, now)
+        if entry.allowlist is not None and not entry.allowlist.allows(ip):
+            return Verdict("IP_FORBIDDEN", entry)
         if scopes:
             missing = entry.scopes.missing(scopes)
             if missing:
                 return Verdict("INSUFFICIENT_SCOPE", entry, tuple(missing))
+        if entry.limited:
+            admission = self._limiter.admit(entry.key_id, entry.ratelimits, entry.quota, cost, now)
+            return Verdict(admission.code, entry, admission=admission)
         return Verdict("VALID", entry)
 
     def authenticate(self, presented: str | None) -> Principal:
