@@ -290,13 +290,14 @@ class InProcessRateLimiter:
             entry = self._quota(key_id, quota, now, t) if quota is not None else None
             left = entry[0] if entry is not None else None
             if refused is not None:
-                return Admission("RATE_LIMITED", tuple(states), left, refused.retry_after, now)
-            if entry is not None and entry[0] < max(cost, 1):
-                unspent = tuple(
-                    gcra(s.limit, self._tats.get((key_id, s.limit.name)), t, 0)[2] for s in states
+                return Admission(
+                    "RATE_LIMITED", self._unspent(key_id, states, t), left, refused.retry_after, now
                 )
+            if entry is not None and entry[0] < max(cost, 1):
                 retry = entry[2] - t if entry[2] != math.inf else 0.0
-                return Admission("USAGE_EXCEEDED", unspent, entry[0], retry, now)
+                return Admission(
+                    "USAGE_EXCEEDED", self._unspent(key_id, states, t), left, retry, now
+                )
             for slot, tat in spends:
                 self._tats[slot] = tat
             if entry is not None and cost:
@@ -305,6 +306,16 @@ class InProcessRateLimiter:
                 self._dirty.add(key_id)
             left = entry[0] if entry is not None else None
             return Admission("VALID", tuple(states), left, 0.0, now)
+
+    def _unspent(self, key_id: str, states: list[LimitState], t: float) -> tuple[LimitState, ...]:
+        """The states of a refused check: each limit as it stands, nothing spent (the one
+        that refused keeps its retry_after)."""
+        return tuple(
+            state
+            if state.retry_after
+            else gcra(state.limit, self._tats.get((key_id, state.limit.name)), t, 0)[2]
+            for state in states
+        )
 
     def _quota(self, key_id: str, seed: Quota, now: datetime, t: float) -> list[Any]:
         entry = self._quotas.get(key_id)

@@ -19,16 +19,18 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from keyplane.api.errors import domain_problem, problem, unavailable_problem
 from keyplane.api.routes._docs import problems
+from keyplane.api.schemas.limits import states
 from keyplane.api.schemas.verify import VerifyRequest, VerifyResponse
 from keyplane.container import Keyplane
 from keyplane.domain.errors import FieldError, InvalidInput, KeyplaneError, StorageUnavailable
+from keyplane.domain.ratelimits import check_cost
 from keyplane.domain.scopes import InvalidScope, parse_scope
 from keyplane.domain.verification import CachedKey, Verdict
 from keyplane.services.verifying import NeedsLoad, Verifier
 
 router = APIRouter(tags=["verification"])
 
-_FIELDS = frozenset(("key", "scopes", "ip"))
+_FIELDS = frozenset(("key", "scopes", "ip", "cost"))
 _JSON = "application/json"
 
 
@@ -47,8 +49,9 @@ def _bearer(header: str | None) -> str | None:
     return None
 
 
-def _parse(body: bytes) -> tuple[str, list[str]]:
-    """The key and scopes asked about, or InvalidInput naming each bad field."""
+def _parse(body: bytes) -> tuple[str, list[str], str | None, int]:
+    """The key, scopes, client address and cost asked about, or InvalidInput naming each
+    bad field."""
     data: Any = orjson.loads(body)
     if not isinstance(data, dict):
         raise InvalidInput.field("body", "must be a JSON object")
@@ -81,12 +84,33 @@ def _parse(body: bytes) -> tuple[str, list[str]]:
             valid_ip = False
         if not valid_ip:
             errors.append(FieldError("ip", "must be an IPv4 or IPv6 address"))
+    cost = _cost(data.get("cost", 1), errors)
     if errors or not isinstance(key, str):
         raise InvalidInput(*errors)
-    return key, [str(s) for s in scopes]
+    return key, [str(s) for s in scopes], ip, cost
+
+
+def _cost(cost: Any, errors: list[FieldError]) -> int:
+    if type(cost) is int and cost == 1:  # the usual case, without a call (not True, not 1.0)
+        return 1
+    try:
+        return check_cost(cost)
+    except InvalidInput as exc:
+        errors.extend(exc.errors)
+        return 0
 
 
 def _payload(verdict: Verdict) -> dict[str, Any]:
+    payload = _described(verdict)
+    admission = verdict.admission
+    if admission is not None:
+        payload["ratelimits"] = states(admission)
+        if admission.quota_remaining is not None:
+            payload["quota"] = {"remaining": admission.quota_remaining}
+    return payload
+
+
+def _described(verdict: Verdict) -> dict[str, Any]:
     entry = verdict.key
     if entry is None:
         return {
@@ -100,6 +124,8 @@ def _payload(verdict: Verdict) -> dict[str, Any]:
             "metadata": None,
             "environment": None,
             "expires_at": None,
+            "ratelimits": [],
+            "quota": None,
         }
     profile = entry.profile
     return {
@@ -115,6 +141,8 @@ def _payload(verdict: Verdict) -> dict[str, Any]:
         "metadata": entry.metadata,
         "environment": entry.environment,
         "expires_at": entry.expires_at,
+        "ratelimits": [],
+        "quota": None,
     }
 
 
@@ -136,10 +164,16 @@ def _payload(verdict: Verdict) -> dict[str, Any]:
 async def verify(request: Request) -> Response:
     """May the presented key do all of ``scopes``? Needs a key holding ``keys:verify``.
 
-    Always 200 for a verdict, valid or not: `code` says which (`VALID`, `NOT_FOUND` — also
-    for malformed keys and keys of another organization — `EXPIRED`, `DISABLED`,
-    `INSUFFICIENT_SCOPE`). The answer carries the key's effective scopes and profile so
-    the calling service can configure itself per key.
+    Always 200 for a verdict, valid or not: `code` says which. The checks run in this
+    order and the first that fails answers: format and existence (`NOT_FOUND`, also for
+    keys of another organization), status (`EXPIRED`, then `DISABLED`), IP allowlist
+    (`IP_FORBIDDEN`: give the client's address as `ip`), scopes (`INSUFFICIENT_SCOPE`),
+    rate limits (`RATE_LIMITED`), quota (`USAGE_EXCEEDED`). Rate limits and quota are
+    checked together and spent (by `cost`, default 1; 0 checks without spending) only
+    when all admit: a refused verification consumes neither. A key with limits answers
+    `ratelimits` (each limit's `remaining`, `reset_seconds`, `reset_at`) and `quota`
+    (`remaining`) for a gateway to pass on. The answer also carries the key's effective
+    scopes and profile so the calling service can configure itself per key.
     """
     kp: Keyplane = request.app.state.keyplane
     return await answer(
@@ -169,7 +203,7 @@ async def answer(
     try:
         principal = verifier.principal_of(await _entry(verifier, _bearer(authorization)))
         principal.require("keys:verify")
-        key, scopes = _parse(body)
+        key, scopes, ip, cost = _parse(body)
     except KeyplaneError as exc:
         return domain_problem(exc)
     except orjson.JSONDecodeError:
@@ -182,7 +216,7 @@ async def answer(
         entry = await _entry(verifier, key)
     except StorageUnavailable as exc:
         return unavailable_problem(exc)
-    verdict = verifier.judge(principal.org_id, entry, scopes)
+    verdict = verifier.judge(principal.org_id, entry, scopes, ip=ip, cost=cost)
     return Response(bodies.body(verdict), media_type=_JSON)
 
 
@@ -199,7 +233,7 @@ class ValidBodies:
 
     def body(self, verdict: Verdict) -> bytes:
         entry = verdict.key
-        if verdict.code != "VALID" or entry is None:
+        if verdict.code != "VALID" or entry is None or verdict.admission is not None:
             return orjson.dumps(_payload(verdict))
         kept = self._bodies.get(entry)
         if kept is None:
