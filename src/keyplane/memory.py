@@ -9,7 +9,6 @@ writes them in one batch per interval (so at most one write per key per interval
 from __future__ import annotations
 
 import logging
-import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Mapping
@@ -17,7 +16,16 @@ from datetime import datetime
 from typing import Any
 
 from keyplane.domain.ports import QuotaSpend
-from keyplane.domain.ratelimits import Admission, LimitState, Quota, RateLimit, Refill, gcra
+from keyplane.domain.ratelimits import (
+    NS,
+    Admission,
+    LimitState,
+    Quota,
+    RateLimit,
+    Refill,
+    gcra,
+    instant,
+)
 from keyplane.domain.verification import CachedKey
 from keyplane.jobs import Periodic
 
@@ -258,8 +266,8 @@ class InProcessRateLimiter:
     ) -> None:
         self._write = write
         self._clock = clock
-        self._tats: dict[tuple[str, str], float] = {}
-        # key id -> [remaining, refill, next refill (epoch s, inf: none), spent since the last
+        self._tats: dict[tuple[str, str], int] = {}
+        # key id -> [remaining, refill, next refill (an instant, None: none), spent since the last
         # batch or refill, refill instant applied since the last batch (or None)]
         self._quotas: dict[str, list[Any]] = {}
         self._dirty: set[str] = set()
@@ -274,10 +282,10 @@ class InProcessRateLimiter:
         cost: int,
         now: datetime,
     ) -> Admission:
-        t = now.timestamp()
+        t = instant(now)
         with self._lock:
             states: list[LimitState] = []
-            spends: list[tuple[tuple[str, str], float]] = []
+            spends: list[tuple[tuple[str, str], int]] = []
             refused: LimitState | None = None
             for limit in limits:
                 slot = (key_id, limit.name)
@@ -294,7 +302,7 @@ class InProcessRateLimiter:
                     "RATE_LIMITED", self._unspent(key_id, states, t), left, refused.retry_after, now
                 )
             if entry is not None and entry[0] < max(cost, 1):
-                retry = entry[2] - t if entry[2] != math.inf else 0.0
+                retry = (entry[2] - t) / NS if entry[2] is not None else 0.0
                 return Admission(
                     "USAGE_EXCEEDED", self._unspent(key_id, states, t), left, retry, now
                 )
@@ -307,7 +315,7 @@ class InProcessRateLimiter:
             left = entry[0] if entry is not None else None
             return Admission("VALID", tuple(states), left, 0.0, now)
 
-    def _unspent(self, key_id: str, states: list[LimitState], t: float) -> tuple[LimitState, ...]:
+    def _unspent(self, key_id: str, states: list[LimitState], t: int) -> tuple[LimitState, ...]:
         """The states of a refused check: each limit as it stands, nothing spent (the one
         that refused keeps its retry_after)."""
         return tuple(
@@ -317,7 +325,7 @@ class InProcessRateLimiter:
             for state in states
         )
 
-    def _quota(self, key_id: str, seed: Quota, now: datetime, t: float) -> list[Any]:
+    def _quota(self, key_id: str, seed: Quota, now: datetime, t: int) -> list[Any]:
         entry = self._quotas.get(key_id)
         if entry is None:
             current = seed.current(now)
@@ -325,10 +333,10 @@ class InProcessRateLimiter:
             entry = self._quotas[key_id] = self._entry(current, now, refilled)
             if refilled is not None:
                 self._dirty.add(key_id)
-        elif t >= entry[2]:  # a refill fell due: the count is the amount again
+        elif entry[2] is not None and t >= entry[2]:  # a refill fell due: the amount again
             refill: Refill = entry[1]
             entry[0] = refill.amount
-            entry[2] = refill.next_at(now).timestamp()
+            entry[2] = instant(refill.next_at(now))
             entry[3] = 0
             entry[4] = refill.last_at(now)
             self._dirty.add(key_id)
@@ -337,7 +345,7 @@ class InProcessRateLimiter:
     @staticmethod
     def _entry(quota: Quota, now: datetime, refilled: datetime | None) -> list[Any]:
         refill = quota.refill
-        next_at = refill.next_at(now).timestamp() if refill is not None else math.inf
+        next_at = instant(refill.next_at(now)) if refill is not None else None
         return [quota.remaining, refill, next_at, 0, refilled]
 
     def quota_set(self, key_id: str, quota: Quota | None) -> None:
@@ -364,7 +372,7 @@ class InProcessRateLimiter:
         return entry[0] if entry is not None else None
 
     def flush(self) -> None:
-        now = self._clock().timestamp()
+        now = instant(self._clock())
         with self._lock:
             batch: dict[str, QuotaSpend] = {}
             for key_id in self._dirty:

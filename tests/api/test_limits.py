@@ -159,18 +159,22 @@ def test_a_rate_limit_admits_its_burst_then_answers_rate_limited_with_the_number
     assert codes(verifier, key, 2) == ["VALID", "RATE_LIMITED"]
 
 
-def test_key_limits_override_app_limits_override_org_limits_by_name(
-    org: Org, verifier: Api
-) -> None:
-    org.api.patch("/v1/org", json={"ratelimits": [{**MINUTE, "limit": 1}, DAILY]})
+def test_key_limits_override_app_limits_override_org_limits_by_name(org: Org) -> None:
+    # The organization's defaults apply to every key, the callers' own too: the verifying
+    # key overrides "minute" for itself, and the owner's key changes the org last.
+    verifier = org.key_with("keys:verify", ratelimits=[{**MINUTE, "limit": 1000}])
     app = org.api.post("/v1/apps", json={"name": "a", "ratelimits": [{**MINUTE, "limit": 2}]})
     in_app = org.api.create_key(app_id=app.json()["id"])["key"]
     own = org.api.create_key(app_id=app.json()["id"], ratelimits=[{**MINUTE, "limit": 4}])["key"]
     plain = org.api.create_key()["key"]
+    response = org.api.patch("/v1/org", json={"ratelimits": [{**MINUTE, "limit": 1}, DAILY]})
+    assert response.status_code == 200, response.text
     assert codes(verifier, plain, 2) == ["VALID", "RATE_LIMITED"]
     assert codes(verifier, in_app, 3) == ["VALID", "VALID", "RATE_LIMITED"]
     assert codes(verifier, own, 5) == ["VALID"] * 4 + ["RATE_LIMITED"]
     assert [s["name"] for s in verify(verifier, own)["ratelimits"]] == ["daily", "minute"]
+    # The owner's key is held to the organization's limit of 1 a minute now as well.
+    assert [org.api.get("/v1/org").status_code for _ in range(2)] == [200, 429]
 
 
 def test_a_refused_verification_consumes_neither_rate_nor_quota(org: Org, verifier: Api) -> None:
@@ -312,3 +316,74 @@ def test_a_key_without_limits_answers_empty_numbers(org: Org, verifier: Api) -> 
     verdict = verify(verifier, org.api.create_key()["key"])
     assert (verdict["ratelimits"], verdict["quota"]) == ([], None)
     assert verify(verifier, "kp_live_nope")["ratelimits"] == []
+
+
+# ---- keyplane's own API, called with a limited key ----------------------------------------
+
+
+def test_every_response_to_a_limited_key_carries_the_ratelimit_headers(org: Org) -> None:
+    caller = org.key_with(
+        "apps:read",
+        ratelimits=[{"name": "burst", "limit": 20, "period_seconds": 1}, MINUTE | {"limit": 50}],
+    )
+    response = caller.get("/v1/apps")
+    assert response.status_code == 200, response.text
+    assert response.headers["RateLimit-Policy"] == '"burst";q=20;w=1, "minute";q=50;w=60'
+    assert response.headers["RateLimit"] == '"burst";r=19;t=1, "minute";r=49;t=2'
+    # Also on errors after authentication, and on verification itself.
+    missing = caller.get("/v1/apps/app_nope")
+    assert missing.status_code == 404
+    assert missing.headers["RateLimit"].startswith('"burst";r=')
+    verifier = org.key_with("keys:verify", ratelimits=[MINUTE])
+    verified = verifier.post("/v1/keys/verify", json={"key": "kp_live_x"})
+    assert verified.headers["RateLimit"] == '"minute";r=2;t=20'
+    # A key without limits gets none.
+    assert "RateLimit" not in org.api.get("/v1/apps").headers
+
+
+def test_a_key_over_its_limit_gets_429_with_retry_after(org: Org) -> None:
+    caller = org.key_with("apps:read", ratelimits=[MINUTE])
+    assert [caller.get("/v1/apps").status_code for _ in range(3)] == [200, 200, 200]
+    body = problem(caller.get("/v1/apps"), 429)
+    assert body["code"] == "RATE_LIMITED"
+    refused = caller.get("/v1/apps")
+    assert refused.headers["Retry-After"] == "20"
+    assert refused.headers["RateLimit"] == '"minute";r=0;t=60'
+    org.server.clock.advance(timedelta(seconds=20))
+    assert caller.get("/v1/apps").status_code == 200
+
+
+def test_a_key_out_of_quota_gets_429_until_its_refill(org: Org) -> None:
+    caller = org.key_with(
+        "apps:read", quota={"remaining": 1, "refill": {"amount": 2, "interval": "daily"}}
+    )
+    assert caller.get("/v1/apps").status_code == 200
+    refused = caller.get("/v1/apps")
+    body = problem(refused, 429)
+    assert body["code"] == "USAGE_EXCEEDED"
+    assert 0 < int(refused.headers["Retry-After"]) <= 86400
+    org.server.clock.advance(timedelta(days=1))
+    assert caller.get("/v1/apps").status_code == 200
+
+
+def test_the_verify_endpoint_enforces_the_calling_keys_own_limits(org: Org) -> None:
+    verifier = org.key_with("keys:verify", ratelimits=[{**MINUTE, "limit": 1}])
+    target = org.api.create_key()["key"]
+    assert verify(verifier, target)["code"] == "VALID"
+    refused = verifier.post("/v1/keys/verify", json={"key": target})
+    assert problem(refused, 429)["code"] == "RATE_LIMITED"
+    assert refused.headers["Retry-After"] == "60"
+
+
+def test_a_key_with_an_allowlist_calls_only_from_its_addresses(org: Org) -> None:
+    outside = org.key_with("apps:read", ip_allowlist=["203.0.113.0/24"])
+    problem(outside.get("/v1/apps"), 403)
+    inside = org.key_with("apps:read", ip_allowlist=["127.0.0.0/8", "::1"])
+    assert inside.get("/v1/apps").status_code == 200
+
+
+def test_openapi_documents_429_for_key_authenticated_operations(org: Org) -> None:
+    spec = org.api.get("/openapi.json").json()
+    for path in ("/v1/apps", "/v1/keys/{key_id}", "/v1/keys/verify"):
+        for operation in spec["paths"][path].values():
+            assert "429" in operation["responses"], path

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from keyplane.domain.errors import Unauthenticated
+from keyplane.domain.errors import IpForbidden, LimitExceeded, Unauthenticated
 from keyplane.domain.models import effective_scopes
 from keyplane.domain.ports import (
     Clock,
@@ -162,22 +162,36 @@ class Verifier:
             return Verdict(admission.code, entry, admission=admission)
         return Verdict("VALID", entry)
 
-    def authenticate(self, presented: str | None) -> Principal:
+    def authenticate(self, presented: str | None, ip: str | None = None) -> Principal:
         """The caller behind a presented key, or Unauthenticated (never saying why exactly)."""
-        return self.principal_of(self.load(presented) if presented else None)
+        return self.principal_of(self.load(presented) if presented else None, ip)
 
-    def principal_of(self, entry: CachedKey | None) -> Principal:
+    def principal_of(self, entry: CachedKey | None, ip: str | None = None) -> Principal:
+        """The caller, after the key's own limits admitted this call: IpForbidden outside
+        its allowlist (``ip``: the client's address), LimitExceeded over a rate limit or
+        out of quota (each call costs 1). The outcome is counted like a verification's."""
         if entry is None:
             raise Unauthenticated("The API key is missing, malformed or unknown.")
         now = self._clock()
         code = entry.code_at(now)
-        self._counter.count(entry.org_id, entry, code, now)  # the outcome of authentication
         if code == "EXPIRED":
+            self._counter.count(entry.org_id, entry, code, now)
             raise Unauthenticated("The API key has expired.")
         if code == "DISABLED":
+            self._counter.count(entry.org_id, entry, code, now)
             raise Unauthenticated("The API key is disabled.")
         self._usage.touch(entry.key_id, now)
-        return Principal(entry.org_id, entry.key_id, entry.scopes)
+        if entry.allowlist is not None and not entry.allowlist.allows(ip):
+            self._counter.count(entry.org_id, entry, "IP_FORBIDDEN", now)
+            raise IpForbidden
+        admission = None
+        if entry.limited:
+            admission = self._limiter.admit(entry.key_id, entry.ratelimits, entry.quota, 1, now)
+            if not admission.admitted:
+                self._counter.count(entry.org_id, entry, admission.code, now)
+                raise LimitExceeded(admission)
+        self._counter.count(entry.org_id, entry, code, now)  # the outcome of authentication
+        return Principal(entry.org_id, entry.key_id, entry.scopes, limits=admission)
 
     def load(self, presented: str) -> CachedKey | None:
         """``lookup`` that reads the store on a cache miss."""

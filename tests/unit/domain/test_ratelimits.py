@@ -10,6 +10,7 @@ import pytest
 
 from keyplane.domain.errors import InvalidInput
 from keyplane.domain.ratelimits import (
+    NS,
     IpAllowlist,
     Quota,
     RateLimit,
@@ -19,17 +20,22 @@ from keyplane.domain.ratelimits import (
     check_quota,
     check_ratelimits,
     gcra,
+    instant,
     merge,
 )
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
 
+def _ns(seconds: float) -> int:
+    return round(seconds * NS)
+
+
 def _run(limit: RateLimit, times: list[float], cost: int = 1) -> list[bool]:
-    tat: float | None = None
+    tat: int | None = None
     answers = []
     for t in times:
-        ok, new_tat, _ = gcra(limit, tat, t, cost)
+        ok, new_tat, _ = gcra(limit, tat, _ns(t), cost)
         if ok:
             tat = new_tat
         answers.append(ok)
@@ -76,9 +82,9 @@ def test_cost_spends_several_units_and_cost_zero_spends_none() -> None:
 
 def test_cost_zero_is_refused_when_a_cost_of_one_would_be() -> None:
     limit = RateLimit("one", 1, 60)
-    ok, tat, _ = gcra(limit, None, 0.0, 1)
+    ok, tat, _ = gcra(limit, None, 0, 1)
     assert ok
-    ok, _, state = gcra(limit, tat, 1.0, 0)
+    ok, _, state = gcra(limit, tat, _ns(1.0), 0)
     assert not ok
     assert state.remaining == 0
     assert state.retry_after == pytest.approx(59.0)
@@ -86,8 +92,12 @@ def test_cost_zero_is_refused_when_a_cost_of_one_would_be() -> None:
 
 def test_reset_seconds_is_when_the_limit_is_whole_again() -> None:
     limit = RateLimit("minute", 60, 60)
-    _, _, state = gcra(limit, None, 0.0, 30)
+    _, _, state = gcra(limit, None, 0, 30)
     assert state.reset_seconds == pytest.approx(30.0)
+    # Exact at today's instants too, where float seconds would lose a unit.
+    now = instant(datetime.now(UTC))
+    _, _, state = gcra(RateLimit("minute", 50, 60), None, now, 1)
+    assert state.remaining == 49
 
 
 def test_key_overrides_app_overrides_org_by_name() -> None:

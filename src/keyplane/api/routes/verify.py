@@ -17,7 +17,12 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from keyplane.api.errors import domain_problem, problem, unavailable_problem
+from keyplane.api.errors import (
+    domain_problem,
+    problem,
+    ratelimit_headers,
+    unavailable_problem,
+)
 from keyplane.api.routes._docs import problems
 from keyplane.api.schemas.limits import states
 from keyplane.api.schemas.verify import VerifyRequest, VerifyResponse
@@ -152,7 +157,7 @@ def _described(verdict: Verdict) -> dict[str, Any]:
     response_class=Response,
     responses={
         200: {"model": VerifyResponse, "description": "The verdict (also for invalid keys)."},
-        **problems(422),
+        **problems(422, 429),
     },
     openapi_extra={
         "requestBody": {
@@ -182,6 +187,7 @@ async def verify(request: Request) -> Response:
         request.headers.get("authorization"),
         request.headers.get("content-type", ""),
         await request.body(),
+        request.client.host if request.client else None,
     )
 
 
@@ -191,8 +197,12 @@ async def answer(
     authorization: str | None,
     content_type: str,
     body: bytes,
+    client: str | None = None,
 ) -> Response:
-    """The whole verification exchange, shared by the fast ASGI path and the route above."""
+    """The whole verification exchange, shared by the fast ASGI path and the route above.
+
+    ``client``: the caller's address, for the calling key's own allowlist; the calling key's
+    own limits are enforced like on any API call (429, RateLimit headers)."""
     if "json" not in content_type.lower():
         return problem(
             415,
@@ -201,7 +211,7 @@ async def answer(
             "Send the request body as JSON with 'Content-Type: application/json'.",
         )
     try:
-        principal = verifier.principal_of(await _entry(verifier, _bearer(authorization)))
+        principal = verifier.principal_of(await _entry(verifier, _bearer(authorization)), client)
         principal.require("keys:verify")
         key, scopes, ip, cost = _parse(body)
     except KeyplaneError as exc:
@@ -217,7 +227,8 @@ async def answer(
     except StorageUnavailable as exc:
         return unavailable_problem(exc)
     verdict = verifier.judge(principal.org_id, entry, scopes, ip=ip, cost=cost)
-    return Response(bodies.body(verdict), media_type=_JSON)
+    headers = ratelimit_headers(principal.limits) if principal.limits is not None else None
+    return Response(bodies.body(verdict), media_type=_JSON, headers=headers)
 
 
 class ValidBodies:
@@ -278,7 +289,13 @@ class VerifyFastPath:
                 break
         state = scope["app"].state
         kp: Keyplane = state.keyplane
+        client = scope.get("client")
         response = await answer(
-            kp.verifier, state.valid_bodies, authorization, content_type, b"".join(chunks)
+            kp.verifier,
+            state.valid_bodies,
+            authorization,
+            content_type,
+            b"".join(chunks),
+            client[0] if client else None,
         )
         await response(scope, receive, send)
