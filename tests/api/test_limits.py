@@ -387,3 +387,17 @@ def test_openapi_documents_429_for_key_authenticated_operations(org: Org) -> Non
     for path in ("/v1/apps", "/v1/keys/{key_id}", "/v1/keys/verify"):
         for operation in spec["paths"][path].values():
             assert "429" in operation["responses"], path
+
+
+def test_a_rotated_key_keeps_its_limits(org: Org) -> None:
+    created = org.api.create_key(
+        ratelimits=[MINUTE],
+        quota={"remaining": 7, "refill": {"amount": 9, "interval": "daily"}},
+        ip_allowlist=["10.0.0.0/8"],
+    )
+    response = org.api.post(f"/v1/keys/{created['id']}/rotate", json={})
+    assert response.status_code == 201, response.text
+    rotated = response.json()
+    assert rotated["ratelimits"] == [MINUTE]
+    assert rotated["quota"] == created["quota"]
+    assert rotated["ip_allowlist"] == ["10.0.0.0/8"]
