@@ -231,6 +231,9 @@ async def answer(
     return Response(bodies.body(verdict), media_type=_JSON, headers=headers)
 
 
+_EMPTY_LIMITS = b'"ratelimits":[],"quota":null}'
+
+
 class ValidBodies:
     """The bytes of VALID answers, kept per app beside the cached key record they describe.
 
@@ -244,12 +247,27 @@ class ValidBodies:
 
     def body(self, verdict: Verdict) -> bytes:
         entry = verdict.key
-        if verdict.code != "VALID" or entry is None or verdict.admission is not None:
+        if verdict.code != "VALID" or entry is None:
             return orjson.dumps(_payload(verdict))
         kept = self._bodies.get(entry)
         if kept is None:
-            kept = self._bodies[entry] = orjson.dumps(_payload(verdict))
-        return kept
+            kept = self._bodies[entry] = orjson.dumps(_described(verdict))
+        admission = verdict.admission
+        if admission is None:
+            return kept
+        # A limited key's numbers change with every call: the kept bytes end with empty
+        # ones (_described puts them last), replaced here, the rest is not serialised again.
+        quota = admission.quota_remaining
+        return b"".join(
+            (
+                kept[: -len(_EMPTY_LIMITS)],
+                b'"ratelimits":',
+                orjson.dumps(states(admission)),
+                b',"quota":',
+                b"null" if quota is None else b'{"remaining":%d}' % quota,
+                b"}",
+            )
+        )
 
     def __len__(self) -> int:
         return len(self._bodies)
