@@ -282,9 +282,10 @@ def update_key(posted: SignedForm, key_id: str) -> Response:
             KeyChanges(
                 status=status,  # type: ignore[arg-type]
                 profile_id=optional(form, "profile_id"),
-                ratelimits=limits_form.ratelimits(form),
-                ip_allowlist=limits_form.allowlist(form),
-                quota=_quota_change(form, view),
+                # A form without the limit inputs (an older page) leaves them alone.
+                ratelimits=limits_form.ratelimits(form) if "ratelimits" in form else UNSET,
+                ip_allowlist=limits_form.allowlist(form) if "ip_allowlist" in form else UNSET,
+                quota=_quota_change(form, view) if "quota_remaining" in form else UNSET,
             ),
         )
     except KeyplaneError as exc:

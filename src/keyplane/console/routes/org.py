@@ -19,6 +19,7 @@ from keyplane.domain.limits import (
     WARNING_DAYS_MAX,
     WARNING_THRESHOLDS_MAX,
 )
+from keyplane.services.common import UNSET
 from keyplane.services.orgs import OrgChanges
 
 router = APIRouter(prefix="/console/settings")
@@ -119,7 +120,7 @@ def save_settings(posted: SignedForm) -> Response:
                 expired_key_retention_days=_retention(retention),
                 expiry_warning_days=_warnings(warnings),
                 rotation_period_days=_rotation(rotation),
-                ratelimits=limits_form.ratelimits(form),
+                ratelimits=limits_form.ratelimits(form) if "ratelimits" in form else UNSET,
             ),
         )
     except KeyplaneError as exc:
