@@ -90,7 +90,9 @@ def round_us(call: Callable[[], None], calls: int, batch: int) -> float:
 def quiet(kp: Keyplane, settings: Settings) -> Verifier:
     """``kp``'s verifier without last-used times or usage counts."""
     hasher = KeyHasher(settings.pepper())
-    return Verifier(kp.store, hasher, kp.cache, kp.clock, NoLastUsed(), NullUsageCounter())
+    return Verifier(
+        kp.store, hasher, kp.cache, kp.clock, NoLastUsed(), NullUsageCounter(), kp.limiter
+    )
 
 
 def in_process(args: argparse.Namespace, tmp: str) -> dict[str, list[float]]:

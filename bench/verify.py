@@ -325,11 +325,17 @@ def stop(process: subprocess.Popen[bytes]) -> None:
 # ---- keys over the API -------------------------------------------------------------------
 
 
-def create_key(client: httpx.Client, admin_key: str, name: str, scopes: Sequence[str]) -> str:
+def create_key(
+    client: httpx.Client,
+    admin_key: str,
+    name: str,
+    scopes: Sequence[str],
+    limits: dict[str, Any] | None = None,
+) -> str:
     response = client.post(
         "/v1/keys",
         headers={"Authorization": f"Bearer {admin_key}"},
-        json={"name": name, "scopes": list(scopes)},
+        json={"name": name, "scopes": list(scopes), **(limits or {})},
     )
     if response.status_code != 201:
         raise BenchError(f"POST /v1/keys answered {response.status_code}: {mask(response.text)}")
@@ -448,7 +454,7 @@ def measure(args: argparse.Namespace, wrk: str, workdir: Path) -> Results:
         print(f"server pid {server.pid} at {server.base}", flush=True)  # for py-spy --pid
         with httpx.Client(base_url=server.base, timeout=HTTP_TIMEOUT) as client:
             verifier_key = create_key(client, admin_key, "bench-verifier", ["keys:verify"])
-            target_key = create_key(client, admin_key, "bench-target", [SCOPE])
+            target_key = create_key(client, admin_key, "bench-target", [SCOPE], _limits(args))
             check_valid(client, verifier_key, target_key)  # also loads both into the cache
         # wrk reads the keys from its environment (see verify.lua), not its command line.
         wrk_env = {
@@ -616,6 +622,14 @@ def save(results: Results, table: list[Row], lines: list[str], env: dict[str, An
 # ---- main --------------------------------------------------------------------------------
 
 
+def _limits(args: argparse.Namespace) -> dict[str, Any]:
+    """``--ratelimit``: the target key gets a rate limit it never reaches (the in-process
+    limiter's cost on the hot path, every check spent)."""
+    if not args.ratelimit:
+        return {}
+    return {"ratelimits": [{"name": "bench", "limit": 1_000_000_000, "period_seconds": 1}]}
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per endpoint (10)")
@@ -623,6 +637,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=1, help="wrk threads (1)")
     parser.add_argument("--warmup", type=int, default=2, help="wrk seconds per endpoint first (2)")
     parser.add_argument("--calls", type=int, default=200_000, help="in-process calls (200000)")
+    parser.add_argument(
+        "--ratelimit", action="store_true", help="give the target key a (never reached) rate limit"
+    )
     parser.add_argument("--batch", type=int, default=100, help="calls per timed batch (100)")
     args = parser.parse_args(argv)
     if min(args.duration, args.connections, args.threads, args.calls, args.batch) < 1:

@@ -32,7 +32,12 @@ from keyplane.domain.tokens import KeyHasher
 from keyplane.domain.usage import Retention
 from keyplane.jobs import JobRunner
 from keyplane.mail import NullMailer, SmtpMailer, SmtpTarget
-from keyplane.memory import BufferedUsageRecorder, InProcessAttemptLimiter, InProcessKeyCache
+from keyplane.memory import (
+    BufferedUsageRecorder,
+    InProcessAttemptLimiter,
+    InProcessKeyCache,
+    InProcessRateLimiter,
+)
 from keyplane.outbound import HttpWebhookSender
 from keyplane.passwords import Argon2Passwords
 from keyplane.services.analytics import AnalyticsService, UsageRetentionJob
@@ -90,7 +95,12 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
             interval=settings.webhooks_delivery_interval,
         ),
     ]
-    keys = KeyService(store, hasher, clock)
+    # Rate limits and quotas in this process (exact for one process); quota counts are
+    # written back in batches like last-used times.
+    limiter = InProcessRateLimiter(
+        store.record_quota, clock, interval=settings.usage_flush_interval
+    )
+    keys = KeyService(store, hasher, clock, limiter)
     passwords = Argon2Passwords()
     # services/signin.py explains the three counts and their numbers; set-password links
     # share the per-account one (services/users.py).
@@ -117,6 +127,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
             clock,
             usage,
             counter,
+            limiter,
             ttl=timedelta(seconds=settings.cache_ttl_seconds),
             background=revalidation.submit,
         ),
@@ -137,6 +148,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
         ),
         mailer=mailer,
         jobs=JobRunner(jobs, clock=clock, interval=settings.jobs_interval_seconds),
+        limiter=limiter,
         closers=[
             partial(revalidation.shutdown, cancel_futures=True),
             passwords.close,

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from keyplane.domain.ports import (
+    BackgroundRateLimiter,
     BackgroundUsageCounter,
     BackgroundUsageRecorder,
     Clock,
@@ -57,6 +58,9 @@ class Keyplane:
     mailer: Mailer
     # The lifecycle jobs; started by `serve` (unless KEYPLANE_RUN_JOBS=false) and `worker`.
     jobs: JobRunner
+    # Per-key rate limits and quotas (domain/ports.py RateLimiter); its batches run between
+    # start and close.
+    limiter: BackgroundRateLimiter
     # Run once, in order, by close(): stop background threads before the pool they use.
     closers: list[Callable[[], None]] = field(default_factory=list)
     # Other processes' cache invalidations (PostgreSQL); None on SQLite, where this process
@@ -69,6 +73,7 @@ class Keyplane:
             self.listener.start()
         self.usage.start()
         self.counter.start()
+        self.limiter.start()
         if jobs:
             self.jobs.start()
 
@@ -78,6 +83,7 @@ class Keyplane:
         self.jobs.stop()
         self.usage.stop()
         self.counter.stop()
+        self.limiter.stop()
         for closer in self.closers:
             closer()
         self.closers.clear()

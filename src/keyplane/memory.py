@@ -15,6 +15,17 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from keyplane.domain.ports import QuotaSpend
+from keyplane.domain.ratelimits import (
+    NS,
+    Admission,
+    LimitState,
+    Quota,
+    RateLimit,
+    Refill,
+    gcra,
+    instant,
+)
 from keyplane.domain.verification import CachedKey
 from keyplane.jobs import Periodic
 
@@ -232,3 +243,170 @@ class InProcessAttemptLimiter:
         with self._lock:
             for subject in subjects:
                 self._failures.pop(subject, None)
+
+
+class InProcessRateLimiter:
+    """The RateLimiter of a single process: GCRA state and quota counts in memory, under one
+    lock, so checking every limit and then spending them all is one atomic step.
+
+    Exact for one process, and only for one: two processes would each admit a full limit.
+    Quota counts are the truth while the process runs and are written back through
+    ``write`` (a LimitStore) in batches off the request path, as spent amounts and applied
+    refills, never absolute counts: a PATCH that adds to the stored count in between is
+    kept. A process that stops without its last batch loses at most one interval of spends
+    (the key is then under-charged, never refused wrongly). A PATCH that *replaces* a count
+    while a batch for the same key is being written can lose that batch's spends (also an
+    under-charge). GCRA state is not persisted: after a restart limits start full.
+    """
+
+    def __init__(
+        self,
+        write: Callable[[Mapping[str, QuotaSpend]], None],
+        clock: Callable[[], datetime],
+        interval: float = 1.0,
+    ) -> None:
+        self._write = write
+        self._clock = clock
+        self._tats: dict[tuple[str, str], int] = {}
+        # key id -> [remaining, refill, next refill (an instant, None: none), spent since the last
+        # batch or refill, refill instant applied since the last batch (or None)]
+        self._quotas: dict[str, list[Any]] = {}
+        self._dirty: set[str] = set()
+        self._lock = threading.Lock()
+        self._flusher = Periodic("keyplane-quota", self.flush, interval)
+
+    def admit(
+        self,
+        key_id: str,
+        limits: tuple[RateLimit, ...],
+        quota: Quota | None,
+        cost: int,
+        now: datetime,
+    ) -> Admission:
+        t = instant(now)
+        with self._lock:
+            states: list[LimitState] = []
+            spends: list[tuple[tuple[str, str], int]] = []
+            refused: LimitState | None = None
+            for limit in limits:
+                slot = (key_id, limit.name)
+                ok, tat, state = gcra(limit, self._tats.get(slot), t, cost)
+                states.append(state)
+                if ok:
+                    spends.append((slot, tat))
+                elif refused is None or state.retry_after > refused.retry_after:
+                    refused = state
+            entry = self._quota(key_id, quota, now, t) if quota is not None else None
+            left = entry[0] if entry is not None else None
+            if refused is not None:
+                return Admission(
+                    "RATE_LIMITED", self._unspent(key_id, states, t), left, refused.retry_after, now
+                )
+            if entry is not None and entry[0] < max(cost, 1):
+                retry = (entry[2] - t) / NS if entry[2] is not None else 0.0
+                return Admission(
+                    "USAGE_EXCEEDED", self._unspent(key_id, states, t), left, retry, now
+                )
+            for slot, tat in spends:
+                self._tats[slot] = tat
+            if entry is not None and cost:
+                entry[0] -= cost
+                entry[3] += cost
+                self._dirty.add(key_id)
+            left = entry[0] if entry is not None else None
+            return Admission("VALID", tuple(states), left, 0.0, now)
+
+    def _unspent(self, key_id: str, states: list[LimitState], t: int) -> tuple[LimitState, ...]:
+        """The states of a refused check: each limit as it stands, nothing spent (the one
+        that refused keeps its retry_after)."""
+        return tuple(
+            state
+            if state.retry_after
+            else gcra(state.limit, self._tats.get((key_id, state.limit.name)), t, 0)[2]
+            for state in states
+        )
+
+    def _quota(self, key_id: str, seed: Quota, now: datetime, t: int) -> list[Any]:
+        entry = self._quotas.get(key_id)
+        if entry is None:
+            current = seed.current(now)
+            refilled = current.refilled_at if current is not seed else None
+            entry = self._quotas[key_id] = self._entry(current, now, refilled)
+            if refilled is not None:
+                self._dirty.add(key_id)
+        elif entry[2] is not None and t >= entry[2]:  # a refill fell due: the amount again
+            refill: Refill = entry[1]
+            entry[0] = refill.amount
+            entry[2] = instant(refill.next_at(now))
+            entry[3] = 0
+            entry[4] = refill.last_at(now)
+            self._dirty.add(key_id)
+        return entry
+
+    @staticmethod
+    def _entry(quota: Quota, now: datetime, refilled: datetime | None) -> list[Any]:
+        refill = quota.refill
+        next_at = instant(refill.next_at(now)) if refill is not None else None
+        return [quota.remaining, refill, next_at, 0, refilled]
+
+    def quota_set(self, key_id: str, quota: Quota | None) -> None:
+        with self._lock:
+            self._dirty.discard(key_id)
+            self._quotas.pop(key_id, None)  # the next admission starts from the new record
+
+    def quota_add(self, key_id: str, amount: int) -> None:
+        with self._lock:
+            entry = self._quotas.get(key_id)
+            if entry is not None:
+                entry[0] += amount
+
+    def forget(self, key_id: str) -> None:
+        with self._lock:
+            self._quotas.pop(key_id, None)
+            self._dirty.discard(key_id)
+            for slot in [s for s in self._tats if s[0] == key_id]:
+                del self._tats[slot]
+
+    def peek(self, key_id: str) -> int | None:
+        """The count in memory (None: not seen since start), for tests and the console."""
+        entry = self._quotas.get(key_id)
+        return entry[0] if entry is not None else None
+
+    def flush(self) -> None:
+        now = instant(self._clock())
+        with self._lock:
+            batch: dict[str, QuotaSpend] = {}
+            for key_id in self._dirty:
+                entry = self._quotas.get(key_id)
+                if entry is None:
+                    continue
+                refill: Refill | None = entry[1]
+                batch[key_id] = (entry[3], entry[4], refill.amount if refill else 0)
+                entry[3] = 0
+                entry[4] = None
+            self._dirty = set()
+            # A TAT in the past is the same as none: keep memory bounded by active keys.
+            for slot in [s for s, tat in self._tats.items() if tat <= now]:
+                del self._tats[slot]
+        if not batch:
+            return
+        try:
+            self._write(batch)
+        except Exception:
+            log.exception("could not record quota counts for %d keys; retrying", len(batch))
+            with self._lock:
+                for key_id, (spent, refilled, _amount) in batch.items():
+                    entry = self._quotas.get(key_id)
+                    if entry is None:
+                        continue
+                    if entry[4] is None:  # no refill since: the batch's spends still count
+                        entry[3] += spent
+                        entry[4] = refilled
+                    self._dirty.add(key_id)
+
+    def start(self) -> None:
+        self._flusher.start()
+
+    def stop(self) -> None:
+        self._flusher.stop()
+        self.flush()

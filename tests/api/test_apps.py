@@ -20,6 +20,7 @@ APP_FIELDS = {
     "created_by",
     "created_at",
     "updated_at",
+    "ratelimits",
 }
 
 

@@ -70,7 +70,7 @@ def test_openapi_describes_the_verify_request_and_verdict(server: Server) -> Non
     spec = httpx.get(f"{server.base_url}/openapi.json").json()
     operation = spec["paths"]["/v1/keys/verify"]["post"]
     schema = operation["requestBody"]["content"]["application/json"]["schema"]
-    assert set(schema["properties"]) == {"key", "scopes", "ip"}
+    assert set(schema["properties"]) == {"key", "scopes", "ip", "cost"}
     assert "200" in operation["responses"]
 
 

@@ -20,6 +20,7 @@ ORG_FIELDS = {
     "rotation_period_days",
     "created_at",
     "updated_at",
+    "ratelimits",
 }
 
 

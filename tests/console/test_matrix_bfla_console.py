@@ -55,6 +55,7 @@ AS_API: dict[str, tuple[str, ...]] = {
     "GET /console/apps/{app_id}": ("GET /v1/apps/{app_id}",),
     "POST /console/apps/{app_id}/rename": ("PATCH /v1/apps/{app_id}",),
     "POST /console/apps/{app_id}/scopes": ("PATCH /v1/apps/{app_id}",),
+    "POST /console/apps/{app_id}/ratelimits": ("PATCH /v1/apps/{app_id}",),
     "GET /console/apps/{app_id}/keys": (),  # a redirect to the app's page, which checks
     "POST /console/apps/{app_id}/keys": ("GET /v1/apps/{app_id}", "POST /v1/keys"),
     "POST /console/apps/{app_id}/delete": ("DELETE /v1/apps/{app_id}",),
@@ -105,6 +106,7 @@ def _forms() -> dict[str, dict[str, str]]:
         "POST /console/apps": {"name": f"forbidden-{unique}"},
         "POST /console/apps/{app_id}/rename": {"name": f"forbidden-{unique}"},
         "POST /console/apps/{app_id}/scopes": {"scope": "apps:read"},
+        "POST /console/apps/{app_id}/ratelimits": {"ratelimits": "hour 100 3600"},
         "POST /console/apps/{app_id}/keys": {"name": "forbidden", "expiration": "30"},
         "POST /console/resources": {"name": f"forbidden{unique}"},
         "POST /console/profiles/new": profile,

@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from starlette.routing import Route
 
 from keyplane.api.errors import install_error_handlers
-from keyplane.api.middleware import RequestGuard
+from keyplane.api.middleware import RateLimitHeaders, RequestGuard
 from keyplane.api.routes import (
     analytics,
     apps,
@@ -35,6 +35,8 @@ def install(app: FastAPI) -> None:
     # FastAPI; the documented FastAPI route shares its code and serves only the OpenAPI
     # document. Liveness is a bare Starlette route, so that the benchmark's "trivial
     # endpoint" is the stack's ceiling.
+    # RateLimitHeaders inside the fast path: that one sends its own (routes/verify.py).
+    app.add_middleware(RateLimitHeaders)
     app.add_middleware(VerifyFastPath)
     app.add_middleware(RequestGuard)
     app.router.routes.insert(0, Route("/healthz", health.healthz, methods=["GET"]))

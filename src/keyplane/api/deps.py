@@ -34,8 +34,17 @@ def no_store(response: Response) -> None:
     response.headers["Pragma"] = "no-cache"
 
 
+# Where ``authenticated`` leaves the calling key's limits for RateLimitHeaders to send.
+LIMITS_SCOPE_KEY = "keyplane.limits"
+
+
 def authenticated(kp: Services, credentials: Credentials, request: Request) -> Principal:
-    principal = kp.verifier.authenticate(credentials.credentials if credentials else None)
+    """The calling key, admitted by its own IP allowlist, rate limits and quota (the client
+    address is the connection's, or X-Forwarded-For's as TrustedProxies resolved it)."""
+    client = request.client.host if request.client else None
+    principal = kp.verifier.authenticate(credentials.credentials if credentials else None, client)
+    if principal.limits is not None:
+        request.scope[LIMITS_SCOPE_KEY] = principal.limits
     return from_request(principal, request)
 
 

@@ -9,6 +9,7 @@ logged (the log filter in ``keyplane.logs`` redacts anything shaped like a key).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -24,13 +25,16 @@ from keyplane.domain.errors import (
     FieldError,
     Forbidden,
     InvalidInput,
+    IpForbidden,
     KeyplaneError,
+    LimitExceeded,
     MissingScope,
     NotFound,
     StorageUnavailable,
     Throttled,
     Unauthenticated,
 )
+from keyplane.domain.ratelimits import Admission
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,8 @@ TABLE: Final[dict[type[KeyplaneError], tuple[int, str, str]]] = {
     Conflict: (409, "conflict", "Conflict"),
     InvalidInput: (422, "validation-error", "Invalid input"),
     Throttled: (429, "too-many-requests", "Too many requests"),
+    IpForbidden: (403, "ip-forbidden", "Address not allowed"),
+    LimitExceeded: (429, "rate-limited", "Too many requests"),
 }
 
 _METHODS: Final = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
@@ -83,6 +89,22 @@ def problem(
     )
 
 
+def ratelimit_headers(admission: Admission) -> dict[str, str]:
+    """RateLimit-Policy and RateLimit (draft-ietf-httpapi-ratelimit-headers, structured
+    field lists): one item per named limit, ``q`` its quota and ``w`` its window in
+    seconds; ``r`` what remains and ``t`` the seconds until it is whole again. Names are
+    sf-strings (limit names are limited to [a-z0-9_-], so they need no escaping)."""
+    if not admission.limits:
+        return {}
+    policy = ", ".join(
+        f'"{s.limit.name}";q={s.limit.limit};w={s.limit.period_seconds}' for s in admission.limits
+    )
+    current = ", ".join(
+        f'"{s.limit.name}";r={s.remaining};t={math.ceil(s.reset_seconds)}' for s in admission.limits
+    )
+    return {"RateLimit-Policy": policy, "RateLimit": current}
+
+
 def domain_problem(exc: KeyplaneError) -> Response:
     for cls in type(exc).__mro__:
         if cls in TABLE:
@@ -103,6 +125,13 @@ def domain_problem(exc: KeyplaneError) -> Response:
         errors = [FieldError(exc.field, f"you do not hold {s!r}") for s in exc.scopes]
     elif isinstance(exc, Throttled):
         headers = {"Retry-After": str(exc.retry_after)}
+    elif isinstance(exc, LimitExceeded):
+        headers = ratelimit_headers(exc.admission)
+        if exc.retry_after:
+            headers["Retry-After"] = str(exc.retry_after)
+        extra["code"] = exc.code
+        if exc.code == "USAGE_EXCEEDED":
+            slug, title = "usage-exceeded", "Quota used up"
     elif isinstance(exc, Conflict) and exc.field:
         errors = [FieldError(exc.field, str(exc))]
     return problem(status, slug, title, str(exc), errors=errors, headers=headers, **extra)

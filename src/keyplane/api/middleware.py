@@ -9,7 +9,8 @@ from urllib.parse import unquote
 from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from keyplane.api.errors import problem
+from keyplane.api.deps import LIMITS_SCOPE_KEY
+from keyplane.api.errors import problem, ratelimit_headers
 from keyplane.domain.limits import REQUEST_BODY_MAX_BYTES
 from keyplane.domain.tokens import looks_like_key
 from keyplane.settings import IPNetwork
@@ -180,3 +181,29 @@ class TrustedProxies:
                 proto if scope["type"] == "http" else {"http": "ws", "https": "wss"}[proto]
             )
         return scope
+
+
+class RateLimitHeaders:
+    """Adds RateLimit-Policy and RateLimit to every response of a call authenticated by a
+    key with rate limits (api/deps.py leaves its numbers in the scope). A refused call's
+    429 carries them from its problem document already."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                admission = scope.get(LIMITS_SCOPE_KEY)
+                if admission is not None:
+                    headers = list(message.get("headers", ()))
+                    for name, value in ratelimit_headers(admission).items():
+                        headers.append((name.lower().encode(), value.encode("latin-1")))
+                    message = {**message, "headers": headers}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)

@@ -5,9 +5,11 @@ KeyplaneError
 ├── Conflict              a name already taken, an object still in use, the last owner
 ├── InvalidInput          a field with a reason (``errors``: one or more FieldError)
 ├── Unauthenticated       no key, or a key that is malformed, unknown, disabled or expired
+├── LimitExceeded       the calling key is over a rate limit or out of quota (429)
 └── Forbidden
     ├── MissingScope      the caller lacks the scope an operation needs
-    └── Escalation        the caller tried to grant a scope it does not hold
+    ├── Escalation        the caller tried to grant a scope it does not hold
+    └── IpForbidden       the calling key's IP allowlist does not hold the client
 
 StorageUnavailable        the store could not complete a unit of work (nothing of it was
                           written): a database that is down, full or refusing a write. Not
@@ -18,7 +20,12 @@ MailUnavailable           the mail server did not accept a message (a job retrie
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # the numbers only; ratelimits imports this module
+    from keyplane.domain.ratelimits import Admission
 
 
 class KeyplaneError(Exception):
@@ -73,6 +80,30 @@ class Throttled(KeyplaneError):
 
 class Forbidden(KeyplaneError):
     pass
+
+
+class IpForbidden(Forbidden):
+    """The calling key has an IP allowlist that does not hold the client's address."""
+
+    def __init__(self) -> None:
+        super().__init__("This API key may not be used from this address (its IP allowlist).")
+
+
+class LimitExceeded(KeyplaneError):
+    """The calling key is over one of its rate limits, or out of quota (``code`` says
+    which); ``admission`` has the numbers for the response's headers."""
+
+    def __init__(self, admission: Admission) -> None:
+        self.admission = admission
+        self.code = admission.code
+        self.retry_after = max(1, math.ceil(admission.retry_after)) if admission.retry_after else 0
+        if admission.code == "RATE_LIMITED":
+            message = f"This API key is over a rate limit. Retry in {self.retry_after} seconds."
+        elif self.retry_after:
+            message = f"This API key's quota is used up until its refill in {self.retry_after} s."
+        else:
+            message = "This API key's quota is used up."
+        super().__init__(message)
 
 
 class MissingScope(Forbidden):

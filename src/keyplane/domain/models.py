@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
+from keyplane.domain.ratelimits import Quota, RateLimit
 from keyplane.domain.scopes import ScopeSet
 from keyplane.domain.tokens import Environment
 
@@ -29,6 +30,8 @@ class Organization:
     expired_key_retention_days: int = 0
     expiry_warning_days: tuple[int, ...] = (7, 1)
     rotation_period_days: int | None = None
+    # Default rate limits of every key (domain/ratelimits.py: apps and keys override by name).
+    ratelimits: tuple[RateLimit, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +79,7 @@ class App:
     created_at: datetime
     updated_at: datetime
     key_count: int = 0
+    ratelimits: tuple[RateLimit, ...] = ()
 
     @property
     def scope_set(self) -> ScopeSet:
@@ -119,6 +123,11 @@ class ApiKey:
     rotated_to: str | None = None
     rotated_at: datetime | None = None
     uses_since_rotation: int = 0
+    # Per-key limits (domain/ratelimits.py). ``quota.remaining`` as stored: the limiter
+    # spends it in memory and writes it back in batches (services/limiting.py).
+    ratelimits: tuple[RateLimit, ...] = ()
+    quota: Quota | None = None
+    ip_allowlist: tuple[str, ...] = ()
 
     def status(self, now: datetime) -> KeyStatus:
         """``expired`` once ``expires_at`` has passed, whatever the stored status."""

@@ -26,6 +26,7 @@ from keyplane.domain.models import (
     Profile,
     User,
 )
+from keyplane.domain.ratelimits import Admission, Quota, RateLimit
 from keyplane.domain.tokens import Environment
 from keyplane.domain.usage import KeyUsage, Retention, UsagePoint, UsageRange, UsageTally
 from keyplane.domain.verification import CachedKey
@@ -110,6 +111,9 @@ class KeyRepository(Protocol):
         self, org_id: str, key_id: str, *, rotated_to: str, at: datetime, expires_at: datetime
     ) -> bool: ...
     def record_last_used(self, used: Mapping[str, datetime], counts: Mapping[str, int]) -> None: ...
+    def set_quota(self, org_id: str, key_id: str, quota: Quota | None) -> None: ...
+    def add_quota(self, org_id: str, key_id: str, amount: int) -> None: ...
+    def record_quota(self, spent: Mapping[str, QuotaSpend]) -> None: ...
 
     # The expiry jobs' claims: each locks what it answers (FOR UPDATE SKIP LOCKED where the
     # database has it) and leaves out keys already noticed, so every batch is new work.
@@ -348,6 +352,60 @@ class InvalidationListener(Protocol):
 
     def start(self) -> None: ...
     def stop(self) -> None: ...
+
+
+# Per key: spent since the last batch (or since the refill), the refill instant applied in
+# memory since the last batch (None: none), and that refill's amount.
+QuotaSpend = tuple[int, datetime | None, int]
+
+
+class RateLimiter(Protocol):
+    """Checks a key's rate limits and quota and, only when all admit, spends them all: one
+    atomic step per verification (domain/ratelimits.py has the algorithm).
+
+    A refused call spends nothing. ``cost`` 0 answers as a cost of 1 would, spending
+    nothing. ``quota`` is the key's quota as stored when its record was loaded: the limiter
+    starts from it the first time it sees the key and keeps its own count after that (the
+    in-process one in memory, written back through a LimitStore; a Redis one in Redis, one
+    script covering every limit and the quota, seeded from ``quota`` with SET NX).
+    """
+
+    def admit(
+        self,
+        key_id: str,
+        limits: tuple[RateLimit, ...],
+        quota: Quota | None,
+        cost: int,
+        now: datetime,
+    ) -> Admission: ...
+
+    def quota_set(self, key_id: str, quota: Quota | None) -> None:
+        """After a committed change that replaced the key's quota (None: removed it)."""
+        ...
+
+    def quota_add(self, key_id: str, amount: int) -> None:
+        """After a committed change that added ``amount`` to the key's count."""
+        ...
+
+    def forget(self, key_id: str) -> None:
+        """The key is gone: drop its state."""
+        ...
+
+
+class BackgroundRateLimiter(RateLimiter, Protocol):
+    """A RateLimiter that writes quota counts back from a thread between start and stop."""
+
+    def start(self) -> None: ...
+    def flush(self) -> None: ...
+    def stop(self) -> None: ...
+
+
+class LimitStore(Protocol):
+    """Where an in-process RateLimiter persists quota counts, in batches off the request
+    path (so they survive a restart): per key, spent amounts subtracted and refills applied
+    (KeyRepository.record_quota explains the arithmetic)."""
+
+    def record_quota(self, spent: Mapping[str, QuotaSpend]) -> None: ...
 
 
 class UsageRecorder(Protocol):

@@ -1,4 +1,12 @@
-"""What the verification hot path knows about a key, and the answer it gives."""
+"""What the verification hot path knows about a key, and the answer it gives.
+
+The checks run in this order, and the first that fails is the answer: format (a malformed
+key is NOT_FOUND), existence (NOT_FOUND, also for a key of another organization), status
+(EXPIRED once ``expires_at`` has passed, whatever the stored status, then DISABLED), IP
+allowlist (IP_FORBIDDEN), scopes (INSUFFICIENT_SCOPE), rate limits (RATE_LIMITED), quota
+(USAGE_EXCEEDED). Rate limits and quota are checked together and spent only when all
+admit, so a refused verification consumes neither.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +15,29 @@ from datetime import UTC, datetime
 from typing import Final, Literal
 
 from keyplane.domain.models import JSONObject, StoredStatus
+from keyplane.domain.ratelimits import Admission, IpAllowlist, Quota, RateLimit
 from keyplane.domain.scopes import ScopeSet
 
-Code = Literal["VALID", "NOT_FOUND", "EXPIRED", "DISABLED", "INSUFFICIENT_SCOPE"]
-CODES: Final = ("VALID", "NOT_FOUND", "EXPIRED", "DISABLED", "INSUFFICIENT_SCOPE")
+Code = Literal[
+    "VALID",
+    "NOT_FOUND",
+    "EXPIRED",
+    "DISABLED",
+    "IP_FORBIDDEN",
+    "INSUFFICIENT_SCOPE",
+    "RATE_LIMITED",
+    "USAGE_EXCEEDED",
+]
+CODES: Final = (
+    "VALID",
+    "NOT_FOUND",
+    "EXPIRED",
+    "DISABLED",
+    "IP_FORBIDDEN",
+    "INSUFFICIENT_SCOPE",
+    "RATE_LIMITED",
+    "USAGE_EXCEEDED",
+)
 NEVER: Final = datetime.max.replace(tzinfo=UTC)
 
 
@@ -45,6 +72,14 @@ class CachedKey:
     environment: str
     digest: str = ""
     stale_at: datetime = NEVER
+    # Limits (domain/ratelimits.py): the effective rate limits (org, app and key merged by
+    # name), the quota as stored when loaded (the RateLimiter keeps the live count), and
+    # the parsed allowlist (None: any address). ``limited``: any limit or quota at all, so
+    # an unlimited key's warm path costs one attribute test.
+    ratelimits: tuple[RateLimit, ...] = ()
+    quota: Quota | None = None
+    allowlist: IpAllowlist | None = None
+    limited: bool = False
 
     def code_at(self, now: datetime) -> Code:
         if self.expires_at is not None and self.expires_at <= now:
@@ -59,6 +94,7 @@ class Verdict:
     code: Code
     key: CachedKey | None = None
     missing_scopes: tuple[str, ...] = ()
+    admission: Admission | None = None
 
     @property
     def valid(self) -> bool:

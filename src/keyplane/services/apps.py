@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
 from keyplane.domain.catalogue import Catalogue
 from keyplane.domain.errors import Conflict, InvalidInput, NotFound
 from keyplane.domain.ids import new_id
 from keyplane.domain.models import App, Organization, Page
 from keyplane.domain.ports import Clock, Store, Transaction
+from keyplane.domain.ratelimits import check_ratelimits, ratelimits_json
 from keyplane.domain.scopes import ScopeSet
 from keyplane.services.common import (
     UNSET,
@@ -29,6 +32,7 @@ class AppChanges:
     name: str | _Unset = UNSET
     description: str | _Unset = UNSET
     scopes: tuple[str, ...] | _Unset = UNSET
+    ratelimits: Sequence[Any] | _Unset = UNSET
 
 
 class AppService:
@@ -37,9 +41,17 @@ class AppService:
         self._clock = clock
 
     def create(
-        self, principal: Principal, name: str, description: str = "", scopes: tuple[str, ...] = ()
+        self,
+        principal: Principal,
+        name: str,
+        description: str = "",
+        scopes: tuple[str, ...] = (),
+        ratelimits: Sequence[Any] = (),
     ) -> App:
+        """``ratelimits``: defaults for the app's keys (a key's own limit of the same name
+        overrides one; domain/ratelimits.py)."""
         now = self._clock()
+        limits = check_ratelimits("ratelimits", list(ratelimits))
         with self._store.transaction() as tx:
             org = load_org(tx, principal.org_id)
             name = self._unique_name(tx, org.id, name, None)
@@ -53,6 +65,7 @@ class AppService:
                 created_by=principal.actor_id,
                 created_at=now,
                 updated_at=now,
+                ratelimits=limits,
             )
             tx.apps.insert(app)
             record(
@@ -65,6 +78,7 @@ class AppService:
                 name=app.name,
                 scopes=list(app.scopes),
                 full_access=app.scope_set.is_full_access,
+                ratelimits=ratelimits_json(limits),
             )
             return app
 
@@ -101,6 +115,10 @@ class AppService:
                     updated, scopes=tuple(scope_set.sorted()) if changes.scopes else ()
                 )
                 changed["scopes"] = (list(app.scopes), list(updated.scopes))
+            if not isinstance(changes.ratelimits, _Unset):
+                limits = check_ratelimits("ratelimits", list(changes.ratelimits))
+                updated = replace(updated, ratelimits=limits)
+                changed["ratelimits"] = (ratelimits_json(app.ratelimits), ratelimits_json(limits))
             updated = replace(updated, updated_at=now)
             tx.apps.update(updated)
             record(

@@ -16,6 +16,7 @@ from keyplane.domain.ids import Kind, has_kind, new_id
 from keyplane.domain.limits import DESCRIPTION_MAX, NAME_MAX, PAGE_MAX
 from keyplane.domain.models import AuditEvent, JSONObject, Organization, Page
 from keyplane.domain.ports import Transaction
+from keyplane.domain.ratelimits import Admission
 from keyplane.domain.scopes import ScopeSet
 from keyplane.domain.webhooks import WebhookMessage, event_for, payload
 
@@ -53,6 +54,9 @@ class Principal:
     actor_name: str | None = None
     client_ip: str | None = None
     user_agent: str | None = None
+    # The calling key's rate limits and quota after this call was admitted (None: no limits
+    # or not a key): the web layer turns it into RateLimit headers.
+    limits: Admission | None = None
 
     def require(self, scope: str) -> None:
         if not self.scopes.covers(scope):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from keyplane.domain.catalogue import Catalogue
 from keyplane.domain.errors import InvalidInput, NotFound
@@ -24,7 +25,18 @@ from keyplane.domain.models import (
     StoredStatus,
     effective_scopes,
 )
-from keyplane.domain.ports import Clock, Store, Transaction
+from keyplane.domain.ports import Clock, RateLimiter, Store, Transaction
+from keyplane.domain.ratelimits import (
+    QUOTA_MAX,
+    Admission,
+    Quota,
+    RateLimit,
+    check_allowlist,
+    check_quota,
+    check_ratelimits,
+    merge,
+    ratelimits_json,
+)
 from keyplane.domain.scopes import ScopeSet
 from keyplane.domain.tokens import Environment, KeyHasher, mask_key, mint_key
 from keyplane.services.common import (
@@ -53,6 +65,11 @@ class NewKey:
     profile_id: str | None = None
     metadata: JSONObject = field(default_factory=dict)
     environment: Environment = "live"
+    # Limits, as sent (validated here so every message names its field): a list of
+    # {name, limit, period_seconds}, {remaining, refill} or None, a list of addresses/CIDRs.
+    ratelimits: Any = ()
+    quota: Any = None
+    ip_allowlist: Any = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,15 +79,27 @@ class KeyChanges:
     description: str | _Unset = UNSET
     metadata: JSONObject | _Unset = UNSET
     expires_at: datetime | _Unset | None = UNSET
+    ratelimits: Any = UNSET
+    # {remaining, refill} replaces the quota (a missing refill keeps the current one),
+    # {add: n} adds to what remains, None removes it.
+    quota: Any = UNSET
+    ip_allowlist: Any = UNSET
 
 
 @dataclass(frozen=True, slots=True)
 class KeyView:
-    """A key as shown after creation: its record, derived status and effective scopes."""
+    """A key as shown after creation: its record, derived status and effective scopes.
+
+    ``limits``: the key's effective rate limits and live quota as the RateLimiter has them
+    now (a check that spends nothing), on single-key reads only; None in lists, whose quota
+    counts are the stored ones (written in batches, a second or so behind).
+    """
 
     key: ApiKey
     status: KeyStatus
     effective: ScopeSet
+    limits: Admission | None = None
+    app_limits: tuple[RateLimit, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +122,14 @@ class IssuedKey:
 
 
 class KeyService:
-    def __init__(self, store: Store, hasher: KeyHasher, clock: Clock) -> None:
+    def __init__(
+        self,
+        store: Store,
+        hasher: KeyHasher,
+        clock: Clock,
+        limiter: RateLimiter | None = None,
+    ) -> None:
+        self._limiter = limiter
         self._store = store
         self._hasher = hasher
         self._clock = clock
@@ -130,6 +166,7 @@ class KeyService:
             app_id=key.app_id,
             environment=key.environment,
             expires_at=_iso(key.expires_at),
+            **_limits_details(key),
         )
         return issued
 
@@ -158,6 +195,9 @@ class KeyService:
                 "profile_id", f"no profile {new.profile_id!r} in this organization"
             )
         expires_at = _initial_expiry(org, new, now)
+        ratelimits = check_ratelimits("ratelimits", new.ratelimits)
+        quota = check_quota("quota", new.quota, now)
+        allowlist = check_allowlist("ip_allowlist", new.ip_allowlist)
 
         secret = mint_key(new.environment)
         key = ApiKey(
@@ -179,13 +219,30 @@ class KeyService:
             updated_at=now,
             expires_at=expires_at,
             rotated_from=rotated_from,
+            ratelimits=ratelimits,
+            quota=quota,
+            ip_allowlist=allowlist,
         )
         tx.keys.insert(key)
         return IssuedKey(KeyView(key, key.status(now), effective), secret)
 
     def get(self, principal: Principal, key_id: str) -> KeyView:
+        now = self._clock()
         with self._store.read() as tx:
-            return self._view(tx, _key(tx, principal.org_id, key_id), self._clock())
+            view = self._view(tx, _key(tx, principal.org_id, key_id), now)
+            org = tx.orgs.get(principal.org_id)
+        return self._live(view, org, now)
+
+    def _live(self, view: KeyView, org: Organization | None, now: datetime) -> KeyView:
+        """The view with the limiter's current numbers (a cost-0 check: nothing spent)."""
+        key = view.key
+        if self._limiter is None:
+            return view
+        limits = merge(org.ratelimits if org else (), view.app_limits, key.ratelimits)
+        if not limits and key.quota is None:
+            return view
+        live = self._limiter.admit(key.id, limits, key.quota, 0, now)
+        return replace(view, limits=live)
 
     def page(
         self,
@@ -277,8 +334,10 @@ class KeyService:
                     )
                 updated = replace(updated, expires_at=expires_at)
                 changed["expires_at"] = (_iso(key.expires_at), _iso(expires_at))
+            updated, quota_change = _limit_changes(key, updated, changes, now, changed)
             updated = replace(updated, updated_at=now)
             tx.keys.update(updated)
+            _store_quota(tx, key, quota_change, changed)
             record(
                 tx,
                 principal,
@@ -290,7 +349,13 @@ class KeyService:
                 changes=changed,
             )
             tx.invalidations.key(key_id)
-            return self._view(tx, updated, now)
+            view = self._view(tx, _key(tx, org.id, key_id), now)
+        if self._limiter is not None and quota_change is not None:
+            if isinstance(quota_change, int):
+                self._limiter.quota_add(key_id, quota_change)
+            else:
+                self._limiter.quota_set(key_id, quota_change[0])
+        return self._live(view, org, now)
 
     def delete(self, principal: Principal, key_id: str) -> None:
         now = self._clock()
@@ -299,10 +364,87 @@ class KeyService:
             tx.keys.delete(principal.org_id, key_id)
             record(tx, principal, now, "key.delete", "key", key.id, name=key.name)
             tx.invalidations.key(key_id)
+        if self._limiter is not None:
+            self._limiter.forget(key_id)
 
     def _view(self, tx: Transaction, key: ApiKey, now: datetime) -> KeyView:
         app = tx.apps.get(key.org_id, key.app_id) if key.app_id else None
-        return KeyView(key, key.status(now), effective_scopes(key.scopes, app))
+        view = KeyView(key, key.status(now), effective_scopes(key.scopes, app))
+        return replace(view, app_limits=app.ratelimits if app else ())
+
+
+def _limits_details(key: ApiKey) -> dict[str, Any]:
+    """What a creation records of the key's limits (nothing for a key without any)."""
+    details: dict[str, Any] = {}
+    if key.ratelimits:
+        details["ratelimits"] = ratelimits_json(key.ratelimits)
+    if key.quota is not None:
+        details["quota"] = key.quota.as_json()
+    if key.ip_allowlist:
+        details["ip_allowlist"] = list(key.ip_allowlist)
+    return details
+
+
+QuotaChange = int | tuple[Quota | None] | None
+
+
+def _limit_changes(
+    key: ApiKey,
+    updated: ApiKey,
+    changes: KeyChanges,
+    now: datetime,
+    changed: dict[str, tuple[object, object]],
+) -> tuple[ApiKey, QuotaChange]:
+    """A PATCH's rate limits and allowlist applied to ``updated``, and its quota change
+    (stored separately: see _store_quota)."""
+    if not isinstance(changes.ratelimits, _Unset):
+        limits = check_ratelimits("ratelimits", changes.ratelimits)
+        updated = replace(updated, ratelimits=limits)
+        changed["ratelimits"] = (ratelimits_json(key.ratelimits), ratelimits_json(limits))
+    if not isinstance(changes.ip_allowlist, _Unset):
+        allowlist = check_allowlist("ip_allowlist", changes.ip_allowlist)
+        updated = replace(updated, ip_allowlist=allowlist)
+        changed["ip_allowlist"] = (list(key.ip_allowlist), list(allowlist))
+    if isinstance(changes.quota, _Unset):
+        return updated, None
+    return updated, _quota_change(key.quota, changes.quota, now)
+
+
+def _store_quota(
+    tx: Transaction, key: ApiKey, change: QuotaChange, changed: dict[str, tuple[object, object]]
+) -> None:
+    """An addition is relative (spends not yet written still apply); a replacement is not."""
+    if isinstance(change, int):
+        tx.keys.add_quota(key.org_id, key.id, change)
+        changed["quota_added"] = (None, change)
+    elif change is not None:
+        tx.keys.set_quota(key.org_id, key.id, change[0])
+        changed["quota"] = (
+            key.quota.as_json() if key.quota else None,
+            change[0].as_json() if change[0] else None,
+        )
+
+
+def _quota_change(current: Quota | None, value: Any, now: datetime) -> int | tuple[Quota | None]:
+    """A PATCH's quota: an amount to add, or (the replacing quota or None,)."""
+    if value is None:
+        return (None,)
+    if isinstance(value, dict) and "add" in value:
+        if len(value) > 1:
+            raise InvalidInput.field("quota.add", "cannot be combined with other quota fields")
+        if current is None:
+            raise InvalidInput.field("quota.add", "this key has no quota to add to")
+        amount = value["add"]
+        if isinstance(amount, bool) or not isinstance(amount, int) or not 1 <= amount <= QUOTA_MAX:
+            raise InvalidInput.field("quota.add", f"must be an integer between 1 and {QUOTA_MAX}")
+        return amount
+    if isinstance(value, dict) and "refill" not in value and current is not None:
+        value = {**value, "refill": current.refill.as_json() if current.refill else None}
+    replaced = check_quota("quota", value, now)
+    if replaced is not None and current is not None and replaced.refill == current.refill:
+        # Same refill: the refill already applied stays applied.
+        replaced = replace(replaced, refilled_at=current.refilled_at or replaced.refilled_at)
+    return (replaced,)
 
 
 def _key(tx: Transaction, org_id: str, key_id: str) -> ApiKey:

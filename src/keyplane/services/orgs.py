@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 from keyplane.domain.errors import Conflict, InvalidInput
 from keyplane.domain.expiry import (
@@ -15,6 +17,7 @@ from keyplane.domain.ids import new_id
 from keyplane.domain.limits import EXPIRES_IN_DAYS_MAX
 from keyplane.domain.models import Identity, Organization, User
 from keyplane.domain.ports import Clock, Store
+from keyplane.domain.ratelimits import check_ratelimits, ratelimits_json
 from keyplane.domain.scopes import ScopeSet
 from keyplane.services.apps import AppService
 from keyplane.services.common import UNSET, Principal, _Unset, check_name, diff, load_org, record
@@ -51,6 +54,7 @@ class OrgChanges:
     expired_key_retention_days: int | _Unset = UNSET
     expiry_warning_days: tuple[int, ...] | _Unset = UNSET
     rotation_period_days: int | _Unset | None = UNSET
+    ratelimits: Sequence[Any] | _Unset = UNSET
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,6 +177,14 @@ class OrgService:
             if not isinstance(changes.rotation_period_days, _Unset):
                 period = check_rotation_period_days(changes.rotation_period_days)
                 updated = replace(updated, rotation_period_days=period)
+            limits_changed: dict[str, tuple[object, object]] = {}
+            if not isinstance(changes.ratelimits, _Unset):
+                limits = check_ratelimits("ratelimits", list(changes.ratelimits))
+                updated = replace(updated, ratelimits=limits)
+                limits_changed["ratelimits"] = (
+                    ratelimits_json(org.ratelimits),
+                    ratelimits_json(limits),
+                )
             updated = replace(updated, updated_at=now)
             tx.orgs.update(updated)
             record(
@@ -190,6 +202,7 @@ class OrgService:
                         list(org.expiry_warning_days),
                         list(updated.expiry_warning_days),
                     ),
+                    **limits_changed,
                 },
             )
             tx.invalidations.org(org.id)

@@ -74,6 +74,11 @@ class RotationService:
                     profile_id=old.profile_id,
                     metadata=old.metadata,
                     environment=old.environment,
+                    # Limits are policy: the successor keeps them. Its quota starts from
+                    # the old key's stored count (a second or so behind its live count).
+                    ratelimits=[r.as_json() for r in old.ratelimits],
+                    quota=old.quota.as_json() if old.quota else None,
+                    ip_allowlist=list(old.ip_allowlist),
                 ),
                 rotated_from=old.id,
             )

@@ -27,9 +27,17 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
 
-from keyplane.domain.errors import StorageUnavailable, Unauthenticated
+from keyplane.domain.errors import IpForbidden, LimitExceeded, StorageUnavailable, Unauthenticated
 from keyplane.domain.models import effective_scopes
-from keyplane.domain.ports import Clock, KeyCache, Store, UsageCounter, UsageRecorder
+from keyplane.domain.ports import (
+    Clock,
+    KeyCache,
+    RateLimiter,
+    Store,
+    UsageCounter,
+    UsageRecorder,
+)
+from keyplane.domain.ratelimits import IpAllowlist, merge
 from keyplane.domain.tokens import KEY_LENGTH, KeyHasher, parse_key
 from keyplane.domain.verification import CachedKey, ProfileView, Verdict
 from keyplane.services.common import Principal
@@ -56,10 +64,12 @@ class Verifier:
         clock: Clock,
         usage: UsageRecorder,
         counter: UsageCounter,
+        limiter: RateLimiter,
         *,
         ttl: timedelta = TTL_DEFAULT,
         background: Callable[[Callable[[], None]], object] | None = None,
     ) -> None:
+        self._limiter = limiter
         self._store = store
         self._hasher = hasher
         self._cache = cache
@@ -101,6 +111,10 @@ class Verifier:
                 return None
             app = tx.apps.get(key.org_id, key.app_id) if key.app_id else None
             profile = tx.profiles.get(key.org_id, key.profile_id) if key.profile_id else None
+            org = tx.orgs.get(key.org_id)
+        ratelimits = merge(
+            org.ratelimits if org else (), app.ratelimits if app else (), key.ratelimits
+        )
         entry = CachedKey(
             key_id=key.id,
             org_id=key.org_id,
@@ -114,6 +128,10 @@ class Verifier:
             environment=key.environment,
             digest=digest,
             stale_at=loaded_at + self._ttl,
+            ratelimits=ratelimits,
+            quota=key.quota,
+            allowlist=IpAllowlist.of(key.ip_allowlist),
+            limited=bool(ratelimits) or key.quota is not None,
         )
         self._cache.put(digest, entry, generation)
         return entry
@@ -136,54 +154,96 @@ class Verifier:
         finally:
             self._refreshing.discard(digest)
 
-    def verify(self, org_id: str, presented: str, scopes: Sequence[str] = ()) -> Verdict:
+    def verify(
+        self,
+        org_id: str,
+        presented: str,
+        scopes: Sequence[str] = (),
+        *,
+        ip: str | None = None,
+        cost: int = 1,
+    ) -> Verdict:
         """The verdict for ``presented`` within ``org_id``; a key of another org is NOT_FOUND."""
-        return self.judge(org_id, self.load(presented), scopes)
+        return self.judge(org_id, self.load(presented), scopes, ip=ip, cost=cost)
 
-    def judge(self, org_id: str, entry: CachedKey | None, scopes: Sequence[str] = ()) -> Verdict:
+    def judge(
+        self,
+        org_id: str,
+        entry: CachedKey | None,
+        scopes: Sequence[str] = (),
+        *,
+        ip: str | None = None,
+        cost: int = 1,
+    ) -> Verdict:
+        """The verdict, in the order domain/verification.py documents. ``ip``: the client's
+        address (required by a key with an allowlist); ``cost``: what this use spends of
+        the key's rate limits and quota (0: check only)."""
         now = self._clock()
-        verdict = self._judge(org_id, entry, scopes, now)
+        verdict = self._judge(org_id, entry, scopes, now, ip, cost)
         # A key of another organization counts as NOT_FOUND in the asking one, against no key.
         self._counter.count(org_id, verdict.key, verdict.code, now)
         return verdict
 
     def _judge(
-        self, org_id: str, entry: CachedKey | None, scopes: Sequence[str], now: datetime
+        self,
+        org_id: str,
+        entry: CachedKey | None,
+        scopes: Sequence[str],
+        now: datetime,
+        ip: str | None,
+        cost: int,
     ) -> Verdict:
-        if entry is None:
-            return _NOT_FOUND
-        if now >= entry.stale_at:
+        if entry is not None and now >= entry.stale_at:
             self._revalidate(entry.digest)
-        if entry.org_id != org_id:
+        if entry is None or entry.org_id != org_id:
             return _NOT_FOUND
         code = entry.code_at(now)
         if code != "VALID":
             return Verdict(code, entry)
         self._usage.touch(entry.key_id, now)
+        if entry.allowlist is not None and not entry.allowlist.allows(ip):
+            return Verdict("IP_FORBIDDEN", entry)
         if scopes:
             missing = entry.scopes.missing(scopes)
             if missing:
                 return Verdict("INSUFFICIENT_SCOPE", entry, tuple(missing))
+        if entry.limited:
+            admission = self._limiter.admit(entry.key_id, entry.ratelimits, entry.quota, cost, now)
+            return Verdict(admission.code, entry, admission=admission)
         return Verdict("VALID", entry)
 
-    def authenticate(self, presented: str | None) -> Principal:
+    def authenticate(self, presented: str | None, ip: str | None = None) -> Principal:
         """The caller behind a presented key, or Unauthenticated (never saying why exactly)."""
-        return self.principal_of(self.load(presented) if presented else None)
+        return self.principal_of(self.load(presented) if presented else None, ip)
 
-    def principal_of(self, entry: CachedKey | None) -> Principal:
+    def principal_of(self, entry: CachedKey | None, ip: str | None = None) -> Principal:
+        """The caller, after the key's own limits admitted this call: IpForbidden outside
+        its allowlist (``ip``: the client's address), LimitExceeded over a rate limit or
+        out of quota (each call costs 1). The outcome is counted like a verification's."""
         if entry is None:
             raise Unauthenticated("The API key is missing, malformed or unknown.")
         now = self._clock()
         if now >= entry.stale_at:
             self._revalidate(entry.digest)
         code = entry.code_at(now)
-        self._counter.count(entry.org_id, entry, code, now)  # the outcome of authentication
         if code == "EXPIRED":
+            self._counter.count(entry.org_id, entry, code, now)
             raise Unauthenticated("The API key has expired.")
         if code == "DISABLED":
+            self._counter.count(entry.org_id, entry, code, now)
             raise Unauthenticated("The API key is disabled.")
         self._usage.touch(entry.key_id, now)
-        return Principal(entry.org_id, entry.key_id, entry.scopes)
+        if entry.allowlist is not None and not entry.allowlist.allows(ip):
+            self._counter.count(entry.org_id, entry, "IP_FORBIDDEN", now)
+            raise IpForbidden
+        admission = None
+        if entry.limited:
+            admission = self._limiter.admit(entry.key_id, entry.ratelimits, entry.quota, 1, now)
+            if not admission.admitted:
+                self._counter.count(entry.org_id, entry, admission.code, now)
+                raise LimitExceeded(admission)
+        self._counter.count(entry.org_id, entry, code, now)  # the outcome of authentication
+        return Principal(entry.org_id, entry.key_id, entry.scopes, limits=admission)
 
     def load(self, presented: str) -> CachedKey | None:
         """``lookup`` that reads the store on a cache miss."""

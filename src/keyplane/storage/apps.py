@@ -17,6 +17,7 @@ from sqlalchemy import (
 from keyplane.domain.models import (
     App,
 )
+from keyplane.domain.ratelimits import ratelimits_json, ratelimits_of
 from keyplane.storage.rows import fields as _fields
 from keyplane.storage.scopes import grants_everything
 from keyplane.storage.tables import (
@@ -59,6 +60,7 @@ class SqlAppRepository:
     def insert(self, app: App) -> None:
         values = _fields(app)
         del values["key_count"]
+        values["ratelimits"] = ratelimits_json(app.ratelimits)
         self._conn.execute(insert(apps).values(**values))
 
     def update(self, app: App) -> None:
@@ -67,6 +69,7 @@ class SqlAppRepository:
             for k, v in _fields(app).items()
             if k in ("name", "description", "scopes", "updated_at")
         }
+        values["ratelimits"] = ratelimits_json(app.ratelimits)
         query = update(apps).where(apps.c.org_id == app.org_id, apps.c.id == app.id)
         self._conn.execute(query.values(**values))
 
@@ -92,4 +95,5 @@ class SqlAppRepository:
 def _app(row: Row[Any]) -> App:
     m = dict(row._mapping)
     m["scopes"] = tuple(m["scopes"])
+    m["ratelimits"] = ratelimits_of(m["ratelimits"])
     return App(**m)

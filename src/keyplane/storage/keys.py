@@ -28,6 +28,7 @@ from keyplane.domain.models import (
     ApiKey,
     KeyStatus,
 )
+from keyplane.domain.ratelimits import Quota, ratelimits_json, ratelimits_of, refill_of
 from keyplane.domain.tokens import Environment
 from keyplane.storage.rows import fields as _fields
 from keyplane.storage.scopes import grants_everything
@@ -108,6 +109,11 @@ class SqlKeyRepository:
             "rotated_to",
             "rotated_at",
             "uses_since_rotation",
+            # The quota's count changes only by set_quota/add_quota and the limiter's
+            # batches: writing back a count read earlier would undo a batch (PostgreSQL
+            # reads committed).
+            "quota_remaining",
+            "quota_refilled_at",
         ):
             del values[frozen]
         query = update(api_keys).where(api_keys.c.org_id == key.org_id, api_keys.c.id == key.id)
@@ -247,6 +253,60 @@ class SqlKeyRepository:
         ]
         self._conn.execute(query, params)
 
+    def set_quota(self, org_id: str, key_id: str, quota: Quota | None) -> None:
+        """Replace the key's quota (its count, refill and refill instant), or remove it."""
+        query = update(api_keys).where(api_keys.c.org_id == org_id, api_keys.c.id == key_id)
+        self._conn.execute(query.values(**_quota_fields(quota)))
+
+    def add_quota(self, org_id: str, key_id: str, amount: int) -> None:
+        """Add to the stored count (relative, so an unwritten batch of spends still applies)."""
+        c = api_keys.c
+        query = update(api_keys).where(c.org_id == org_id, c.id == key_id)
+        self._conn.execute(query.values(quota_remaining=c.quota_remaining + amount))
+
+    def record_quota(self, spent: Mapping[str, tuple[int, datetime | None, int]]) -> None:
+        """The limiter's batch: per key, (spent since the last batch or refill, the refill
+        instant applied in memory or None, the refill amount). A refill newer than the
+        stored one sets the count to amount - spent; otherwise spent is subtracted (never
+        below 0). Keys are written in sorted order, so two writers never deadlock."""
+        c = api_keys.c
+        newer = and_(
+            bindparam("refilled_at", type_=c.quota_refilled_at.type).is_not(None),
+            or_(
+                c.quota_refilled_at.is_(None),
+                c.quota_refilled_at < bindparam("refilled_at", type_=c.quota_refilled_at.type),
+            ),
+        )
+        base = case((newer, bindparam("amount", type_=Integer)), else_=c.quota_remaining)
+        remaining = base - bindparam("spent", type_=Integer)
+        query = (
+            update(api_keys)
+            .where(c.id == bindparam("key_id"), c.quota_remaining.is_not(None))
+            .values(
+                quota_remaining=case((remaining < 0, 0), else_=remaining),
+                quota_refilled_at=case(
+                    (newer, bindparam("refilled_at", type_=c.quota_refilled_at.type)),
+                    else_=c.quota_refilled_at,
+                ),
+            )
+        )
+        params = [
+            {"key_id": key_id, "spent": spent_, "refilled_at": at, "amount": amount}
+            for key_id, (spent_, at, amount) in sorted(spent.items())
+        ]
+        if params:
+            self._conn.execute(query, params)
+
+
+def _quota_fields(quota: Quota | None) -> dict[str, Any]:
+    if quota is None:
+        return {"quota_remaining": None, "quota_refill": None, "quota_refilled_at": None}
+    return {
+        "quota_remaining": quota.remaining,
+        "quota_refill": quota.refill.as_json() if quota.refill else None,
+        "quota_refilled_at": quota.refilled_at,
+    }
+
 
 def _noticed(kind: str, due_at: Any, *more: ColumnElement[bool]) -> Exists:
     n = key_notices.c
@@ -257,6 +317,10 @@ def _key_fields(key: ApiKey) -> dict[str, Any]:
     values = _fields(key)
     values["status"] = values.pop("stored_status")
     values["scopes"] = list(key.scopes)
+    values["ratelimits"] = ratelimits_json(key.ratelimits)
+    values["ip_allowlist"] = list(key.ip_allowlist)
+    del values["quota"]
+    values.update(_quota_fields(key.quota))
     return values
 
 
@@ -264,4 +328,10 @@ def _key(row: Row[Any]) -> ApiKey:
     m = dict(row._mapping)
     m["stored_status"] = m.pop("status")
     m["scopes"] = tuple(m["scopes"])
+    m["ratelimits"] = ratelimits_of(m["ratelimits"])
+    m["ip_allowlist"] = tuple(m["ip_allowlist"] or ())
+    remaining = m.pop("quota_remaining")
+    refill = refill_of(m.pop("quota_refill"))
+    refilled_at = m.pop("quota_refilled_at")
+    m["quota"] = Quota(remaining, refill, refilled_at) if remaining is not None else None
     return ApiKey(**m)

@@ -15,6 +15,7 @@ from sqlalchemy import (
 from keyplane.domain.models import (
     Organization,
 )
+from keyplane.domain.ratelimits import ratelimits_json, ratelimits_of
 from keyplane.storage.rows import fields as _fields
 from keyplane.storage.tables import (
     organizations,
@@ -54,6 +55,7 @@ class SqlOrgRepository:
 def _org_fields(org: Organization) -> dict[str, Any]:
     values = _fields(org)
     values["expiry_warning_days"] = list(org.expiry_warning_days)
+    values["ratelimits"] = ratelimits_json(org.ratelimits)
     return values
 
 
@@ -69,4 +71,5 @@ def _org(row: Row[Any]) -> Organization:
         expired_key_retention_days=m["expired_key_retention_days"],
         expiry_warning_days=tuple(m["expiry_warning_days"]),
         rotation_period_days=m["rotation_period_days"],
+        ratelimits=ratelimits_of(m["ratelimits"]),
     )

@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from keyplane.domain.errors import Conflict, StorageUnavailable
+from keyplane.domain.ports import QuotaSpend
 from keyplane.storage.apps import SqlAppRepository
 from keyplane.storage.audit import SqlAuditRepository
 from keyplane.storage.engine import READ_ONLY
@@ -94,6 +95,10 @@ class SqlStore:
     def record_last_used(self, used: Mapping[str, datetime], counts: Mapping[str, int]) -> None:
         with self.transaction() as tx:
             tx.keys.record_last_used(used, counts)
+
+    def record_quota(self, spent: Mapping[str, QuotaSpend]) -> None:
+        with self.transaction() as tx:
+            tx.keys.record_quota(spent)
 
     def scrub(self) -> None:
         """On SQLite, after a purge: copy the WAL into the database file and truncate it.

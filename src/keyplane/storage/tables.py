@@ -71,6 +71,8 @@ organizations = Table(
     Column("expired_key_retention_days", Integer, nullable=False, server_default=text("0")),
     Column("expiry_warning_days", JSONDoc, nullable=False, server_default=text("'[7, 1]'")),
     Column("rotation_period_days", Integer, nullable=True),
+    # Default rate limits of every key, as [{name, limit, period_seconds}] (domain/ratelimits.py).
+    Column("ratelimits", JSONDoc, nullable=False, server_default=text("'[]'")),
 )
 
 # A person who signs in (email, password), whatever organizations they belong to.
@@ -134,6 +136,7 @@ apps = Table(
     Column("created_by", String(40), nullable=False),
     Column("created_at", UTCDateTime, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("ratelimits", JSONDoc, nullable=False, server_default=text("'[]'")),
     UniqueConstraint("org_id", "name"),
 )
 
@@ -182,6 +185,14 @@ api_keys = Table(
     Column("rotated_to", String(40), nullable=True),
     Column("rotated_at", UTCDateTime, nullable=True),
     Column("uses_since_rotation", Integer, nullable=False, server_default=text("0")),
+    # Per-key limits (domain/ratelimits.py). The quota's remaining count is written by the
+    # limiter's batches (spent amounts subtracted, never overwritten) and by PATCH; null
+    # quota_remaining: no quota. quota_refilled_at: the refill the count already reflects.
+    Column("ratelimits", JSONDoc, nullable=False, server_default=text("'[]'")),
+    Column("ip_allowlist", JSONDoc, nullable=False, server_default=text("'[]'")),
+    Column("quota_remaining", BigInteger, nullable=True),
+    Column("quota_refill", JSONDoc, nullable=True),
+    Column("quota_refilled_at", UTCDateTime, nullable=True),
     Index(None, "org_id", "id"),
     Index(None, "app_id"),
     Index(None, "profile_id"),

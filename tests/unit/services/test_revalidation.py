@@ -65,7 +65,15 @@ def background() -> Background:
 def verifier(kp: Keyplane, clock: Clock, background: Background) -> Verifier:
     hasher = KeyHasher(TEST_SECRET.encode())
     return Verifier(
-        kp.store, hasher, kp.cache, clock, kp.usage, kp.counter, ttl=TTL, background=background
+        kp.store,
+        hasher,
+        kp.cache,
+        clock,
+        kp.usage,
+        kp.counter,
+        kp.limiter,
+        ttl=TTL,
+        background=background,
     )
 
 
@@ -145,7 +153,7 @@ def test_a_reload_that_cannot_reach_the_database_keeps_the_record_and_retries_la
             raise StorageUnavailable
 
     hasher = KeyHasher(TEST_SECRET.encode())
-    warm = Verifier(kp.store, hasher, kp.cache, clock, kp.usage, kp.counter, ttl=TTL)
+    warm = Verifier(kp.store, hasher, kp.cache, clock, kp.usage, kp.counter, kp.limiter, ttl=TTL)
     entry = warm.load(secret)
     assert entry is not None
     down = Verifier(
@@ -155,6 +163,7 @@ def test_a_reload_that_cannot_reach_the_database_keeps_the_record_and_retries_la
         clock,
         kp.usage,
         kp.counter,
+        kp.limiter,
         ttl=TTL,
         background=background,
     )
@@ -170,7 +179,9 @@ def test_a_reload_that_cannot_reach_the_database_keeps_the_record_and_retries_la
 def test_by_default_the_reload_runs_on_a_thread_of_its_own(kp: Keyplane, clock: Clock) -> None:
     owner, key_id, secret = _key(kp)
     hasher = KeyHasher(TEST_SECRET.encode())
-    verifier = Verifier(kp.store, hasher, kp.cache, clock, kp.usage, kp.counter, ttl=TTL)
+    verifier = Verifier(
+        kp.store, hasher, kp.cache, clock, kp.usage, kp.counter, kp.limiter, ttl=TTL
+    )
     assert verifier.verify(owner.org_id, secret).code == "VALID"
     _disable_behind_the_caches_back(kp, owner, key_id)
     clock.advance(TTL)
@@ -197,7 +208,15 @@ def test_a_stale_record_is_still_answered_while_the_process_shuts_down(
 
     hasher = KeyHasher(TEST_SECRET.encode())
     verifier = Verifier(
-        kp.store, hasher, kp.cache, clock, kp.usage, kp.counter, ttl=TTL, background=closed
+        kp.store,
+        hasher,
+        kp.cache,
+        clock,
+        kp.usage,
+        kp.counter,
+        kp.limiter,
+        ttl=TTL,
+        background=closed,
     )
     assert verifier.verify(owner.org_id, secret).code == "VALID"
     clock.advance(TTL)

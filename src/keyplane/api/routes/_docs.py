@@ -22,6 +22,9 @@ _DESCRIPTIONS = {
     413: "Request body too large.",
     415: "The body is not sent as `Content-Type: application/json`.",
     422: "Invalid input; `errors` names each field and the reason.",
+    429: "The calling key is over one of its rate limits (`Retry-After` says when to retry) "
+    "or out of quota (`code` USAGE_EXCEEDED; `Retry-After` until its refill, if any). "
+    "Every response to a key with rate limits carries `RateLimit-Policy` and `RateLimit`.",
     503: "The database could not complete the request; nothing was changed. Retry after "
     "`Retry-After` seconds.",
 }
@@ -41,9 +44,10 @@ def _problem_response(status: int) -> dict[str, Any]:
 
 def problems(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI ``responses`` for the given problem statuses. 400, 401, 403 and 413 always
-    apply (the request guard and authentication run before any route), and so does 503:
-    any operation reads the database, and every mutation writes its audit event there."""
-    wanted = sorted({400, 401, 403, 413, 503, *statuses})
+    apply (the request guard and authentication run before any route), and so do 429 (the
+    calling key's own rate limits and quota) and 503: any operation reads the database,
+    and every mutation writes its audit event there."""
+    wanted = sorted({400, 401, 403, 413, 429, 503, *statuses})
     return {status: _problem_response(status) for status in wanted}
 
 

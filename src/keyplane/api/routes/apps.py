@@ -16,7 +16,13 @@ router = APIRouter(prefix="/v1/apps", tags=["apps"])
 
 @router.post("", status_code=201, responses=problems(409, 422), summary="Create an app")
 def create_app(body: AppCreate, principal: AppsWrite, kp: Services) -> AppOut:
-    app = kp.apps.create(principal, body.name, body.description, tuple(body.scopes))
+    app = kp.apps.create(
+        principal,
+        body.name,
+        body.description,
+        tuple(body.scopes),
+        [r.model_dump() for r in body.ratelimits],
+    )
     return AppOut.of(app)
 
 

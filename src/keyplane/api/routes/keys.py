@@ -34,6 +34,9 @@ def create_key(
             profile_id=body.profile_id,
             metadata=body.metadata,
             environment=body.environment,
+            ratelimits=[r.model_dump() for r in body.ratelimits],
+            quota=body.quota.model_dump(exclude_unset=True) if body.quota else None,
+            ip_allowlist=body.ip_allowlist,
         ),
     )
     return KeyCreated.of_issued(issued)
@@ -59,9 +62,10 @@ def get_key(key_id: str, principal: KeysRead, kp: Services) -> KeyOut:
 
 @router.patch("/{key_id}", responses=problems(404, 422), summary="Change a key")
 def update_key(key_id: str, body: KeyUpdate, principal: KeysWrite, kp: Services) -> KeyOut:
-    """Changes status, profile, description, metadata or expiry. Name, scopes, app and
-    secret are immutable: create a new key instead."""
-    changes = changes_from(body, KeyChanges, nullable=("profile_id", "expires_at"))
+    """Changes status, profile, description, metadata, expiry, rate limits, quota or IP
+    allowlist (limits are policy, not identity). Name, scopes, app and secret are
+    immutable: create a new key instead."""
+    changes = changes_from(body, KeyChanges, nullable=("profile_id", "expires_at", "quota"))
     return KeyOut.of(kp.keys.update(principal, key_id, changes))
 
 

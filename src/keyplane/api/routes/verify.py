@@ -17,18 +17,25 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from keyplane.api.errors import domain_problem, problem, unavailable_problem
+from keyplane.api.errors import (
+    domain_problem,
+    problem,
+    ratelimit_headers,
+    unavailable_problem,
+)
 from keyplane.api.routes._docs import problems
+from keyplane.api.schemas.limits import states
 from keyplane.api.schemas.verify import VerifyRequest, VerifyResponse
 from keyplane.container import Keyplane
 from keyplane.domain.errors import FieldError, InvalidInput, KeyplaneError, StorageUnavailable
+from keyplane.domain.ratelimits import check_cost
 from keyplane.domain.scopes import InvalidScope, parse_scope
 from keyplane.domain.verification import CachedKey, Verdict
 from keyplane.services.verifying import NeedsLoad, Verifier
 
 router = APIRouter(tags=["verification"])
 
-_FIELDS = frozenset(("key", "scopes", "ip"))
+_FIELDS = frozenset(("key", "scopes", "ip", "cost"))
 _JSON = "application/json"
 
 
@@ -47,8 +54,9 @@ def _bearer(header: str | None) -> str | None:
     return None
 
 
-def _parse(body: bytes) -> tuple[str, list[str]]:
-    """The key and scopes asked about, or InvalidInput naming each bad field."""
+def _parse(body: bytes) -> tuple[str, list[str], str | None, int]:
+    """The key, scopes, client address and cost asked about, or InvalidInput naming each
+    bad field."""
     data: Any = orjson.loads(body)
     if not isinstance(data, dict):
         raise InvalidInput.field("body", "must be a JSON object")
@@ -81,12 +89,33 @@ def _parse(body: bytes) -> tuple[str, list[str]]:
             valid_ip = False
         if not valid_ip:
             errors.append(FieldError("ip", "must be an IPv4 or IPv6 address"))
+    cost = _cost(data.get("cost", 1), errors)
     if errors or not isinstance(key, str):
         raise InvalidInput(*errors)
-    return key, [str(s) for s in scopes]
+    return key, [str(s) for s in scopes], ip, cost
+
+
+def _cost(cost: Any, errors: list[FieldError]) -> int:
+    if type(cost) is int and cost == 1:  # the usual case, without a call (not True, not 1.0)
+        return 1
+    try:
+        return check_cost(cost)
+    except InvalidInput as exc:
+        errors.extend(exc.errors)
+        return 0
 
 
 def _payload(verdict: Verdict) -> dict[str, Any]:
+    payload = _described(verdict)
+    admission = verdict.admission
+    if admission is not None:
+        payload["ratelimits"] = states(admission)
+        if admission.quota_remaining is not None:
+            payload["quota"] = {"remaining": admission.quota_remaining}
+    return payload
+
+
+def _described(verdict: Verdict) -> dict[str, Any]:
     entry = verdict.key
     if entry is None:
         return {
@@ -100,6 +129,8 @@ def _payload(verdict: Verdict) -> dict[str, Any]:
             "metadata": None,
             "environment": None,
             "expires_at": None,
+            "ratelimits": [],
+            "quota": None,
         }
     profile = entry.profile
     return {
@@ -115,6 +146,8 @@ def _payload(verdict: Verdict) -> dict[str, Any]:
         "metadata": entry.metadata,
         "environment": entry.environment,
         "expires_at": entry.expires_at,
+        "ratelimits": [],
+        "quota": None,
     }
 
 
@@ -124,7 +157,7 @@ def _payload(verdict: Verdict) -> dict[str, Any]:
     response_class=Response,
     responses={
         200: {"model": VerifyResponse, "description": "The verdict (also for invalid keys)."},
-        **problems(422),
+        **problems(422, 429),
     },
     openapi_extra={
         "requestBody": {
@@ -136,10 +169,16 @@ def _payload(verdict: Verdict) -> dict[str, Any]:
 async def verify(request: Request) -> Response:
     """May the presented key do all of ``scopes``? Needs a key holding ``keys:verify``.
 
-    Always 200 for a verdict, valid or not: `code` says which (`VALID`, `NOT_FOUND` — also
-    for malformed keys and keys of another organization — `EXPIRED`, `DISABLED`,
-    `INSUFFICIENT_SCOPE`). The answer carries the key's effective scopes and profile so
-    the calling service can configure itself per key.
+    Always 200 for a verdict, valid or not: `code` says which. The checks run in this
+    order and the first that fails answers: format and existence (`NOT_FOUND`, also for
+    keys of another organization), status (`EXPIRED`, then `DISABLED`), IP allowlist
+    (`IP_FORBIDDEN`: give the client's address as `ip`), scopes (`INSUFFICIENT_SCOPE`),
+    rate limits (`RATE_LIMITED`), quota (`USAGE_EXCEEDED`). Rate limits and quota are
+    checked together and spent (by `cost`, default 1; 0 checks without spending) only
+    when all admit: a refused verification consumes neither. A key with limits answers
+    `ratelimits` (each limit's `remaining`, `reset_seconds`, `reset_at`) and `quota`
+    (`remaining`) for a gateway to pass on. The answer also carries the key's effective
+    scopes and profile so the calling service can configure itself per key.
     """
     kp: Keyplane = request.app.state.keyplane
     return await answer(
@@ -148,6 +187,7 @@ async def verify(request: Request) -> Response:
         request.headers.get("authorization"),
         request.headers.get("content-type", ""),
         await request.body(),
+        request.client.host if request.client else None,
     )
 
 
@@ -157,8 +197,12 @@ async def answer(
     authorization: str | None,
     content_type: str,
     body: bytes,
+    client: str | None = None,
 ) -> Response:
-    """The whole verification exchange, shared by the fast ASGI path and the route above."""
+    """The whole verification exchange, shared by the fast ASGI path and the route above.
+
+    ``client``: the caller's address, for the calling key's own allowlist; the calling key's
+    own limits are enforced like on any API call (429, RateLimit headers)."""
     if "json" not in content_type.lower():
         return problem(
             415,
@@ -167,9 +211,9 @@ async def answer(
             "Send the request body as JSON with 'Content-Type: application/json'.",
         )
     try:
-        principal = verifier.principal_of(await _entry(verifier, _bearer(authorization)))
+        principal = verifier.principal_of(await _entry(verifier, _bearer(authorization)), client)
         principal.require("keys:verify")
-        key, scopes = _parse(body)
+        key, scopes, ip, cost = _parse(body)
     except KeyplaneError as exc:
         return domain_problem(exc)
     except orjson.JSONDecodeError:
@@ -182,8 +226,12 @@ async def answer(
         entry = await _entry(verifier, key)
     except StorageUnavailable as exc:
         return unavailable_problem(exc)
-    verdict = verifier.judge(principal.org_id, entry, scopes)
-    return Response(bodies.body(verdict), media_type=_JSON)
+    verdict = verifier.judge(principal.org_id, entry, scopes, ip=ip, cost=cost)
+    headers = ratelimit_headers(principal.limits) if principal.limits is not None else None
+    return Response(bodies.body(verdict), media_type=_JSON, headers=headers)
+
+
+_EMPTY_LIMITS = b'"ratelimits":[],"quota":null}'
 
 
 class ValidBodies:
@@ -203,8 +251,23 @@ class ValidBodies:
             return orjson.dumps(_payload(verdict))
         kept = self._bodies.get(entry)
         if kept is None:
-            kept = self._bodies[entry] = orjson.dumps(_payload(verdict))
-        return kept
+            kept = self._bodies[entry] = orjson.dumps(_described(verdict))
+        admission = verdict.admission
+        if admission is None:
+            return kept
+        # A limited key's numbers change with every call: the kept bytes end with empty
+        # ones (_described puts them last), replaced here, the rest is not serialised again.
+        quota = admission.quota_remaining
+        return b"".join(
+            (
+                kept[: -len(_EMPTY_LIMITS)],
+                b'"ratelimits":',
+                orjson.dumps(states(admission)),
+                b',"quota":',
+                b"null" if quota is None else b'{"remaining":%d}' % quota,
+                b"}",
+            )
+        )
 
     def __len__(self) -> int:
         return len(self._bodies)
@@ -244,7 +307,13 @@ class VerifyFastPath:
                 break
         state = scope["app"].state
         kp: Keyplane = state.keyplane
+        client = scope.get("client")
         response = await answer(
-            kp.verifier, state.valid_bodies, authorization, content_type, b"".join(chunks)
+            kp.verifier,
+            state.valid_bodies,
+            authorization,
+            content_type,
+            b"".join(chunks),
+            client[0] if client else None,
         )
         await response(scope, receive, send)

@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from keyplane.api.schemas.common import Description, Name, Omit, Request, Scope
+from keyplane.api.schemas.limits import RATELIMITS_DOC, RATELIMITS_MAX, RateLimitIn, RateLimitOut
 from keyplane.domain.models import App
 
 
@@ -14,6 +15,11 @@ class AppCreate(Request):
     name: Name
     description: Description = ""
     scopes: list[Scope] = Field(default_factory=list, description="Empty means full access.")
+    ratelimits: list[RateLimitIn] = Field(
+        default_factory=list,
+        max_length=RATELIMITS_MAX,
+        description="Defaults for the app's keys. " + RATELIMITS_DOC,
+    )
 
 
 class AppUpdate(Request):
@@ -21,6 +27,11 @@ class AppUpdate(Request):
     description: Omit[Description] = None
     scopes: Omit[list[Scope]] = Field(
         default=None, description="Applies to every key of the app at once."
+    )
+    ratelimits: Omit[list[RateLimitIn]] = Field(
+        default=None,
+        max_length=RATELIMITS_MAX,
+        description="Defaults for the app's keys. " + RATELIMITS_DOC,
     )
 
 
@@ -34,6 +45,7 @@ class AppOut(BaseModel):
     created_by: str
     created_at: datetime
     updated_at: datetime
+    ratelimits: list[RateLimitOut]
 
     @classmethod
     def of(cls, app: App) -> AppOut:
@@ -47,4 +59,5 @@ class AppOut(BaseModel):
             created_by=app.created_by,
             created_at=app.created_at,
             updated_at=app.updated_at,
+            ratelimits=[RateLimitOut.of(r) for r in app.ratelimits],
         )

@@ -117,5 +117,14 @@ def changes_from(body: BaseModel, changes: type[C], *, nullable: tuple[str, ...]
         value = getattr(body, name)
         if value is None and name not in nullable:
             raise InvalidInput.field(name, "must not be null")
-        values[name] = tuple(value) if isinstance(value, list) else value
+        values[name] = _plain(value)
     return changes(**values)
+
+
+def _plain(value: Any) -> Any:
+    """Nested bodies as the services take them: plain JSON, with only the fields sent."""
+    if isinstance(value, BaseModel):
+        return value.model_dump(exclude_unset=True)
+    if isinstance(value, list):
+        return tuple(_plain(v) for v in value)
+    return value

@@ -9,6 +9,19 @@ from pydantic import AwareDatetime, BaseModel, Field, StrictInt, model_validator
 from pydantic_core import PydanticCustomError
 
 from keyplane.api.schemas.common import Description, Name, Omit, Request, Scope
+from keyplane.api.schemas.limits import (
+    ALLOWLIST_DOC,
+    ALLOWLIST_MAX,
+    RATELIMITS_DOC,
+    RATELIMITS_MAX,
+    QuotaIn,
+    QuotaOut,
+    QuotaUpdate,
+    RateLimitIn,
+    RateLimitOut,
+    RateLimitState,
+    states,
+)
 from keyplane.domain.limits import (
     EXPIRES_IN_DAYS_MAX,
     EXPIRES_IN_DAYS_MIN,
@@ -35,6 +48,17 @@ class KeyCreate(Request):
         default_factory=dict, description="Any JSON object up to 4 KB."
     )
     environment: Literal["live", "test"] = "live"
+    ratelimits: list[RateLimitIn] = Field(
+        default_factory=list, max_length=RATELIMITS_MAX, description=RATELIMITS_DOC
+    )
+    quota: QuotaIn | None = Field(
+        default=None,
+        description="Uses left (each verification spends its cost); at 0 the key answers "
+        "USAGE_EXCEEDED until a refill sets it back to the refill's amount.",
+    )
+    ip_allowlist: list[str] = Field(
+        default_factory=list, max_length=ALLOWLIST_MAX, description=ALLOWLIST_DOC
+    )
 
 
 IMMUTABLE_KEY_FIELDS = ("name", "scopes", "app_id", "key", "client_secret", "secret", "environment")
@@ -48,6 +72,17 @@ class KeyUpdate(Request):
     expires_at: AwareDatetime | None = Field(
         default=None,
         description="May only move earlier, or later within the organization's maximum lifetime.",
+    )
+    ratelimits: Omit[list[RateLimitIn]] = Field(
+        default=None, max_length=RATELIMITS_MAX, description=RATELIMITS_DOC
+    )
+    quota: QuotaUpdate | None = Field(
+        default=None,
+        description="{remaining, refill} replaces the quota (without refill: keeps the "
+        "current one); {add: n} adds n to what remains; null removes the quota.",
+    )
+    ip_allowlist: Omit[list[str]] = Field(
+        default=None, max_length=ALLOWLIST_MAX, description=ALLOWLIST_DOC
     )
 
     @model_validator(mode="before")
@@ -91,6 +126,14 @@ class KeyOut(BaseModel):
         description="Verifications this key answered since it was rotated (null until then); "
         "written in batches, so a second or so behind."
     )
+    ratelimits: list[RateLimitOut] = Field(description="The key's own rate limits.")
+    quota: QuotaOut | None
+    ip_allowlist: list[str]
+    current_ratelimits: list[RateLimitState] | None = Field(
+        default=None,
+        description="Single-key reads: every limit that applies (organization and app "
+        "defaults included) with what remains now; null in lists.",
+    )
 
     @classmethod
     def of(cls, view: KeyView) -> KeyOut:
@@ -118,6 +161,14 @@ class KeyOut(BaseModel):
             rotated_at=key.rotated_at,
             verifications_since_rotation=(
                 key.uses_since_rotation if key.rotated_at is not None else None
+            ),
+            ratelimits=[RateLimitOut.of(r) for r in key.ratelimits],
+            quota=QuotaOut.of(key.quota, view.limits),
+            ip_allowlist=list(key.ip_allowlist),
+            current_ratelimits=(
+                [RateLimitState.model_validate(s) for s in states(view.limits)]
+                if view.limits is not None
+                else None
             ),
         )
 

@@ -7,6 +7,7 @@ from datetime import datetime
 from pydantic import BaseModel, Field, StrictBool, StrictInt
 
 from keyplane.api.schemas.common import Name, Omit, Request
+from keyplane.api.schemas.limits import RATELIMITS_DOC, RATELIMITS_MAX, RateLimitIn, RateLimitOut
 from keyplane.domain.limits import (
     EXPIRES_IN_DAYS_MAX,
     RETENTION_DAYS_MAX,
@@ -40,6 +41,11 @@ class OrgUpdate(Request):
         le=ROTATION_PERIOD_DAYS_MAX,
         description="Age in days after which a key is due for rotation (key.rotation_due).",
     )
+    ratelimits: Omit[list[RateLimitIn]] = Field(
+        default=None,
+        max_length=RATELIMITS_MAX,
+        description="Defaults for every key of the organization. " + RATELIMITS_DOC,
+    )
 
 
 class OrgOut(BaseModel):
@@ -52,6 +58,7 @@ class OrgOut(BaseModel):
     rotation_period_days: int | None
     created_at: datetime
     updated_at: datetime
+    ratelimits: list[RateLimitOut]
 
     @classmethod
     def of(cls, org: Organization) -> OrgOut:
@@ -65,4 +72,5 @@ class OrgOut(BaseModel):
             rotation_period_days=org.rotation_period_days,
             created_at=org.created_at,
             updated_at=org.updated_at,
+            ratelimits=[RateLimitOut.of(r) for r in org.ratelimits],
         )

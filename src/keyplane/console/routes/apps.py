@@ -12,6 +12,7 @@ from typing import Any
 from fastapi import APIRouter, Response
 from starlette.responses import RedirectResponse
 
+from keyplane.console import limits as limits_form
 from keyplane.console.context import Console, PageNotFound, SignedForm, SignedIn
 from keyplane.console.forms import EXPIRY_CHOICES, errors_of, expiry, grid_rows, scopes, text
 from keyplane.console.routes.usage import usage_of
@@ -30,6 +31,7 @@ NOTICES = {
     "created": "The app was created. Generate an API key for it in the API keys tab.",
     "renamed": "The app was saved.",
     "scopes-saved": "The scopes were saved. Every key of this app uses them from now on.",
+    "ratelimits-saved": "The rate limits were saved. Every key of this app uses them from now on.",
     "deleted": "The app was deleted. All its keys have stopped working.",
     "key-deleted": "The key was deleted. Every service using it has stopped working.",
 }
@@ -181,6 +183,11 @@ def _app_page(
         scope_errors=forms.pop("scope_errors", {}),
         key_values=forms.pop("key_values", {"key_expiration": "30"}),
         key_errors=forms.pop("key_errors", {}),
+        limit_values=forms.pop(
+            "limit_values", {"ratelimits": limits_form.ratelimits_text(app.ratelimits)}
+        ),
+        limit_errors=forms.pop("limit_errors", {}),
+        ratelimits_hint=limits_form.RATELIMITS_HINT,
         **grid,
         **forms,
     )
@@ -240,6 +247,26 @@ def save_scopes(posted: SignedForm, app_id: str) -> Response:
     return RedirectResponse(
         f"/console/apps/{app.id}?tab=scopes&notice=scopes-saved", status_code=303
     )
+
+
+@router.post("/{app_id}/ratelimits")
+def save_ratelimits(posted: SignedForm, app_id: str) -> Response:
+    console, form = posted
+    console.require("apps:write")
+    app = _app(console, app_id)
+    try:
+        limits = limits_form.ratelimits(form)
+        console.kp.apps.update(console.principal, app.id, AppChanges(ratelimits=limits))
+    except KeyplaneError as exc:
+        return _app_page(
+            console,
+            app,
+            tab="scopes",
+            status_code=_status(exc),
+            limit_values={"ratelimits": text(form, "ratelimits")},
+            limit_errors=limits_form.form_errors(exc),
+        )
+    return RedirectResponse(f"/console/apps/{app.id}?notice=ratelimits-saved", status_code=303)
 
 
 @router.get("/{app_id}/keys")

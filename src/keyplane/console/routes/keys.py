@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Response
 from starlette.responses import RedirectResponse
 
+from keyplane.console import limits as limits_form
 from keyplane.console.context import Console, PageNotFound, SignedForm, SignedIn
 from keyplane.console.forms import (
     EXPIRY_CHOICES,
@@ -24,6 +25,7 @@ from keyplane.domain.catalogue import Catalogue
 from keyplane.domain.errors import Conflict, InvalidInput, KeyplaneError, NotFound
 from keyplane.domain.expiry import expires_soon, rotation_due
 from keyplane.domain.models import Page
+from keyplane.services.common import UNSET
 from keyplane.services.keys import IssuedKey, KeyChanges, KeyView, NewKey
 from keyplane.services.rotation import GRACE_DEFAULT_SECONDS
 
@@ -148,6 +150,7 @@ def _new_form(console: Console, status_code: int = 200, **context: Any) -> Respo
         errors=context.pop("errors", {}),
         earliest_date=today + timedelta(days=1),
         latest_date=latest,
+        ratelimits_hint=limits_form.RATELIMITS_HINT,
         **_choices(console),
         **context,
     )
@@ -179,10 +182,13 @@ def create_key(posted: SignedForm) -> Response:
                 expires_in_days=expires_in_days,
                 profile_id=optional(form, "profile_id"),
                 environment="test" if text(form, "environment") == "test" else "live",
+                ratelimits=limits_form.ratelimits(form),
+                quota=limits_form.quota(form),
+                ip_allowlist=limits_form.allowlist(form),
             ),
         )
     except KeyplaneError as exc:
-        errors = errors_of(exc)
+        errors = limits_form.form_errors(exc)
         if text(form, "expiration") == "custom" and "expiration" in errors:
             errors["expires_on"] = errors.pop("expiration")
         return _new_form(console, 422, values=values, chosen=set(chosen), errors=errors)
@@ -210,12 +216,22 @@ def _key(console: Console, key_id: str) -> Any:
 
 
 def _edit(console: Console, view: Any, status_code: int = 200, **context: Any) -> Response:
+    key = view.key
+    limit_values = context.pop("limit_values", None) or {
+        "ratelimits": limits_form.ratelimits_text(key.ratelimits),
+        "ip_allowlist": "\n".join(key.ip_allowlist),
+        **limits_form.quota_values(key.quota),
+    }
+    if view.limits is not None and view.limits.quota_remaining is not None:
+        limit_values.setdefault("quota_remaining", str(view.limits.quota_remaining))
     return console.render(
         "keys/edit.html",
         status_code,
         view=view,
         badges=_badges(console, [view]),
         errors=context.pop("errors", {}),
+        limit_values=limit_values,
+        ratelimits_hint=limits_form.RATELIMITS_HINT,
         grace_choices=GRACE_CHOICES,
         grace_default=GRACE_DEFAULT_SECONDS,
         usage=usage_of(console, key_id=view.key.id),
@@ -263,11 +279,38 @@ def update_key(posted: SignedForm, key_id: str) -> Response:
         console.kp.keys.update(
             console.principal,
             key_id,
-            KeyChanges(status=status, profile_id=optional(form, "profile_id")),  # type: ignore[arg-type]
+            KeyChanges(
+                status=status,  # type: ignore[arg-type]
+                profile_id=optional(form, "profile_id"),
+                # A form without the limit inputs (an older page) leaves them alone.
+                ratelimits=limits_form.ratelimits(form) if "ratelimits" in form else UNSET,
+                ip_allowlist=limits_form.allowlist(form) if "ip_allowlist" in form else UNSET,
+                quota=_quota_change(form, view) if "quota_remaining" in form else UNSET,
+            ),
         )
     except KeyplaneError as exc:
-        return _edit(console, view, 422, errors=errors_of(exc))
+        sent = {k: v for k, v in form.multi_items() if isinstance(v, str)}
+        return _edit(console, view, 422, errors=limits_form.form_errors(exc), limit_values=sent)
     return RedirectResponse("/console/keys?notice=updated", status_code=303)
+
+
+def _quota_change(form: Any, view: KeyView) -> Any:
+    """What the edit form asks of the quota: an addition, a replacement when its inputs
+    differ from what the page showed, its removal when emptied, or nothing (UNSET), so
+    that saving a status change never resets a count spent meanwhile."""
+    added = limits_form.quota_add(form)
+    if added is not None:
+        return {"add": added}
+    asked = limits_form.quota(form)
+    shown = limits_form.quota_values(view.key.quota)
+    if view.limits is not None and view.limits.quota_remaining is not None:
+        shown["quota_remaining"] = str(view.limits.quota_remaining)
+    if asked is None:
+        return None if view.key.quota is not None else UNSET
+    if view.key.quota is None:
+        return asked
+    fields = ("quota_remaining", "quota_refill_amount", "quota_refill_interval", "quota_refill_day")
+    return UNSET if all(text(form, f) == shown.get(f, "") for f in fields) else asked
 
 
 @router.post("/{key_id}/delete")

@@ -8,8 +8,9 @@ from typing import Any
 from fastapi import APIRouter, Response
 from starlette.responses import RedirectResponse
 
+from keyplane.console import limits as limits_form
 from keyplane.console.context import Console, SignedForm, SignedIn
-from keyplane.console.forms import errors_of, text
+from keyplane.console.forms import text
 from keyplane.domain.errors import InvalidInput, KeyplaneError
 from keyplane.domain.limits import (
     EXPIRES_IN_DAYS_MAX,
@@ -18,6 +19,7 @@ from keyplane.domain.limits import (
     WARNING_DAYS_MAX,
     WARNING_THRESHOLDS_MAX,
 )
+from keyplane.services.common import UNSET
 from keyplane.services.orgs import OrgChanges
 
 router = APIRouter(prefix="/console/settings")
@@ -77,10 +79,13 @@ def _rotation(raw: str) -> int | None:
 def _page(console: Console, status_code: int = 200, **context: Any) -> Response:
     # Listing what grants everything needs reading both apps and keys.
     readable = console.can("apps:read") and console.can("api_keys:read")
+    org = console.kp.orgs.get(console.principal)
     return console.render(
         "settings.html",
         status_code,
-        org=console.kp.orgs.get(console.principal),
+        org=org,
+        ratelimits_text=limits_form.ratelimits_text(org.ratelimits),
+        ratelimits_hint=limits_form.RATELIMITS_HINT,
         full_access=console.kp.keys.full_access(console.principal) if readable else None,
         **context,
     )
@@ -115,10 +120,11 @@ def save_settings(posted: SignedForm) -> Response:
                 expired_key_retention_days=_retention(retention),
                 expiry_warning_days=_warnings(warnings),
                 rotation_period_days=_rotation(rotation),
+                ratelimits=limits_form.ratelimits(form) if "ratelimits" in form else UNSET,
             ),
         )
     except KeyplaneError as exc:
-        errors = errors_of(exc)
+        errors = limits_form.form_errors(exc)
         # The API's wording speaks of null and lists; the form's of empty boxes and commas.
         for field, hint in (
             ("max_key_lifetime_days", LIFETIME_HINT),
@@ -138,6 +144,7 @@ def save_settings(posted: SignedForm) -> Response:
                 "retention": retention,
                 "warnings": warnings,
                 "rotation": rotation,
+                "ratelimits": text(form, "ratelimits"),
             },
             errors=errors,
         )
