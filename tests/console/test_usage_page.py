@@ -256,20 +256,22 @@ def chart(*counts: dict[str, int]) -> UsageChart:
 
 def test_outcomes_keep_the_codes_order_and_unknown_ones_follow_alphabetically() -> None:
     made = chart(
-        {"RATE_LIMITED": 1, "INSUFFICIENT_SCOPE": 2},
-        {},
+        {"RATE_LIMITED": 1, "INSUFFICIENT_SCOPE": 2, "B_FUTURE_CODE": 1},
+        {"A_FUTURE_CODE": 1},
         {"VALID": 5, "EXPIRED": 0, "IP_FORBIDDEN": 1, "NOT_FOUND": 3},
     )
 
     assert [s.outcome for s in made.series] == [
         "VALID",
         "NOT_FOUND",
-        "INSUFFICIENT_SCOPE",
         "IP_FORBIDDEN",
+        "INSUFFICIENT_SCOPE",
         "RATE_LIMITED",
-    ]  # EXPIRED never happened: no series
+        "A_FUTURE_CODE",
+        "B_FUTURE_CODE",
+    ]  # in CODES' order, then the unknown alphabetically; EXPIRED never happened: no series
     assert made.series[0].counts == [0, 0, 5]
-    assert made.total == 12
+    assert made.total == 14
 
 
 def test_a_charts_table_rows_are_the_buckets_with_answers_and_its_summary_the_totals() -> None:
