@@ -26,6 +26,7 @@ NOT_OBJECTS = {"token"}
 FORMS: dict[str, dict[str, str]] = {
     "POST /console/apps/{app_id}/rename": {"name": "hijacked", "description": "hijacked"},
     "POST /console/apps/{app_id}/scopes": {"scope": "apps:read"},
+    "POST /console/apps/{app_id}/ratelimits": {"ratelimits": "burst 5 1"},
     "POST /console/apps/{app_id}/keys": {"name": "hijacker", "expiration": "30"},
     "POST /console/apps/{app_id}/delete": {},
     "POST /console/keys/{key_id}/edit": {"status": "inactive"},
