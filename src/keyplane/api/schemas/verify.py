@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field, StrictInt
 from keyplane.api.schemas.common import Request, Scope
 from keyplane.api.schemas.limits import QuotaState, RateLimitState
 from keyplane.domain.ratelimits import COST_MAX
+from keyplane.domain.verification import Code
 
 
 class VerifyRequest(Request):
@@ -35,16 +36,7 @@ class VerifiedProfile(BaseModel):
 
 class VerifyResponse(BaseModel):
     valid: bool
-    code: Literal[
-        "VALID",
-        "NOT_FOUND",
-        "EXPIRED",
-        "DISABLED",
-        "IP_FORBIDDEN",
-        "INSUFFICIENT_SCOPE",
-        "RATE_LIMITED",
-        "USAGE_EXCEEDED",
-    ]
+    code: Code
     key_id: str | None = None
     app_id: str | None = None
     scopes: list[str] = Field(default_factory=list, description="The key's effective scopes.")
