@@ -38,6 +38,7 @@ from keyplane.memory import (
     InProcessKeyCache,
     InProcessRateLimiter,
 )
+from keyplane.metrics import NullMetrics
 from keyplane.outbound import HttpWebhookSender
 from keyplane.passwords import Argon2Passwords
 from keyplane.services.analytics import AnalyticsService, UsageRetentionJob
@@ -149,6 +150,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
         mailer=mailer,
         jobs=JobRunner(jobs, clock=clock, interval=settings.jobs_interval_seconds),
         limiter=limiter,
+        metrics=NullMetrics(),
         closers=[
             partial(revalidation.shutdown, cancel_futures=True),
             passwords.close,

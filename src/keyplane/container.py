@@ -17,6 +17,7 @@ from keyplane.domain.ports import (
     InvalidationListener,
     KeyCache,
     Mailer,
+    Metrics,
     Store,
 )
 from keyplane.jobs import JobRunner
@@ -61,6 +62,8 @@ class Keyplane:
     # Per-key rate limits and quotas (domain/ports.py RateLimiter); its batches run between
     # start and close.
     limiter: BackgroundRateLimiter
+    # What operators watch (GET /metrics); a no-op unless KEYPLANE_METRICS=true.
+    metrics: Metrics
     # Run once, in order, by close(): stop background threads before the pool they use.
     closers: list[Callable[[], None]] = field(default_factory=list)
     # Other processes' cache invalidations (PostgreSQL); None on SQLite, where this process

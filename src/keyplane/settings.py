@@ -59,6 +59,17 @@ class Settings(BaseSettings):
     # Seconds between rounds of the webhook delivery job (its first attempt at a message
     # follows the change within about this long).
     webhooks_delivery_interval: float = Field(default=1.0, gt=0)
+    # Redis (redis://host:6379/0): rate limits and quotas live there, shared by every node
+    # and worker. None: in this process (exact for one process only; `serve` refuses
+    # several workers while any limit or quota exists).
+    redis_url: SecretStr | None = None
+    # When Redis cannot be reached during a verification: "open" admits unchecked, "closed"
+    # refuses; None (the default) is closed for quotas (a prepaid count must not be
+    # overspent) and open for rate limits (an outage of Redis must not become one of every
+    # API behind keyplane). The decision is taken in one place: redislimits.py.
+    redis_failure: Literal["open", "closed"] | None = None
+    # GET /metrics in the Prometheus text format (off: 404).
+    metrics: bool = False
     log_level: str = "info"
     # Console cookies are Secure: browsers send them over HTTPS and to localhost only. Turn
     # off only behind a trusted plain-HTTP hop (never on the open internet).

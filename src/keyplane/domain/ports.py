@@ -354,6 +354,42 @@ class InvalidationListener(Protocol):
     def stop(self) -> None: ...
 
 
+class Metrics(Protocol):
+    """What operators watch (GET /metrics when KEYPLANE_METRICS=true; otherwise each call
+    does nothing). Labels are bounded sets chosen here, never a key, a digest, an
+    organization or anything a client sends."""
+
+    def verified(self, code: str, seconds: float) -> None:
+        """One verification answered ``code`` (domain.verification.Code) in ``seconds``."""
+        ...
+
+    def cache_lookup(self, hit: bool) -> None:
+        """A verification record was found in the KeyCache (or had to be loaded)."""
+        ...
+
+    def invalidation_received(self, lag_seconds: float | None) -> None:
+        """Another process's invalidation notice arrived, ``lag_seconds`` after its commit
+        (None: unknown, e.g. a notice without a timestamp or a whole-cache drop)."""
+        ...
+
+    def redis_error(self, operation: str) -> None:
+        """A Redis call failed (``operation``: "admit", "quota", "forget", …)."""
+        ...
+
+    def limits_unavailable(self, kind: str, decision: str) -> None:
+        """Redis was unreachable for a verification: ``kind`` "ratelimit" or "quota",
+        ``decision`` "open" (admitted unchecked) or "closed" (refused)."""
+        ...
+
+    def job_ran(self, job: str, outcome: str) -> None:
+        """A background job's round ended: ``outcome`` "ok" or "error"."""
+        ...
+
+    def webhook_delivery(self, result: str) -> None:
+        """A delivery attempt ended: "delivered", "failed" (will retry) or "gave_up"."""
+        ...
+
+
 # Per key: spent since the last batch (or since the refill), the refill instant applied in
 # memory since the last batch (None: none), and that refill's amount.
 QuotaSpend = tuple[int, datetime | None, int]
