@@ -259,6 +259,8 @@ class InProcessRateLimiter:
     under-charge). GCRA state is not persisted: after a restart limits start full.
     """
 
+    blocking = False
+
     def __init__(
         self,
         write: Callable[[Mapping[str, QuotaSpend]], None],

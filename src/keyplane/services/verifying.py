@@ -81,6 +81,12 @@ class Verifier:
         # Digests being reloaded: one reload per stale record, however many requests see it.
         self._refreshing: set[str] = set()
 
+    @property
+    def limits_block(self) -> bool:
+        """True when checking limits waits on the network (Redis): an event loop calls
+        ``judge``/``principal_of`` for a limited key from a thread."""
+        return self._limiter.blocking
+
     def lookup(self, presented: str, *, load: bool = True) -> CachedKey | NeedsLoad | None:
         """The key's verification record, or None for garbage and unknown keys.
 
