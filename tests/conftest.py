@@ -303,7 +303,7 @@ class Server:
         self._thread.join(timeout=10)
 
 
-def _start_server(database_url: str, sqlite_file: Path | None) -> Server:
+def _start_server(database_url: str, sqlite_file: Path | None, **more: Any) -> Server:
     clock = Clock()
     settings = Settings(
         database_url=database_url,
@@ -312,6 +312,7 @@ def _start_server(database_url: str, sqlite_file: Path | None) -> Server:
         # The shared servers' tests keep expired keys and queued deliveries to look at; the
         # job tests run jobs themselves (kp.jobs.run_once) with the injected clock.
         run_jobs=False,
+        **more,
     )
     kp = build(settings, clock=clock)
     _record_issued_keys(kp, SEEN)
@@ -351,6 +352,21 @@ def postgres_server(postgres_url: str, log_capture: LogCapture) -> Iterator[Serv
     server = _start_server(postgres_url, None)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(postgres_url: str, redis_url: str, log_capture: LogCapture) -> Iterator[Server]:
+    """Limits in Redis, as several nodes run them: PostgreSQL and the shared Redis (under a
+    prefix of its own). Tests of limits run on it too (``limits_server``)."""
+    prefix = f"kptest:{secrets.token_hex(6)}:"
+    server = _start_server(postgres_url, None, redis_url=redis_url, redis_prefix=prefix)
+    yield server
+    server.stop()
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
