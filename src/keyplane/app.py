@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -44,6 +44,7 @@ from keyplane.memory import (
 from keyplane.metrics import NullMetrics
 from keyplane.outbound import HttpWebhookSender
 from keyplane.passwords import Argon2Passwords
+from keyplane.redisclient import PipelinedRedis
 from keyplane.redislimits import RedisFailurePolicy, RedisRateLimiter
 from keyplane.services.analytics import AnalyticsService, UsageRetentionJob
 from keyplane.services.apps import AppService
@@ -101,7 +102,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
         ),
     ]
     metrics = NullMetrics()
-    limiter, close_limiter = _limiter(settings, store, clock, metrics)
+    limiter, close_limiter, aclose_limiter = _limiter(settings, store, clock, metrics)
     keys = KeyService(store, hasher, clock, limiter)
     passwords = Argon2Passwords()
     # services/signin.py explains the three counts and their numbers; set-password links
@@ -152,6 +153,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
         jobs=JobRunner(jobs, clock=clock, interval=settings.jobs_interval_seconds),
         limiter=limiter,
         metrics=metrics,
+        async_closers=[aclose_limiter] if aclose_limiter else [],
         closers=[
             partial(revalidation.shutdown, cancel_futures=True),
             passwords.close,
@@ -165,7 +167,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
 
 def _limiter(
     settings: Settings, store: SqlStore, clock: Clock, metrics: Metrics
-) -> tuple[BackgroundRateLimiter, Callable[[], None]]:
+) -> tuple[BackgroundRateLimiter, Callable[[], None], Callable[[], Awaitable[None]] | None]:
     """Rate limits and quotas: in this process (exact for one process), or in Redis when
     KEYPLANE_REDIS_URL is set (exact across nodes). Quota counts are written back to the
     database in batches like last-used times either way.
@@ -175,16 +177,16 @@ def _limiter(
     than stay down. A URL that is not one is a ConfigurationError."""
     interval = settings.usage_flush_interval
     if settings.redis_url is None:
-        return InProcessRateLimiter(store.record_quota, clock, interval=interval), _nothing
+        return InProcessRateLimiter(store.record_quota, clock, interval=interval), _nothing, None
     try:
         # Short timeouts: a verification must not wait long on a sick Redis (the failure
         # policy answers instead, and skips Redis for a second after a failure).
+        url = settings.redis_url.get_secret_value()
         client = redis.Redis.from_url(
-            settings.redis_url.get_secret_value(),
-            socket_timeout=0.5,
-            socket_connect_timeout=0.5,
-            health_check_interval=30,
+            url, socket_timeout=0.5, socket_connect_timeout=0.5, health_check_interval=30
         )
+        # The verify route awaits its checks on the event loop (api/routes/verify.py).
+        async_client = PipelinedRedis(url, connect_timeout=0.5)
     except ValueError as exc:
         raise ConfigurationError(f"KEYPLANE_REDIS_URL: {exc}") from None
     try:
@@ -203,8 +205,9 @@ def _limiter(
         policy,
         prefix=settings.redis_prefix,
         interval=interval,
+        async_client=async_client,
     )
-    return limiter, client.close
+    return limiter, client.close, async_client.aclose
 
 
 def _nothing() -> None:
@@ -285,6 +288,8 @@ def create_app(settings: Settings | None = None, *, keyplane: Keyplane | None = 
         try:
             yield
         finally:
+            for closer in kp.async_closers:
+                await closer()
             kp.close()
 
     app = FastAPI(

@@ -51,6 +51,7 @@ When Redis cannot be reached, ``RedisFailurePolicy`` below decides, and nothing 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -65,6 +66,7 @@ from keyplane.domain.errors import LimitsUnavailable
 from keyplane.domain.ports import Metrics, QuotaSpend
 from keyplane.domain.ratelimits import Admission, LimitState, Quota, RateLimit, Refill
 from keyplane.jobs import Periodic
+from keyplane.redisclient import PipelinedRedis, sha1
 
 log = logging.getLogger(__name__)
 
@@ -258,14 +260,19 @@ class RedisRateLimiter:
         *,
         prefix: str = "kp:",
         interval: float = 1.0,
+        async_client: PipelinedRedis | None = None,
+        timeout: float = 0.5,
     ) -> None:
+        self._timeout = timeout
         self._redis = client
+        self._async = async_client
         self._read = read
         self._write = write
         self._policy = policy
         self._prefix = prefix
         self._admit = client.register_script(_ADMIT)
         self._add = client.register_script(_ADD)
+        self._admit_sha = sha1(_ADMIT)
         self._lock = threading.Lock()
         # key id -> [spent, refill instant (µs, 0: none), refill amount] since the last batch
         self._spent: dict[str, list[int]] = {}
@@ -287,13 +294,17 @@ class RedisRateLimiter:
     ) -> Admission:
         if self._policy.down:
             return self._policy.admission(limits, quota, now)
+        call = _Call(self, key_id, limits, quota, cost, now)
         try:
-            return self._check(key_id, limits, quota, cost, now)
+            answer = self._admit(call.keys, call.args())
+            if answer[0] == _SEED:
+                answer = self._admit(call.keys, call.seeded(self._read(key_id)))
         except RedisError as exc:
             self._policy.failed("admit", exc)
             return self._policy.admission(limits, quota, now)
+        return call.admission(answer)
 
-    def _check(
+    async def admit_async(
         self,
         key_id: str,
         limits: tuple[RateLimit, ...],
@@ -301,49 +312,26 @@ class RedisRateLimiter:
         cost: int,
         now: datetime,
     ) -> Admission:
-        t = round(now.timestamp() * 1_000_000)
-        args: list[Any] = [t, cost, len(limits)]
-        for limit in limits:
-            args += (limit.name, limit.limit, limit.period_seconds * 1_000_000)
-        due = upcoming = 0
-        if quota is not None and quota.refill is not None:
-            due, upcoming = self._refill(quota.refill, now, t)
-        amount = quota.refill.amount if quota is not None and quota.refill is not None else 0
-        quota_args = [1 if quota is not None else 0, "", 0, amount, due, QUOTA_IDLE_MS]
-        keys = self._keys(key_id)
-        answer = self._admit(keys, args + quota_args)
-        if answer[0] == _SEED:
-            assert quota is not None  # noqa: S101 - only a quota is seeded
-            stored = self._read(key_id)  # the database's count, not the cached record's
-            if stored is None:  # removed meanwhile: its invalidation is on the way
-                quota_args[0] = 0
-            else:
-                quota_args[1] = stored.remaining
-                quota_args[2] = _micros(stored.refilled_at)
-            answer = self._admit(keys, args + quota_args)
-        code, remaining, epoch, refilled = answer[0], answer[1], answer[2], answer[3]
-        states = []
-        for index, limit in enumerate(limits):
-            left, reset_us, reset_f, retry_us, retry_f = answer[4 + 5 * index : 9 + 5 * index]
-            states.append(
-                LimitState(
-                    limit,
-                    left,
-                    (reset_us + reset_f / limit.limit) / 1_000_000,
-                    (retry_us + retry_f / limit.limit) / 1_000_000,
-                )
-            )
-        left = remaining if remaining >= 0 else None
-        if left is not None and quota is not None:
-            spent = cost if code == 0 else 0
-            if spent or refilled:
-                self._note(key_id, spent, epoch, amount)
-        retry = 0.0
-        if code == 1:
-            retry = max(s.retry_after for s in states)
-        elif code == 2 and upcoming:
-            retry = (upcoming - t) / 1_000_000
-        return Admission(_CODES[code], tuple(states), left, retry, now)
+        remote = self._async
+        if remote is None:  # no asyncio connection: the sync client, in a thread
+            return await asyncio.to_thread(self.admit, key_id, limits, quota, cost, now)
+        if self._policy.down:
+            return self._policy.admission(limits, quota, now)
+        call = _Call(self, key_id, limits, quota, cost, now)
+        try:
+            async with asyncio.timeout(self._timeout):  # one deadline for the whole call
+                answer = await remote.evalsha(self._admit_sha, _ADMIT, call.keys, call.args())
+                if answer[0] == _SEED:  # rare: read the database off the event loop
+                    stored = await asyncio.to_thread(self._read, key_id)
+                    answer = await remote.evalsha(
+                        self._admit_sha, _ADMIT, call.keys, call.seeded(stored)
+                    )
+        except (RedisError, TimeoutError) as exc:
+            if isinstance(exc, TimeoutError):
+                remote.reset()  # a hung connection must not take the next calls
+            self._policy.failed("admit", exc)
+            return self._policy.admission(limits, quota, now)
+        return call.admission(answer)
 
     def _refill(self, refill: Refill, now: datetime, t: int) -> tuple[int, int]:
         """The due and the next refill instants (µs), computed once per refill period."""
@@ -441,6 +429,93 @@ class RedisRateLimiter:
     def stop(self) -> None:
         self._flusher.stop()
         self.flush()
+
+
+class _Call:
+    """One admission: the script's arguments, and its answer read back as an Admission."""
+
+    __slots__ = (
+        "_args",
+        "amount",
+        "cost",
+        "key_id",
+        "keys",
+        "limiter",
+        "limits",
+        "now",
+        "quota",
+        "t",
+        "upcoming",
+    )
+
+    def __init__(
+        self,
+        limiter: RedisRateLimiter,
+        key_id: str,
+        limits: tuple[RateLimit, ...],
+        quota: Quota | None,
+        cost: int,
+        now: datetime,
+    ) -> None:
+        self.limiter = limiter
+        self.key_id = key_id
+        self.limits = limits
+        self.quota = quota
+        self.cost = cost
+        self.now = now
+        self.keys = limiter._keys(key_id)
+        self.t = t = round(now.timestamp() * 1_000_000)
+        args: list[Any] = [t, cost, len(limits)]
+        for limit in limits:
+            args += (limit.name, limit.limit, limit.period_seconds * 1_000_000)
+        due = self.upcoming = 0
+        self.amount = 0
+        if quota is not None and quota.refill is not None:
+            due, self.upcoming = limiter._refill(quota.refill, now, t)
+            self.amount = quota.refill.amount
+        args += (1 if quota is not None else 0, "", 0, self.amount, due, QUOTA_IDLE_MS)
+        self._args = args
+
+    def args(self) -> list[Any]:
+        """The script's ARGV, without a seed."""
+        return self._args
+
+    def seeded(self, stored: Quota | None) -> list[Any]:
+        """ARGV with the database's quota as the seed of a missing count (None: the key
+        has no quota any more; its invalidation is on the way)."""
+        args = list(self._args)
+        at = 3 + 3 * len(self.limits)
+        if stored is None:
+            args[at] = 0
+        else:
+            args[at + 1] = stored.remaining
+            args[at + 2] = _micros(stored.refilled_at)
+        return args
+
+    def admission(self, answer: list[int]) -> Admission:
+        code, remaining, epoch, refilled = answer[0], answer[1], answer[2], answer[3]
+        states = []
+        for index, limit in enumerate(self.limits):
+            left, reset_us, reset_f, retry_us, retry_f = answer[4 + 5 * index : 9 + 5 * index]
+            states.append(
+                LimitState(
+                    limit,
+                    left,
+                    (reset_us + reset_f / limit.limit) / 1_000_000,
+                    (retry_us + retry_f / limit.limit) / 1_000_000,
+                )
+            )
+        if remaining >= 0:
+            spent = self.cost if code == 0 else 0
+            if spent or refilled:
+                self.limiter._note(self.key_id, spent, epoch, self.amount)
+        retry = 0.0
+        if code == 1:
+            retry = max(s.retry_after for s in states)
+        elif code == 2 and self.upcoming:
+            retry = (self.upcoming - self.t) / 1_000_000
+        quota_left = remaining if remaining >= 0 else None
+        return Admission(_CODES[code], tuple(states), quota_left, retry, self.now)
 
 
 def _micros(at: datetime | None) -> int:

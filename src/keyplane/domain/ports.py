@@ -407,8 +407,8 @@ class RateLimiter(Protocol):
     script covering every limit and the quota, seeded from ``quota`` with SET NX).
     """
 
-    # True when ``admit`` may wait on the network (Redis): an event loop must then call it
-    # from a thread. False: it only takes a lock in memory, cheaper than a thread hop.
+    # True when ``admit`` may wait on the network (Redis): an event loop then awaits
+    # ``admit_async``. False: ``admit`` only takes a lock in memory; call it inline.
     blocking: bool
 
     def admit(
@@ -419,6 +419,17 @@ class RateLimiter(Protocol):
         cost: int,
         now: datetime,
     ) -> Admission: ...
+
+    async def admit_async(
+        self,
+        key_id: str,
+        limits: tuple[RateLimit, ...],
+        quota: Quota | None,
+        cost: int,
+        now: datetime,
+    ) -> Admission:
+        """``admit`` for an event loop: a remote limiter waits without holding a thread."""
+        ...
 
     def quota_set(self, key_id: str, quota: Quota | None) -> None:
         """After a committed change that replaced the key's quota (None: removed it)."""
