@@ -37,7 +37,8 @@ def test_verification_follows_the_failure_policy(
     org = Org(server, created_keys)
     verifier = org.key_with("keys:verify")
     limited = org.api.create_key(ratelimits=[MINUTE])["key"]
-    prepaid = org.api.create_key(quota=QUOTA)["key"]
+    made = org.api.create_key(quota=QUOTA)
+    prepaid, prepaid_id = made["key"], made["id"]
     caller = org.key_with("apps:read", quota=QUOTA)
     for key in (limited, prepaid):
         assert verifier.post("/v1/keys/verify", json={"key": key}).json()["code"] == "VALID"
@@ -67,6 +68,10 @@ def test_verification_follows_the_failure_policy(
         assert answer.headers["Retry-After"] == "1"
         assert problem(own_api, 503)
         assert own_api.headers["Retry-After"] == "1"
+    # The key's page still answers, with the stored numbers (the live ones are unknown).
+    shown = org.api.get(f"/v1/keys/{prepaid_id}")
+    assert shown.status_code == 200
+    assert shown.json()["quota"]["remaining"] in (99, 100)  # the one spend, batched or not yet
     documented = verifier.get("/openapi.json").json()["paths"]["/v1/keys/verify"]["post"]
     assert "Redis" in documented["responses"]["503"]["description"]
     created_keys.close_clients()

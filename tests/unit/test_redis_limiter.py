@@ -282,7 +282,9 @@ def test_the_async_path_answers_like_the_sync_one_and_admits_exactly_the_limit(
     assert 1 <= db.reads <= 100
 
 
-def test_the_async_path_follows_the_policy_when_redis_goes_away(own_redis: object) -> None:
+def test_the_async_path_reloads_its_script_and_follows_the_policy_when_redis_goes_away(
+    own_redis: object,
+) -> None:
     metrics = Metrics()
 
     async def scenario() -> None:
@@ -293,6 +295,8 @@ def test_the_async_path_follows_the_policy_when_redis_goes_away(own_redis: objec
         limiter = RedisRateLimiter(sync, db.read, db.write, policy, async_client=remote)
         now = datetime.now(UTC)
         assert (await limiter.admit_async("k", (BURST,), None, 1, now)).admitted
+        sync.script_flush()  # NOSCRIPT: the pipelined connection sends the script again
+        assert (await limiter.admit_async("k", (BURST,), None, 1, now)).limits[0].remaining == 1
         own_redis.stop()  # type: ignore[attr-defined]
         assert (await limiter.admit_async("k", (BURST,), None, 1, now)).limits == ()
         with pytest.raises(LimitsUnavailable):
