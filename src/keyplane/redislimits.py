@@ -1,8 +1,8 @@
 """Rate limits and quotas in Redis, shared by every node and worker (KEYPLANE_REDIS_URL).
 
-One round trip per verification: ``_ADMIT`` (a Lua script, sent once and then called by
-its SHA; redis-py reloads it on NOSCRIPT) reads every named limit's GCRA state and the
-quota, and only when all admit spends them all. A refused call writes nothing but a due
+One round trip per verification: ``_ADMIT`` (a Lua script, called by its SHA and sent
+again on NOSCRIPT) reads every named limit's GCRA state and the quota, and only when all
+admit spends them all. A refused call writes nothing but a due
 refill; cost 0 reads only. Redis runs a script alone, so many nodes checking one key
 admit exactly the limit (tests/unit/test_redis_limiter.py hammers one key from threads).
 
@@ -47,6 +47,11 @@ Where the truth lives, and how stale each copy can be:
   flush thread until it succeeds, so the next check re-seeds from the database.
 
 When Redis cannot be reached, ``RedisFailurePolicy`` below decides, and nothing else does.
+
+Two ways in: ``admit`` (redis-py, blocking; key-authenticated API calls, whose sync
+dependencies already run in the threadpool, and the services) and ``admit_async`` (the
+verify route, on the event loop, through redisclient.PipelinedRedis: see there why not
+redis.asyncio).
 """
 
 from __future__ import annotations
