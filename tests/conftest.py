@@ -13,6 +13,7 @@ import logging
 import os
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -244,6 +245,13 @@ class OwnRedis:
         if self._process.poll() is None:
             self._process.kill()
             self._process.wait(timeout=10)
+
+    def pause(self) -> None:
+        """SIGSTOP: connections stay open and nothing answers (a hung Redis)."""
+        self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self._process.send_signal(signal.SIGCONT)
 
 
 @pytest.fixture

@@ -266,9 +266,7 @@ class RedisRateLimiter:
         prefix: str = "kp:",
         interval: float = 1.0,
         async_client: PipelinedRedis | None = None,
-        timeout: float = 0.5,
     ) -> None:
-        self._timeout = timeout
         self._redis = client
         self._async = async_client
         self._read = read
@@ -324,16 +322,14 @@ class RedisRateLimiter:
             return self._policy.admission(limits, quota, now)
         call = _Call(self, key_id, limits, quota, cost, now)
         try:
-            async with asyncio.timeout(self._timeout):  # one deadline for the whole call
-                answer = await remote.evalsha(self._admit_sha, _ADMIT, call.keys, call.args())
-                if answer[0] == _SEED:  # rare: read the database off the event loop
-                    stored = await asyncio.to_thread(self._read, key_id)
-                    answer = await remote.evalsha(
-                        self._admit_sha, _ADMIT, call.keys, call.seeded(stored)
-                    )
-        except (RedisError, TimeoutError) as exc:
-            if isinstance(exc, TimeoutError):
-                remote.reset()  # a hung connection must not take the next calls
+            # No deadline here: the connection has its own (redisclient._Protocol._check).
+            answer = await remote.evalsha(self._admit_sha, _ADMIT, call.keys, call.args())
+            if answer[0] == _SEED:  # rare: read the database off the event loop
+                stored = await asyncio.to_thread(self._read, key_id)
+                answer = await remote.evalsha(
+                    self._admit_sha, _ADMIT, call.keys, call.seeded(stored)
+                )
+        except RedisError as exc:
             self._policy.failed("admit", exc)
             return self._policy.admission(limits, quota, now)
         return call.admission(answer)

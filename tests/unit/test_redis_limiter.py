@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
+import time
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
 
@@ -307,3 +308,30 @@ def test_the_async_path_reloads_its_script_and_follows_the_policy_when_redis_goe
     asyncio.run(scenario())
     assert metrics.errors == ["admit"]
     assert metrics.decisions == [("ratelimit", "open"), ("quota", "closed")]
+
+
+def test_a_hung_redis_is_given_up_on_within_about_twice_the_timeout(own_redis: object) -> None:
+    metrics = Metrics()
+
+    async def scenario() -> float:
+        remote = PipelinedRedis(own_redis.url, timeout=0.2)  # type: ignore[attr-defined]
+        sync = redis.Redis.from_url(own_redis.url)  # type: ignore[attr-defined]
+        policy = RedisFailurePolicy(None, metrics)  # type: ignore[arg-type]
+        limiter = RedisRateLimiter(
+            sync, Database().read, Database().write, policy, async_client=remote
+        )
+        now = datetime.now(UTC)
+        assert (await limiter.admit_async("k", (BURST,), None, 1, now)).admitted
+        own_redis.pause()  # type: ignore[attr-defined]
+        started = time.monotonic()
+        answer = await limiter.admit_async("k", (BURST,), None, 1, now)
+        assert answer.admitted
+        assert answer.limits == ()  # the policy's answer: open for rate limits
+        await remote.aclose()
+        return time.monotonic() - started
+
+    try:
+        assert asyncio.run(scenario()) < 0.5
+    finally:
+        own_redis.resume()  # type: ignore[attr-defined]
+    assert metrics.errors == ["admit"]
