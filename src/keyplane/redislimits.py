@@ -60,7 +60,7 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
@@ -253,7 +253,7 @@ class RedisRateLimiter:
     ``write`` receives the spends in batches (a LimitStore's record_quota).
     """
 
-    # admit waits on the network: an event loop runs it in a thread (api/routes/verify.py).
+    # admit waits on the network: an event loop awaits admit_async (api/routes/verify.py).
     blocking = True
 
     def __init__(
@@ -279,7 +279,8 @@ class RedisRateLimiter:
         self._lock = threading.Lock()
         # key id -> [spent, refill instant (µs, 0: none), refill amount] since the last batch
         self._spent: dict[str, list[int]] = {}
-        self._lost: set[str] = set()  # keys whose Redis state a failed change left stale
+        # Redis keys a failed change left stale, deleted by the next flush (re-seeded then)
+        self._lost: set[str] = set()
         self._refills: dict[Refill, tuple[int, int]] = {}
         self._flusher = Periodic("keyplane-quota", self.flush, interval)
 
@@ -368,13 +369,13 @@ class RedisRateLimiter:
                 pipe.pexpire(quota_key, QUOTA_IDLE_MS)
                 pipe.execute()
         except RedisError as exc:
-            self._stale(key_id, "quota", exc)
+            self._stale((quota_key,), "quota", exc)
 
     def quota_add(self, key_id: str, amount: int) -> None:
         try:
             self._add((self._keys(key_id)[1],), (amount,))
         except RedisError as exc:
-            self._stale(key_id, "quota", exc)
+            self._stale(self._keys(key_id)[1:], "quota", exc)
 
     def forget(self, key_id: str) -> None:
         with self._lock:
@@ -382,12 +383,14 @@ class RedisRateLimiter:
         try:
             self._redis.delete(*self._keys(key_id))
         except RedisError as exc:
-            self._stale(key_id, "forget", exc)
+            self._stale(self._keys(key_id), "forget", exc)
 
-    def _stale(self, key_id: str, operation: str, exc: RedisError) -> None:
+    def _stale(self, keys: Sequence[str], operation: str, exc: RedisError) -> None:
+        """A change that did not reach Redis: its state there is deleted by the next flush
+        (a quota is then re-seeded from the database, which has the change)."""
         self._policy.failed(operation, exc)
         with self._lock:
-            self._lost.add(key_id)
+            self._lost.update(keys)
 
     def peek(self, key_id: str) -> int | None:
         """The count in Redis (None: none there), for tests."""
@@ -400,7 +403,7 @@ class RedisRateLimiter:
             lost, self._lost = self._lost, set()
         if lost:
             try:
-                self._redis.delete(*(k for key_id in lost for k in self._keys(key_id)))
+                self._redis.delete(*lost)
             except RedisError as exc:
                 self._policy.failed("forget", exc)
                 with self._lock:
