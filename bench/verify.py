@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import redis
 
 from keyplane.app import build
 from keyplane.logs import redact
@@ -283,13 +284,18 @@ def tail(path: Path, lines: int = 20) -> str:
 
 
 @contextmanager
-def running_server(cli: str, port: int, database_url: str, log: Path) -> Iterator[Server]:
-    """``keyplane serve`` on 127.0.0.1:port, answering /healthz; always stopped on exit."""
+def running_server(
+    cli: str, port: int, database_url: str, log: Path, env: dict[str, str] | None = None
+) -> Iterator[Server]:
+    """``keyplane serve`` on 127.0.0.1:port, answering /healthz; always stopped on exit.
+    ``env``: more environment (KEYPLANE_REDIS_URL for --limits)."""
     command = [cli, "serve", "--host", "127.0.0.1", "--port", str(port)]
     command += ["--database-url", database_url]
     base = f"http://127.0.0.1:{port}"
     with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(
+            command, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
     try:
         wait_healthy(process, base, log)
         yield Server(base, process.pid)
@@ -480,6 +486,163 @@ def measure(args: argparse.Namespace, wrk: str, workdir: Path) -> Results:
     return Results(healthz, verify, in_process)
 
 
+# ---- --limits: no limit, an in-process limit, a Redis limit -------------------------------
+
+
+@dataclass(frozen=True)
+class LimitsResults:
+    unlimited: HttpResult
+    in_process: HttpResult
+    redis: HttpResult
+
+
+def _wrk_env(verifier_key: str, target_key: str) -> dict[str, str]:
+    # wrk reads the keys from its environment (see verify.lua), not its command line.
+    return {
+        **os.environ,
+        "KEYPLANE_BENCH_VERIFIER_KEY": verifier_key,
+        "KEYPLANE_BENCH_TARGET_KEY": target_key,
+        "KEYPLANE_BENCH_SCOPE": SCOPE,
+    }
+
+
+def _verify_load(
+    load: Load, args: argparse.Namespace, env: dict[str, str], what: str
+) -> HttpResult:
+    if args.warmup > 0:
+        load.run("/v1/keys/verify", args.warmup, LUA_SCRIPT, env)
+    print(f"measuring POST /v1/keys/verify, {what}, for {args.duration} s ...", flush=True)
+    return load.run("/v1/keys/verify", args.duration, LUA_SCRIPT, env)
+
+
+def measure_limits(args: argparse.Namespace, wrk: str, workdir: Path) -> LimitsResults:
+    """One database, two servers in turn: limits in process (a target key without limits,
+    one with a never-reached limit), then limits in Redis (KEYPLANE_REDIS_URL, a prefix of
+    this run's own) for the limited key. Every limited check is spent."""
+    cli = keyplane_cli()
+    database_url = f"sqlite:///{workdir / 'bench.db'}"
+    org_id, admin_key = create_org(cli, database_url)
+    limit = {"ratelimits": [{"name": "bench", "limit": 1_000_000_000, "period_seconds": 1}]}
+    with running_server(cli, free_port(), database_url, workdir / "server.log") as server:
+        with httpx.Client(base_url=server.base, timeout=HTTP_TIMEOUT) as client:
+            verifier_key = create_key(client, admin_key, "bench-verifier", ["keys:verify"])
+            plain_key = create_key(client, admin_key, "bench-plain", [SCOPE])
+            limited_key = create_key(client, admin_key, "bench-limited", [SCOPE], limit)
+            check_valid(client, verifier_key, plain_key)
+            check_valid(client, verifier_key, limited_key)
+        load = Load(wrk, server, args)
+        unlimited = _verify_load(load, args, _wrk_env(verifier_key, plain_key), "no limit")
+        in_process = _verify_load(
+            load, args, _wrk_env(verifier_key, limited_key), "in-process limit"
+        )
+    prefix = f"keyplane-bench-{os.getpid()}:"
+    env = {"KEYPLANE_REDIS_URL": args.redis_url, "KEYPLANE_REDIS_PREFIX": prefix}
+    try:
+        with running_server(
+            cli, free_port(), database_url, workdir / "server-redis.log", env
+        ) as server:
+            with httpx.Client(base_url=server.base, timeout=HTTP_TIMEOUT) as client:
+                check_valid(client, verifier_key, limited_key)
+            load = Load(wrk, server, args)
+            remote = _verify_load(load, args, _wrk_env(verifier_key, limited_key), "Redis limit")
+            with httpx.Client(base_url=server.base, timeout=HTTP_TIMEOUT) as client:
+                check_valid(client, verifier_key, limited_key)
+    finally:
+        _drop_prefix(args.redis_url, prefix)
+    del org_id
+    return LimitsResults(unlimited, in_process, remote)
+
+
+def _drop_prefix(url: str, prefix: str) -> None:
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+MAX_INPROCESS_COST = 0.10  # in-process limiter: at most 10% of throughput
+MIN_REDIS_SHARE = 0.70  # Redis-backed: at least 70% of in-process
+
+
+def limits_rows(results: LimitsResults) -> list[Row]:
+    none, local, remote = (
+        results.unlimited.wrk,
+        results.in_process.wrk,
+        results.redis.wrk,
+    )
+    cost = 1 - local.requests_per_sec / none.requests_per_sec if none.requests_per_sec else 1.0
+    share = remote.requests_per_sec / local.requests_per_sec if local.requests_per_sec else 0.0
+    errors = sum(r.non_2xx_3xx + r.socket_errors for r in (none, local, remote))
+    return [
+        ("verify, no limit", f"{none.requests_per_sec:,.0f} req/s", "", ""),
+        ("verify, in-process limit", f"{local.requests_per_sec:,.0f} req/s", "", ""),
+        ("verify, Redis limit", f"{remote.requests_per_sec:,.0f} req/s", "", ""),
+        (
+            "in-process limiter cost",
+            f"{cost:.1%}",
+            f"<= {MAX_INPROCESS_COST:.0%}",
+            _met(cost <= MAX_INPROCESS_COST),
+        ),
+        (
+            "Redis / in-process throughput",
+            f"{share:.1%}",
+            f">= {MIN_REDIS_SHARE:.0%}",
+            _met(share >= MIN_REDIS_SHARE),
+        ),
+        (
+            "latency p50 none / in-process / Redis",
+            f"{none.p50_ms:.2f} / {local.p50_ms:.2f} / {remote.p50_ms:.2f} ms",
+            "",
+            "",
+        ),
+        (
+            "latency p99 none / in-process / Redis",
+            f"{none.p99_ms:.2f} / {local.p99_ms:.2f} / {remote.p99_ms:.2f} ms",
+            "",
+            "",
+        ),
+        (
+            "server CPU per verification none / in-process / Redis",
+            " / ".join(
+                _cpu_per_request(r) for r in (results.unlimited, results.in_process, results.redis)
+            ),
+            "",
+            "",
+        ),
+        ("non-2xx answers + socket errors", str(errors), "0", _met(errors == 0)),
+    ]
+
+
+def _cpu_per_request(http: HttpResult) -> str:
+    """The server's CPU time per answered request: steadier than throughput on a machine
+    other processes share, as it does not count the time spent waiting for a core."""
+    if http.cpu.server is None or not http.wrk.requests_per_sec:
+        return "n/a"
+    return f"{http.cpu.server * 1e6 / http.wrk.requests_per_sec:.0f} µs"
+
+
+def limits_notes(results: LimitsResults, env: dict[str, Any]) -> list[str]:
+    lines = [
+        f"machine: {env['cpus']} CPUs ({env['machine']}), Python {env['python']}. wrk, the "
+        "server, Redis and everything else running share them.",
+        "CPU used during each run (100% = one core busy throughout):",
+    ]
+    for name, http in (
+        ("no limit", results.unlimited),
+        ("in-process limit", results.in_process),
+        ("Redis limit", results.redis),
+    ):
+        cpu = http.cpu
+        lines.append(
+            f"  {name:<18} server {_cores(cpu.server):>5}   wrk {_cores(cpu.wrk):>5}"
+            f"   other processes (Redis among them) {_cores(cpu.other):>5}"
+        )
+    return lines
+
+
 # ---- the report --------------------------------------------------------------------------
 
 
@@ -641,6 +804,16 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--ratelimit", action="store_true", help="give the target key a (never reached) rate limit"
     )
     parser.add_argument("--batch", type=int, default=100, help="calls per timed batch (100)")
+    parser.add_argument(
+        "--limits",
+        action="store_true",
+        help="instead: verify throughput with no limit, an in-process limit and a Redis limit",
+    )
+    parser.add_argument(
+        "--redis-url",
+        default="redis://127.0.0.1:6379/0",
+        help="the Redis of --limits (keys under a prefix of the run's own, deleted after)",
+    )
     args = parser.parse_args(argv)
     if min(args.duration, args.connections, args.threads, args.calls, args.batch) < 1:
         parser.error("--duration, --connections, --threads, --calls and --batch must be >= 1")
@@ -664,6 +837,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so the finally blocks stop the
     # server and delete the temporary directory instead of leaving them behind.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    if args.limits:
+        return _main_limits(args, wrk)
     try:
         with tempfile.TemporaryDirectory(prefix="keyplane-bench-") as tmp:
             results = measure(args, wrk, Path(tmp))
@@ -682,6 +857,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     lines = notes(results, env)
     print_report(table, lines, env)
     print(f"results: {os.path.relpath(save(results, table, lines, env))}")
+    return 0
+
+
+def _main_limits(args: argparse.Namespace, wrk: str) -> int:
+    try:
+        with tempfile.TemporaryDirectory(prefix="keyplane-bench-") as tmp:
+            results = measure_limits(args, wrk, Path(tmp))
+    except BenchError as exc:
+        print(f"benchmark failed: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    except Exception:
+        print(mask(traceback.format_exc()), file=sys.stderr)
+        return 1
+    env = environment(args)
+    table = limits_rows(results)
+    lines = limits_notes(results, env)
+    print_table(
+        f"keyplane verification with limits: {env['connections']} connections, "
+        f"wrk -t{env['wrk_threads']}, 1 server worker, {env['duration_s']} s per run",
+        table,
+        lines,
+    )
+    RESULTS_DIR.mkdir(exist_ok=True)
+    now = datetime.now(UTC)
+    path = RESULTS_DIR / f"verify-limits-{now:%Y%m%dT%H%M%SZ}.json"
+    document = {
+        "benchmark": "verify-limits",
+        "at": now.isoformat(),
+        "environment": env,
+        "results": asdict(results),
+        "report": [dict(zip(("figure", "value", "target", "met"), r, strict=True)) for r in table],
+        "notes": lines,
+    }
+    path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    print(f"results: {os.path.relpath(path)}")
     return 0
 
 

@@ -12,7 +12,10 @@ import json
 import logging
 import os
 import secrets
+import shutil
+import signal
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Iterator, Mapping
@@ -23,6 +26,7 @@ from typing import Any
 import httpx
 import psycopg
 import pytest
+import redis
 import uvicorn
 from sqlalchemy.engine import make_url
 
@@ -170,6 +174,98 @@ def postgres_url() -> Iterator[str]:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+REDIS_URL = os.environ.get("KEYPLANE_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The machine's shared Redis. Tests use it only under their own key prefix
+    (``redis_prefix``) and never stop or flush it; one that must break Redis starts its own
+    (``own_redis``)."""
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=3)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        message = f"Redis not reachable at {REDIS_URL}: {type(exc).__name__}"
+        if IN_CI:
+            pytest.fail(f"{message} (CI=true requires Redis)")
+        pytest.skip(message)
+    finally:
+        client.close()
+    return REDIS_URL
+
+
+@pytest.fixture
+def redis_prefix(redis_url: str) -> Iterator[str]:
+    """A key prefix of this test's own in the shared Redis, its keys deleted afterwards."""
+    prefix = f"kptest:{secrets.token_hex(6)}:"
+    yield prefix
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+class OwnRedis:
+    """A redis-server of the test's own on a free port (nothing on disk), to stop at will."""
+
+    def __init__(self, binary: str) -> None:
+        self.port = free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._process = subprocess.Popen(
+            [
+                binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis.Redis.from_url(self.url)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("redis-server did not start") from None
+                time.sleep(0.02)
+        client.close()
+
+    def stop(self) -> None:
+        if self._process.poll() is None:
+            self._process.kill()
+            self._process.wait(timeout=10)
+
+    def pause(self) -> None:
+        """SIGSTOP: connections stay open and nothing answers (a hung Redis)."""
+        self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self._process.send_signal(signal.SIGCONT)
+
+
+@pytest.fixture
+def own_redis() -> Iterator[OwnRedis]:
+    binary = shutil.which("redis-server")
+    if binary is None:
+        if IN_CI:
+            pytest.fail("redis-server is not installed (CI=true requires it)")
+        pytest.skip("redis-server is not installed")
+    server = OwnRedis(binary)
+    yield server
+    server.stop()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -215,7 +311,7 @@ class Server:
         self._thread.join(timeout=10)
 
 
-def _start_server(database_url: str, sqlite_file: Path | None) -> Server:
+def _start_server(database_url: str, sqlite_file: Path | None, **more: Any) -> Server:
     clock = Clock()
     settings = Settings(
         database_url=database_url,
@@ -224,6 +320,7 @@ def _start_server(database_url: str, sqlite_file: Path | None) -> Server:
         # The shared servers' tests keep expired keys and queued deliveries to look at; the
         # job tests run jobs themselves (kp.jobs.run_once) with the injected clock.
         run_jobs=False,
+        **more,
     )
     kp = build(settings, clock=clock)
     _record_issued_keys(kp, SEEN)
@@ -263,6 +360,21 @@ def postgres_server(postgres_url: str, log_capture: LogCapture) -> Iterator[Serv
     server = _start_server(postgres_url, None)
     yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_server(postgres_url: str, redis_url: str, log_capture: LogCapture) -> Iterator[Server]:
+    """Limits in Redis, as several nodes run them: PostgreSQL and the shared Redis (under a
+    prefix of its own). Tests of limits run on it too (``limits_server``)."""
+    prefix = f"kptest:{secrets.token_hex(6)}:"
+    server = _start_server(postgres_url, None, redis_url=redis_url, redis_prefix=prefix)
+    yield server
+    server.stop()
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -9,12 +9,13 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
+import redis
 from fastapi import FastAPI
 from sqlalchemy import Engine
 
@@ -22,11 +23,13 @@ from keyplane import __version__
 from keyplane.container import Keyplane
 from keyplane.domain.invalidation import apply_all
 from keyplane.domain.ports import (
+    BackgroundRateLimiter,
     BackgroundUsageCounter,
     Clock,
     InvalidationListener,
     Job,
     Mailer,
+    Metrics,
 )
 from keyplane.domain.tokens import KeyHasher
 from keyplane.domain.usage import Retention
@@ -41,6 +44,8 @@ from keyplane.memory import (
 from keyplane.metrics import NullMetrics
 from keyplane.outbound import HttpWebhookSender
 from keyplane.passwords import Argon2Passwords
+from keyplane.redisclient import PipelinedRedis
+from keyplane.redislimits import RedisFailurePolicy, RedisRateLimiter
 from keyplane.services.analytics import AnalyticsService, UsageRetentionJob
 from keyplane.services.apps import AppService
 from keyplane.services.auditing import AuditService
@@ -96,11 +101,8 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
             interval=settings.webhooks_delivery_interval,
         ),
     ]
-    # Rate limits and quotas in this process (exact for one process); quota counts are
-    # written back in batches like last-used times.
-    limiter = InProcessRateLimiter(
-        store.record_quota, clock, interval=settings.usage_flush_interval
-    )
+    metrics = NullMetrics()
+    limiter, close_limiter, aclose_limiter = _limiter(settings, store, clock, metrics)
     keys = KeyService(store, hasher, clock, limiter)
     passwords = Argon2Passwords()
     # services/signin.py explains the three counts and their numbers; set-password links
@@ -150,15 +152,66 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
         mailer=mailer,
         jobs=JobRunner(jobs, clock=clock, interval=settings.jobs_interval_seconds),
         limiter=limiter,
-        metrics=NullMetrics(),
+        metrics=metrics,
+        async_closers=[aclose_limiter] if aclose_limiter else [],
         closers=[
             partial(revalidation.shutdown, cancel_futures=True),
             passwords.close,
             sender.close,
+            close_limiter,
             engine.dispose,
         ],
         listener=_listener(settings, cache),
     )
+
+
+def _limiter(
+    settings: Settings, store: SqlStore, clock: Clock, metrics: Metrics
+) -> tuple[BackgroundRateLimiter, Callable[[], None], Callable[[], Awaitable[None]] | None]:
+    """Rate limits and quotas: in this process (exact for one process), or in Redis when
+    KEYPLANE_REDIS_URL is set (exact across nodes). Quota counts are written back to the
+    database in batches like last-used times either way.
+
+    An unreachable Redis at start is logged, not fatal: a node restarted during a Redis
+    blip should serve what KEYPLANE_REDIS_FAILURE allows, like its running peers do, rather
+    than stay down. A URL that is not one is a ConfigurationError."""
+    interval = settings.usage_flush_interval
+    if settings.redis_url is None:
+        return InProcessRateLimiter(store.record_quota, clock, interval=interval), _nothing, None
+    try:
+        # Short timeouts: a verification must not wait long on a sick Redis (the failure
+        # policy answers instead, and skips Redis for a second after a failure).
+        url = settings.redis_url.get_secret_value()
+        client = redis.Redis.from_url(
+            url, socket_timeout=0.5, socket_connect_timeout=0.5, health_check_interval=30
+        )
+        # The verify route awaits its checks on the event loop (api/routes/verify.py).
+        async_client = PipelinedRedis(url, connect_timeout=0.5)
+    except ValueError as exc:
+        raise ConfigurationError(f"KEYPLANE_REDIS_URL: {exc}") from None
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        log.warning(
+            "Redis at KEYPLANE_REDIS_URL is not reachable (%s); starting anyway, limits "
+            "follow KEYPLANE_REDIS_FAILURE until it is",
+            type(exc).__name__,
+        )
+    policy = RedisFailurePolicy(settings.redis_failure, metrics)
+    limiter = RedisRateLimiter(
+        client,
+        store.stored_quota,
+        store.record_quota,
+        policy,
+        prefix=settings.redis_prefix,
+        interval=interval,
+        async_client=async_client,
+    )
+    return limiter, client.close, async_client.aclose
+
+
+def _nothing() -> None:
+    pass
 
 
 def _listener(settings: Settings, cache: InProcessKeyCache) -> InvalidationListener | None:
@@ -235,6 +288,8 @@ def create_app(settings: Settings | None = None, *, keyplane: Keyplane | None = 
         try:
             yield
         finally:
+            for closer in kp.async_closers:
+                await closer()
             kp.close()
 
     app = FastAPI(

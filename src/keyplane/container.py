@@ -6,7 +6,7 @@ web layers and the CLI read it and never learn which implementations they got.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from keyplane.domain.ports import (
@@ -66,6 +66,8 @@ class Keyplane:
     metrics: Metrics
     # Run once, in order, by close(): stop background threads before the pool they use.
     closers: list[Callable[[], None]] = field(default_factory=list)
+    # Run by the ASGI app's shutdown, on its event loop (clients bound to that loop).
+    async_closers: list[Callable[[], Awaitable[None]]] = field(default_factory=list)
     # Other processes' cache invalidations (PostgreSQL); None on SQLite, where this process
     # is the only one that changes anything. Started by `serve`, not by `worker`: a worker
     # verifies nothing, so its cache is never read.

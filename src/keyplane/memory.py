@@ -259,6 +259,8 @@ class InProcessRateLimiter:
     under-charge). GCRA state is not persisted: after a restart limits start full.
     """
 
+    blocking = False
+
     def __init__(
         self,
         write: Callable[[Mapping[str, QuotaSpend]], None],
@@ -315,6 +317,16 @@ class InProcessRateLimiter:
                 self._dirty.add(key_id)
             left = entry[0] if entry is not None else None
             return Admission("VALID", tuple(states), left, 0.0, now)
+
+    async def admit_async(
+        self,
+        key_id: str,
+        limits: tuple[RateLimit, ...],
+        quota: Quota | None,
+        cost: int,
+        now: datetime,
+    ) -> Admission:
+        return self.admit(key_id, limits, quota, cost, now)  # no I/O: nothing to wait for
 
     def _unspent(self, key_id: str, states: list[LimitState], t: int) -> tuple[LimitState, ...]:
         """The states of a refused check: each limit as it stands, nothing spent (the one

@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     # overspent) and open for rate limits (an outage of Redis must not become one of every
     # API behind keyplane). The decision is taken in one place: redislimits.py.
     redis_failure: Literal["open", "closed"] | None = None
+    # Prefix of every Redis key keyplane writes (several deployments may share a Redis).
+    redis_prefix: str = "keyplane:"
     # GET /metrics in the Prometheus text format (off: 404).
     metrics: bool = False
     log_level: str = "info"

@@ -1,7 +1,8 @@
 """Per-key limits through the API: the fields on keys, apps and the organization, and what
 verification answers (IP_FORBIDDEN, RATE_LIMITED, USAGE_EXCEEDED with the numbers), in the
-documented order, spending nothing on a refusal. On SQLite and PostgreSQL, with the
-server's clock moved instead of waiting."""
+documented order, spending nothing on a refusal. On SQLite and PostgreSQL with limits in
+process, and on PostgreSQL with limits in Redis; the server's clock moved instead of
+waiting."""
 
 from __future__ import annotations
 
@@ -15,11 +16,27 @@ from sqlalchemy import select
 
 from keyplane.storage.tables import api_keys
 
-from conftest import Api, Org
+from conftest import Api, Org, Server
 from support import problem
 
 MINUTE = {"name": "minute", "limit": 3, "period_seconds": 60}
 DAILY = {"name": "daily", "limit": 10000, "period_seconds": 86400}
+
+
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgresql", marks=pytest.mark.postgres),
+        pytest.param("redis", marks=[pytest.mark.postgres, pytest.mark.redis]),
+    ]
+)
+def server(request: pytest.FixtureRequest) -> Server:
+    """The server under test: each backend, and limits in Redis (conftest.redis_server)."""
+    fixture = {"sqlite": "sqlite_server", "postgresql": "postgres_server"}.get(
+        request.param, "redis_server"
+    )
+    result: Server = request.getfixturevalue(fixture)
+    return result
 
 
 @pytest.fixture

@@ -15,6 +15,9 @@ StorageUnavailable        the store could not complete a unit of work (nothing o
                           written): a database that is down, full or refusing a write. Not
                           a KeyplaneError: nothing the caller did caused it, and no handler
                           of the caller's mistakes may swallow it (the API answers 503).
+└── LimitsUnavailable     the rate-limit store (Redis) is unreachable and the failure policy
+                          says closed (redislimits.py): keyplane cannot tell whether the key
+                          may be used, so it answers 503 rather than guess.
 MailUnavailable           the mail server did not accept a message (a job retries).
 """
 
@@ -127,6 +130,20 @@ class StorageUnavailable(Exception):
         super().__init__(
             "The database could not complete this request; nothing was changed. "
             f"Try again in {retry_after} seconds."
+        )
+        self.retry_after = retry_after
+
+
+class LimitsUnavailable(StorageUnavailable):
+    """Redis could not be reached to check a key's rate limits or quota, and
+    KEYPLANE_REDIS_FAILURE (or its default for quotas) says closed. A StorageUnavailable,
+    so every path that answers 503 for a failed store answers it too."""
+
+    def __init__(self, retry_after: int = 1) -> None:
+        Exception.__init__(
+            self,
+            "The rate limits and quota of this key cannot be checked right now, so it is not "
+            f"accepted. Try again in {retry_after} seconds.",
         )
         self.retry_after = retry_after
 

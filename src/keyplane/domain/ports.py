@@ -114,6 +114,7 @@ class KeyRepository(Protocol):
     def set_quota(self, org_id: str, key_id: str, quota: Quota | None) -> None: ...
     def add_quota(self, org_id: str, key_id: str, amount: int) -> None: ...
     def record_quota(self, spent: Mapping[str, QuotaSpend]) -> None: ...
+    def quota(self, key_id: str) -> Quota | None: ...
 
     # The expiry jobs' claims: each locks what it answers (FOR UPDATE SKIP LOCKED where the
     # database has it) and leaves out keys already noticed, so every batch is new work.
@@ -406,6 +407,10 @@ class RateLimiter(Protocol):
     script covering every limit and the quota, seeded from ``quota`` with SET NX).
     """
 
+    # True when ``admit`` may wait on the network (Redis): an event loop then awaits
+    # ``admit_async``. False: ``admit`` only takes a lock in memory; call it inline.
+    blocking: bool
+
     def admit(
         self,
         key_id: str,
@@ -414,6 +419,17 @@ class RateLimiter(Protocol):
         cost: int,
         now: datetime,
     ) -> Admission: ...
+
+    async def admit_async(
+        self,
+        key_id: str,
+        limits: tuple[RateLimit, ...],
+        quota: Quota | None,
+        cost: int,
+        now: datetime,
+    ) -> Admission:
+        """``admit`` for an event loop: a remote limiter waits without holding a thread."""
+        ...
 
     def quota_set(self, key_id: str, quota: Quota | None) -> None:
         """After a committed change that replaced the key's quota (None: removed it)."""
@@ -442,6 +458,11 @@ class LimitStore(Protocol):
     (KeyRepository.record_quota explains the arithmetic)."""
 
     def record_quota(self, spent: Mapping[str, QuotaSpend]) -> None: ...
+
+    def stored_quota(self, key_id: str) -> Quota | None:
+        """The key's quota as the database has it now (None: no quota, or no such key), for
+        a shared limiter seeding a count it does not hold."""
+        ...
 
 
 class UsageRecorder(Protocol):

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from keyplane.domain.catalogue import Catalogue
-from keyplane.domain.errors import InvalidInput, NotFound
+from keyplane.domain.errors import InvalidInput, NotFound, StorageUnavailable
 from keyplane.domain.ids import new_id
 from keyplane.domain.limits import (
     EXPIRES_IN_DAYS_MAX,
@@ -241,7 +241,12 @@ class KeyService:
         limits = merge(org.ratelimits if org else (), view.app_limits, key.ratelimits)
         if not limits and key.quota is None:
             return view
-        live = self._limiter.admit(key.id, limits, key.quota, 0, now)
+        try:
+            live = self._limiter.admit(key.id, limits, key.quota, 0, now)
+        except StorageUnavailable:  # Redis down and the policy closed: the stored numbers
+            return view
+        if len(live.limits) != len(limits):  # Redis down, admitted unchecked: same
+            return view
         return replace(view, limits=live)
 
     def page(

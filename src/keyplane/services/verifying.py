@@ -37,7 +37,7 @@ from keyplane.domain.ports import (
     UsageCounter,
     UsageRecorder,
 )
-from keyplane.domain.ratelimits import IpAllowlist, merge
+from keyplane.domain.ratelimits import Admission, IpAllowlist, merge
 from keyplane.domain.tokens import KEY_LENGTH, KeyHasher, parse_key
 from keyplane.domain.verification import CachedKey, ProfileView, Verdict
 from keyplane.services.common import Principal
@@ -80,6 +80,12 @@ class Verifier:
         self._background = background or _thread
         # Digests being reloaded: one reload per stale record, however many requests see it.
         self._refreshing: set[str] = set()
+
+    @property
+    def limits_block(self) -> bool:
+        """True when checking limits waits on the network (Redis): an event loop then
+        calls ``judge_async``/``principal_of_async`` for a limited key."""
+        return self._limiter.blocking
 
     def lookup(self, presented: str, *, load: bool = True) -> CachedKey | NeedsLoad | None:
         """The key's verification record, or None for garbage and unknown keys.
@@ -179,8 +185,34 @@ class Verifier:
         address (required by a key with an allowlist); ``cost``: what this use spends of
         the key's rate limits and quota (0: check only)."""
         now = self._clock()
-        verdict = self._judge(org_id, entry, scopes, now, ip, cost)
+        verdict = self._judge(org_id, entry, scopes, now, ip)
+        if isinstance(verdict, CachedKey):  # every check passed; the limits decide
+            admission = self._limiter.admit(
+                verdict.key_id, verdict.ratelimits, verdict.quota, cost, now
+            )
+            verdict = Verdict(admission.code, verdict, admission=admission)
         # A key of another organization counts as NOT_FOUND in the asking one, against no key.
+        self._counter.count(org_id, verdict.key, verdict.code, now)
+        return verdict
+
+    async def judge_async(
+        self,
+        org_id: str,
+        entry: CachedKey | None,
+        scopes: Sequence[str] = (),
+        *,
+        ip: str | None = None,
+        cost: int = 1,
+    ) -> Verdict:
+        """``judge`` for an event loop when the limiter waits on the network
+        (``limits_block``): the limits are checked without holding a thread."""
+        now = self._clock()
+        verdict = self._judge(org_id, entry, scopes, now, ip)
+        if isinstance(verdict, CachedKey):
+            admission = await self._limiter.admit_async(
+                verdict.key_id, verdict.ratelimits, verdict.quota, cost, now
+            )
+            verdict = Verdict(admission.code, verdict, admission=admission)
         self._counter.count(org_id, verdict.key, verdict.code, now)
         return verdict
 
@@ -191,8 +223,9 @@ class Verifier:
         scopes: Sequence[str],
         now: datetime,
         ip: str | None,
-        cost: int,
-    ) -> Verdict:
+    ) -> Verdict | CachedKey:
+        """The verdict of every check before the limits, or the entry when those passed
+        and its limits decide."""
         if entry is not None and now >= entry.stale_at:
             self._revalidate(entry.digest)
         if entry is None or entry.org_id != org_id:
@@ -208,8 +241,7 @@ class Verifier:
             if missing:
                 return Verdict("INSUFFICIENT_SCOPE", entry, tuple(missing))
         if entry.limited:
-            admission = self._limiter.admit(entry.key_id, entry.ratelimits, entry.quota, cost, now)
-            return Verdict(admission.code, entry, admission=admission)
+            return entry
         return Verdict("VALID", entry)
 
     def authenticate(self, presented: str | None, ip: str | None = None) -> Principal:
@@ -220,6 +252,24 @@ class Verifier:
         """The caller, after the key's own limits admitted this call: IpForbidden outside
         its allowlist (``ip``: the client's address), LimitExceeded over a rate limit or
         out of quota (each call costs 1). The outcome is counted like a verification's."""
+        entry, now = self._caller(entry, ip)
+        admission = None
+        if entry.limited:
+            admission = self._limiter.admit(entry.key_id, entry.ratelimits, entry.quota, 1, now)
+        return self._admitted(entry, admission, now)
+
+    async def principal_of_async(self, entry: CachedKey | None, ip: str | None = None) -> Principal:
+        """``principal_of`` for an event loop when the limiter waits on the network."""
+        entry, now = self._caller(entry, ip)
+        admission = None
+        if entry.limited:
+            admission = await self._limiter.admit_async(
+                entry.key_id, entry.ratelimits, entry.quota, 1, now
+            )
+        return self._admitted(entry, admission, now)
+
+    def _caller(self, entry: CachedKey | None, ip: str | None) -> tuple[CachedKey, datetime]:
+        """The checks of a calling key before its limits (raising what refuses it)."""
         if entry is None:
             raise Unauthenticated("The API key is missing, malformed or unknown.")
         now = self._clock()
@@ -236,13 +286,13 @@ class Verifier:
         if entry.allowlist is not None and not entry.allowlist.allows(ip):
             self._counter.count(entry.org_id, entry, "IP_FORBIDDEN", now)
             raise IpForbidden
-        admission = None
-        if entry.limited:
-            admission = self._limiter.admit(entry.key_id, entry.ratelimits, entry.quota, 1, now)
-            if not admission.admitted:
-                self._counter.count(entry.org_id, entry, admission.code, now)
-                raise LimitExceeded(admission)
-        self._counter.count(entry.org_id, entry, code, now)  # the outcome of authentication
+        return entry, now
+
+    def _admitted(self, entry: CachedKey, admission: Admission | None, now: datetime) -> Principal:
+        if admission is not None and not admission.admitted:
+            self._counter.count(entry.org_id, entry, admission.code, now)
+            raise LimitExceeded(admission)
+        self._counter.count(entry.org_id, entry, "VALID", now)  # the outcome of authentication
         return Principal(entry.org_id, entry.key_id, entry.scopes, limits=admission)
 
     def load(self, presented: str) -> CachedKey | None:

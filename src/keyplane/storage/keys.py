@@ -264,30 +264,41 @@ class SqlKeyRepository:
         query = update(api_keys).where(c.org_id == org_id, c.id == key_id)
         self._conn.execute(query.values(quota_remaining=c.quota_remaining + amount))
 
-    def record_quota(self, spent: Mapping[str, tuple[int, datetime | None, int]]) -> None:
-        """The limiter's batch: per key, (spent since the last batch or refill, the refill
-        instant applied in memory or None, the refill amount). A refill newer than the
-        stored one sets the count to amount - spent; otherwise spent is subtracted (never
-        below 0). Keys are written in sorted order, so two writers never deadlock."""
+    def quota(self, key_id: str) -> Quota | None:
         c = api_keys.c
-        newer = and_(
-            bindparam("refilled_at", type_=c.quota_refilled_at.type).is_not(None),
-            or_(
-                c.quota_refilled_at.is_(None),
-                c.quota_refilled_at < bindparam("refilled_at", type_=c.quota_refilled_at.type),
-            ),
-        )
+        query = select(c.quota_remaining, c.quota_refill, c.quota_refilled_at).where(c.id == key_id)
+        row = self._conn.execute(query).first()
+        if row is None or row.quota_remaining is None:
+            return None
+        return Quota(row.quota_remaining, refill_of(row.quota_refill), row.quota_refilled_at)
+
+    def record_quota(self, spent: Mapping[str, tuple[int, datetime | None, int]]) -> None:
+        """A limiter's batch: per key, (spent since the last batch or refill, the refill
+        instant those spends were made under or None, the refill amount). Relative to the
+        stored count, so batches of several processes add up:
+
+        - a refill instant newer than the stored one: the count is amount - spent (the
+          first batch after a refill applies it; later ones under the same instant
+          subtract);
+        - the same instant, or None: spent is subtracted (never below 0);
+        - an older instant: ignored, a refill since has replaced what those spends left.
+
+        Keys are written in sorted order, so two writers never deadlock."""
+        c = api_keys.c
+        at = bindparam("refilled_at", type_=c.quota_refilled_at.type)
+        newer = and_(at.is_not(None), or_(c.quota_refilled_at.is_(None), c.quota_refilled_at < at))
         base = case((newer, bindparam("amount", type_=Integer)), else_=c.quota_remaining)
         remaining = base - bindparam("spent", type_=Integer)
         query = (
             update(api_keys)
-            .where(c.id == bindparam("key_id"), c.quota_remaining.is_not(None))
+            .where(
+                c.id == bindparam("key_id"),
+                c.quota_remaining.is_not(None),
+                or_(at.is_(None), c.quota_refilled_at.is_(None), c.quota_refilled_at <= at),
+            )
             .values(
                 quota_remaining=case((remaining < 0, 0), else_=remaining),
-                quota_refilled_at=case(
-                    (newer, bindparam("refilled_at", type_=c.quota_refilled_at.type)),
-                    else_=c.quota_refilled_at,
-                ),
+                quota_refilled_at=case((newer, at), else_=c.quota_refilled_at),
             )
         )
         params = [

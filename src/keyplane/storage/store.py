@@ -23,6 +23,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 
 from keyplane.domain.errors import Conflict, StorageUnavailable
 from keyplane.domain.ports import QuotaSpend
+from keyplane.domain.ratelimits import Quota
 from keyplane.storage.apps import SqlAppRepository
 from keyplane.storage.audit import SqlAuditRepository
 from keyplane.storage.engine import READ_ONLY
@@ -99,6 +100,10 @@ class SqlStore:
     def record_quota(self, spent: Mapping[str, QuotaSpend]) -> None:
         with self.transaction() as tx:
             tx.keys.record_quota(spent)
+
+    def stored_quota(self, key_id: str) -> Quota | None:
+        with self.read() as tx:
+            return tx.keys.quota(key_id)
 
     def scrub(self) -> None:
         """On SQLite, after a purge: copy the WAL into the database file and truncate it.

@@ -25,8 +25,10 @@ _DESCRIPTIONS = {
     429: "The calling key is over one of its rate limits (`Retry-After` says when to retry) "
     "or out of quota (`code` USAGE_EXCEEDED; `Retry-After` until its refill, if any). "
     "Every response to a key with rate limits carries `RateLimit-Policy` and `RateLimit`.",
-    503: "The database could not complete the request; nothing was changed. Retry after "
-    "`Retry-After` seconds.",
+    503: "The database could not complete the request (nothing was changed), or the "
+    "calling or verified key's rate limits or quota cannot be checked because Redis is "
+    "unreachable and KEYPLANE_REDIS_FAILURE says closed (the default for quotas). Retry "
+    "after `Retry-After` seconds.",
 }
 # What any operation taking a JSON body can answer, whatever its route declares: the body
 # is read and parsed before the route runs.
