@@ -156,6 +156,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
         limiter=limiter,
         metrics=metrics,
         closers=[
+            *([metrics.close] if isinstance(metrics, PrometheusMetrics) else []),
             partial(revalidation.shutdown, cancel_futures=True),
             passwords.close,
             sender.close,

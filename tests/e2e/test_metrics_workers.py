@@ -97,6 +97,9 @@ def test_a_scrape_of_any_worker_shows_the_sum_of_both(
                 assert verify(base, owner, target["key"]) == "VALID"
             for _ in range(10):
                 assert verify(base, owner, "kp_live_unknown") == "NOT_FOUND"
+            # Each worker flushes its counts every second (keyplane/metrics.py): after that,
+            # every scrape shows both workers' counts summed, whichever answers it.
+            time.sleep(1.5)
             counted = set()
             for _ in range(8):
                 text, samples = scrape(base)

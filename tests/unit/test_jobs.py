@@ -105,5 +105,6 @@ def test_each_round_is_counted_by_job_and_outcome(monkeypatch: pytest.MonkeyPatc
     runner.run_once()
     runner.run_once()
     text = metrics.exposition().decode()
+    metrics.close()
     assert 'keyplane_job_runs_total{job="broken",outcome="error"} 2.0' in text
     assert 'keyplane_job_runs_total{job="fine",outcome="ok"} 2.0' in text

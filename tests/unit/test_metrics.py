@@ -3,6 +3,9 @@ caller passes (no key, id, name or client input becomes a time series)."""
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -19,9 +22,11 @@ def samples(metrics: PrometheusMetrics) -> dict[tuple[str, tuple[tuple[str, str]
 
 
 @pytest.fixture
-def metrics(monkeypatch: pytest.MonkeyPatch) -> PrometheusMetrics:
+def metrics(monkeypatch: pytest.MonkeyPatch) -> Iterator[PrometheusMetrics]:
     monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)  # one process here
-    return PrometheusMetrics()
+    made = PrometheusMetrics()
+    yield made
+    made.close()
 
 
 def test_each_call_counts_in_its_own_series(metrics: PrometheusMetrics) -> None:
@@ -79,3 +84,29 @@ def test_a_label_value_outside_its_set_is_counted_as_other(
     text = metrics.exposition().decode()
     for leaked in ("kp_live", "Acme", "key_01", "a" * 64, "org_123", "example.com"):
         assert leaked not in text
+
+
+def test_counts_from_many_threads_are_all_there_at_the_next_scrape(
+    metrics: PrometheusMetrics,
+) -> None:
+    """Each thread counts in a tally of its own (no lock on the hot path), flushed by a
+    thread of the metrics' own and before each scrape: nothing is lost or counted twice."""
+
+    def verify_many() -> None:
+        for _ in range(20_000):
+            metrics.verified("VALID", 0.0001)
+            metrics.cache_lookup(True)
+
+    threads = [threading.Thread(target=verify_many) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    middle = samples(metrics)  # a scrape while they count
+    for thread in threads:
+        thread.join()
+    seen = samples(metrics)
+    assert middle[("keyplane_verifications_total", (("code", "VALID"),))] <= 80_000
+    assert seen[("keyplane_verifications_total", (("code", "VALID"),))] == 80_000
+    assert seen[("keyplane_key_cache_lookups_total", (("result", "hit"),))] == 80_000
+    assert seen[("keyplane_verification_seconds_bucket", (("le", "0.0001"),))] == 80_000
+    assert seen[("keyplane_verification_seconds_bucket", (("le", "5e-05"),))] == 0
+    assert seen[("keyplane_verification_seconds_sum", ())] == pytest.approx(8.0)
