@@ -99,8 +99,10 @@ def test_verifications_are_counted_by_outcome(metered: Server) -> None:
     assert key[:12] not in text
 
 
-def test_an_unknown_method_or_a_post_is_refused(metered: Server) -> None:
+def test_metrics_are_an_operator_s_endpoint_outside_the_api_document(metered: Server) -> None:
     assert httpx.post(f"{metered.base_url}/metrics").status_code == 405
+    paths = httpx.get(f"{metered.base_url}/openapi.json").json()["paths"]
+    assert "/metrics" not in paths
 
 
 def test_a_metrics_token_is_required_when_set(tmp_path_factory: pytest.TempPathFactory) -> None:
