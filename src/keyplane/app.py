@@ -41,7 +41,7 @@ from keyplane.memory import (
     InProcessKeyCache,
     InProcessRateLimiter,
 )
-from keyplane.metrics import NullMetrics
+from keyplane.metrics import NullMetrics, PrometheusMetrics
 from keyplane.outbound import HttpWebhookSender
 from keyplane.passwords import Argon2Passwords
 from keyplane.redisclient import PipelinedRedis
@@ -81,6 +81,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
     if run_migrations:
         migrate(engine)
     _check_secret(settings, hasher, engine)
+    metrics: Metrics = PrometheusMetrics() if settings.metrics else NullMetrics()
     cache = InProcessKeyCache(max_entries=settings.cache_max_entries)
     store = SqlStore(engine, committed=lambda notices: apply_all(cache, notices))
     usage = BufferedUsageRecorder(store.record_last_used, interval=settings.usage_flush_interval)
@@ -99,9 +100,9 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
             mailer,
             stamp=utc_now,
             interval=settings.webhooks_delivery_interval,
+            metrics=metrics,
         ),
     ]
-    metrics = NullMetrics()
     limiter, close_limiter, aclose_limiter = _limiter(settings, store, clock, metrics)
     keys = KeyService(store, hasher, clock, limiter)
     passwords = Argon2Passwords()
@@ -133,6 +134,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
             limiter,
             ttl=timedelta(seconds=settings.cache_ttl_seconds),
             background=revalidation.submit,
+            metrics=metrics,
         ),
         analytics=AnalyticsService(store, usage_counts, clock),
         users=UserService(store, passwords, clock, accounts, time.monotonic),
@@ -150,18 +152,19 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
             store, hasher, clock, allow_private=settings.webhooks_allow_private
         ),
         mailer=mailer,
-        jobs=JobRunner(jobs, clock=clock, interval=settings.jobs_interval_seconds),
+        jobs=JobRunner(jobs, clock=clock, interval=settings.jobs_interval_seconds, metrics=metrics),
         limiter=limiter,
         metrics=metrics,
         async_closers=[aclose_limiter] if aclose_limiter else [],
         closers=[
+            *([metrics.close] if isinstance(metrics, PrometheusMetrics) else []),
             partial(revalidation.shutdown, cancel_futures=True),
             passwords.close,
             sender.close,
             close_limiter,
             engine.dispose,
         ],
-        listener=_listener(settings, cache),
+        listener=_listener(settings, cache, metrics),
     )
 
 
@@ -214,7 +217,9 @@ def _nothing() -> None:
     pass
 
 
-def _listener(settings: Settings, cache: InProcessKeyCache) -> InvalidationListener | None:
+def _listener(
+    settings: Settings, cache: InProcessKeyCache, metrics: Metrics
+) -> InvalidationListener | None:
     """How other processes' changes reach this one's cache.
 
     PostgreSQL LISTEN/NOTIFY, also when KEYPLANE_REDIS_URL is set: the notice is sent
@@ -226,7 +231,7 @@ def _listener(settings: Settings, cache: InProcessKeyCache) -> InvalidationListe
     """
     if is_sqlite(settings.database_url):
         return None
-    return PostgresInvalidationListener(settings.database_url, cache)
+    return PostgresInvalidationListener(settings.database_url, cache, metrics)
 
 
 def _usage_counter(
@@ -276,6 +281,7 @@ def create_app(settings: Settings | None = None, *, keyplane: Keyplane | None = 
     # The web layers are imported only when serving: the CLI's other commands skip them.
     from keyplane.api import install
     from keyplane.api.middleware import TrustedProxies
+    from keyplane.api.routes.metrics import install_metrics
     from keyplane.console import install_console
 
     kp = keyplane if keyplane is not None else build(settings or Settings())
@@ -308,6 +314,8 @@ def create_app(settings: Settings | None = None, *, keyplane: Keyplane | None = 
     app.state.keyplane = kp
     install(app)
     install_console(app)
+    if isinstance(kp.metrics, PrometheusMetrics):
+        install_metrics(app, kp.metrics.exposition, kp.metrics.content_type, config.metrics_token)
     # Outermost, so that every guard, throttle and audit record sees the real client.
     app.add_middleware(TrustedProxies, trusted=config.trusted_proxies)
     return app

@@ -18,7 +18,8 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 
-from keyplane.domain.ports import Clock, Job
+from keyplane.domain.ports import Clock, Job, Metrics
+from keyplane.metrics import NullMetrics
 
 log = logging.getLogger(__name__)
 
@@ -85,9 +86,17 @@ class JobRunner:
     own thread, between ``start`` and ``stop``; ``run_once`` runs every job once, in order,
     on the caller's thread (tests, and ``keyplane worker --once``)."""
 
-    def __init__(self, jobs: Sequence[Job], *, clock: Clock, interval: float) -> None:
+    def __init__(
+        self,
+        jobs: Sequence[Job],
+        *,
+        clock: Clock,
+        interval: float,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.jobs = tuple(jobs)
         self._clock = clock
+        self._metrics = metrics or NullMetrics()
         self._threads = [
             Periodic(
                 f"keyplane-job-{job.name}",
@@ -122,16 +131,26 @@ class JobRunner:
         done: dict[str, int] = {}
         for job in self.jobs:
             try:
-                done[job.name] = job.run(self._clock())
+                done[job.name] = self._counted(job)
             except Exception:
                 log.exception("job %s failed", job.name)
         return done
 
     def _runner(self, job: Job) -> Callable[[], object]:
         def run() -> object:
-            handled = job.run(self._clock())
+            handled = self._counted(job)
             if handled:
                 log.info("job %s handled %d", job.name, handled)
             return handled
 
         return run
+
+    def _counted(self, job: Job) -> int:
+        """One round of ``job``, counted by outcome (its exception goes on to the caller)."""
+        try:
+            handled = job.run(self._clock())
+        except Exception:
+            self._metrics.job_ran(job.name, "error")
+            raise
+        self._metrics.job_ran(job.name, "ok")
+        return handled

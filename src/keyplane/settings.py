@@ -70,8 +70,11 @@ class Settings(BaseSettings):
     redis_failure: Literal["open", "closed"] | None = None
     # Prefix of every Redis key keyplane writes (several deployments may share a Redis).
     redis_prefix: str = "keyplane:"
-    # GET /metrics in the Prometheus text format (off: 404).
+    # GET /metrics in the Prometheus text format (off: 404). It shares the API's port: keep
+    # it from the public (load balancer, firewall) or require a bearer token for it
+    # (api/routes/metrics.py).
     metrics: bool = False
+    metrics_token: SecretStr | None = None
     log_level: str = "info"
     # Console cookies are Secure: browsers send them over HTTPS and to localhost only. Turn
     # off only behind a trusted plain-HTTP hop (never on the open internet).

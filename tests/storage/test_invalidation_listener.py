@@ -14,6 +14,7 @@ import pytest
 
 from keyplane.app import build
 from keyplane.container import Keyplane
+from keyplane.domain.invalidation import unstamped
 from keyplane.services.apps import AppChanges
 from keyplane.services.common import Principal
 from keyplane.services.keys import KeyChanges, NewKey
@@ -154,7 +155,7 @@ def test_a_rolled_back_change_notifies_nobody(nodes: Nodes) -> None:
         with nodes.a.store.transaction() as tx:
             tx.invalidations.key("key_marker")
         # Notices arrive in commit order: once the marker is here, nothing came before it.
-        heard = [n.payload for n in probe.notifies(timeout=5, stop_after=1)]
+        heard = [unstamped(n.payload)[0] for n in probe.notifies(timeout=5, stop_after=1)]
     assert heard == ["key:key_marker"]
     eventually(lambda: listener(nodes.b).received == heard_before + 1)
     assert nodes.b.cache.get(entry.digest) is entry
@@ -186,5 +187,5 @@ def test_a_notice_recorded_twice_in_one_transaction_is_sent_once(nodes: Nodes) -
             tx.invalidations.app("app_twice")
             tx.invalidations.app("app_twice")
             tx.invalidations.key("key_last")
-        heard = [n.payload for n in probe.notifies(timeout=5, stop_after=2)]
+        heard = [unstamped(n.payload)[0] for n in probe.notifies(timeout=5, stop_after=2)]
     assert heard == ["app:app_twice", "key:key_last"]

@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 import pytest
 
 from keyplane.jobs import JobRunner, Periodic
+from keyplane.metrics import PrometheusMetrics
 
 NOW = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
@@ -90,3 +91,20 @@ def test_periodic_stops_promptly_even_in_a_long_wait() -> None:
     periodic.stop(timeout=5)
     assert not periodic.running
     assert calls == []
+
+
+def test_each_round_is_counted_by_job_and_outcome(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR", raising=False)
+    metrics = PrometheusMetrics()
+    runner = JobRunner(
+        [CountingJob("broken", fail=True), CountingJob("fine")],
+        clock=lambda: NOW,
+        interval=3600,
+        metrics=metrics,
+    )
+    runner.run_once()
+    runner.run_once()
+    text = metrics.exposition().decode()
+    metrics.close()
+    assert 'keyplane_job_runs_total{job="broken",outcome="error"} 2.0' in text
+    assert 'keyplane_job_runs_total{job="fine",outcome="ok"} 2.0' in text

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import sys
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -189,11 +193,37 @@ def serve(
         from uvicorn.supervisors import Multiprocess
 
         config = server_config("keyplane.cli.main:worker_app", settings, workers)
-        Multiprocess(config, sockets=[sock]).run()
+        with _metrics_directory(settings.metrics):
+            Multiprocess(config, sockets=[sock]).run()
         return
     sys.setswitchinterval(SWITCH_INTERVAL)
     server = uvicorn.Server(server_config(create_app(keyplane=kp), settings))
     server.run(sockets=[sock])
+
+
+@contextmanager
+def _metrics_directory(enabled: bool) -> Iterator[None]:
+    """With KEYPLANE_METRICS=true, the directory where every worker keeps its metric values
+    and any one of them sums them for GET /metrics (keyplane/metrics.py).
+
+    A new private directory for each run, removed at exit: prometheus-client requires an
+    empty one at start (values left by an earlier run would be counted again), and 0700
+    keeps other users of the machine from reading or faking the counts. Set in the
+    environment here, before the workers are spawned: they import prometheus-client after
+    it. A worker that exits (uvicorn replaces a dead one) leaves its files, and that is
+    right for counters and histograms, the only kinds keyplane has: what it counted
+    happened. ``multiprocess.mark_process_dead`` only removes live-gauge files, so it is
+    not called; a ``livesum``/``liveall`` gauge would need it in the supervisor.
+    """
+    if not enabled:
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="keyplane-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    try:
+        yield
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 def worker_app() -> Any:

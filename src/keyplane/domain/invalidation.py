@@ -10,6 +10,7 @@ revoked key.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Final, Literal
 
@@ -21,6 +22,28 @@ KINDS: Final = ("key", "app", "profile", "org")
 
 def notice(kind: Kind, ident: str) -> str:
     return f"{kind}:{ident}"
+
+
+def stamped(text: str, sent_at: float) -> str:
+    """The notice as it travels between processes: ``<sent_at> <kind>:<id>``, the send
+    time in Unix seconds first, so the receiver can measure the delay (a metric). Before
+    the first colon on purpose: a node of an older version reads the stamp as an unknown
+    kind and drops its whole cache, where a stamp after the id would make it forget
+    nothing (an id that matches no record)."""
+    return f"{sent_at:.6f} {text}"
+
+
+def unstamped(payload: str) -> tuple[str, float | None]:
+    """The notice and its send time (None: an unstamped notice, from an older node)."""
+    head, space, text = payload.partition(" ")
+    if space and ":" not in head:
+        try:
+            sent_at = float(head)
+        except ValueError:
+            return payload, None
+        if math.isfinite(sent_at):
+            return text, sent_at
+    return payload, None
 
 
 def apply(cache: KeyCache, text: str) -> None:

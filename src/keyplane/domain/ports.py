@@ -364,6 +364,12 @@ class Metrics(Protocol):
         """One verification answered ``code`` (domain.verification.Code) in ``seconds``."""
         ...
 
+    def authenticated(self, code: str) -> None:
+        """A call to keyplane's own API made with a key: ``code`` is what that key's
+        verification said (VALID when the call went ahead; NOT_FOUND, EXPIRED, DISABLED,
+        IP_FORBIDDEN, RATE_LIMITED or USAGE_EXCEEDED when it was refused)."""
+        ...
+
     def cache_lookup(self, hit: bool) -> None:
         """A verification record was found in the KeyCache (or had to be loaded)."""
         ...

@@ -28,7 +28,7 @@ from typing import Final
 from keyplane.domain.errors import MailUnavailable
 from keyplane.domain.ids import new_id
 from keyplane.domain.limits import PAGE_MAX
-from keyplane.domain.ports import Clock, Mailer, Store, Transaction, WebhookSender
+from keyplane.domain.ports import Clock, Mailer, Metrics, Store, Transaction, WebhookSender
 from keyplane.domain.scopes import ScopeSet
 from keyplane.domain.tokens import KeyHasher
 from keyplane.domain.webhooks import (
@@ -42,6 +42,7 @@ from keyplane.domain.webhooks import (
     headers,
     retry_delay,
 )
+from keyplane.metrics import NullMetrics
 from keyplane.services.common import Principal, record
 
 log = logging.getLogger(__name__)
@@ -67,8 +68,10 @@ class WebhookDeliveryJob:
         interval: float = 1.0,
         batch: int = 50,
         workers: int = 8,
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
+        self._metrics = metrics or NullMetrics()
         self._hasher = hasher
         self._sender = sender
         self._mailer = mailer
@@ -147,6 +150,7 @@ class WebhookDeliveryJob:
         )
         lease = message.lease_until
         assert lease is not None  # noqa: S101 - claimed messages carry their lease
+        gave_up = now - message.retry_from >= RETRY_FOR
         with self._store.transaction() as tx:
             if outcome.ok:
                 tx.webhooks.finish(
@@ -154,8 +158,7 @@ class WebhookDeliveryJob:
                 )
                 if webhook.failing_since is not None:
                     tx.webhooks.set_failing(webhook.id, None)
-                return True
-            if now - message.retry_from >= RETRY_FOR:
+            elif gave_up:
                 tx.webhooks.finish(
                     attempt, lease_until=lease, status="failed", next_attempt_at=None
                 )
@@ -164,12 +167,14 @@ class WebhookDeliveryJob:
                 tx.webhooks.finish(
                     attempt, lease_until=lease, status="pending", next_attempt_at=now + delay
                 )
-            tx.webhooks.set_failing(webhook.id, now)
-            failing_since = webhook.failing_since or now
-            if now - failing_since >= DISABLE_AFTER:
-                current = tx.webhooks.get(webhook.org_id, webhook.id)
-                if current is not None and current.enabled:
-                    self._disable(tx, current, failing_since, now)
+            if not outcome.ok:
+                self._failing(tx, webhook, now)
+        # Counted once the attempt is committed (a failed write leaves it to be tried again).
+        self._metrics.webhook_delivery(
+            "delivered" if outcome.ok else "gave_up" if gave_up else "failed"
+        )
+        if outcome.ok:
+            return True
         log.info(
             "webhook %s: message %s attempt failed (%s)",
             webhook.id,
@@ -177,6 +182,14 @@ class WebhookDeliveryJob:
             outcome.status_code or outcome.error,
         )
         return False
+
+    def _failing(self, tx: Transaction, webhook: Webhook, now: datetime) -> None:
+        tx.webhooks.set_failing(webhook.id, now)
+        failing_since = webhook.failing_since or now
+        if now - failing_since >= DISABLE_AFTER:
+            current = tx.webhooks.get(webhook.org_id, webhook.id)
+            if current is not None and current.enabled:
+                self._disable(tx, current, failing_since, now)
 
     @staticmethod
     def _disable(tx: Transaction, webhook: Webhook, failing_since: datetime, now: datetime) -> None:

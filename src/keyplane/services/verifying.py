@@ -32,6 +32,7 @@ from keyplane.domain.models import effective_scopes
 from keyplane.domain.ports import (
     Clock,
     KeyCache,
+    Metrics,
     RateLimiter,
     Store,
     UsageCounter,
@@ -40,6 +41,7 @@ from keyplane.domain.ports import (
 from keyplane.domain.ratelimits import Admission, IpAllowlist, merge
 from keyplane.domain.tokens import KEY_LENGTH, KeyHasher, parse_key
 from keyplane.domain.verification import CachedKey, ProfileView, Verdict
+from keyplane.metrics import NullMetrics
 from keyplane.services.common import Principal
 
 _NOT_FOUND = Verdict("NOT_FOUND")
@@ -68,8 +70,10 @@ class Verifier:
         *,
         ttl: timedelta = TTL_DEFAULT,
         background: Callable[[Callable[[], None]], object] | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         self._limiter = limiter
+        self.metrics: Metrics = metrics or NullMetrics()
         self._store = store
         self._hasher = hasher
         self._cache = cache
@@ -100,8 +104,13 @@ class Verifier:
         if entry is not None:
             # Only digests of keys that parsed are ever cached, and a digest match means the
             # presented text is that key: the checksum needs no second look (-2 µs a call).
+            self.metrics.cache_lookup(True)
             return entry
-        if parse_key(presented) is None or self._cache.known_missing(digest):
+        if parse_key(presented) is None:
+            return None
+        known_missing = self._cache.known_missing(digest)
+        self.metrics.cache_lookup(known_missing)
+        if known_missing:
             return None
         return self._load(digest) if load else NEEDS_LOAD
 
@@ -271,29 +280,34 @@ class Verifier:
     def _caller(self, entry: CachedKey | None, ip: str | None) -> tuple[CachedKey, datetime]:
         """The checks of a calling key before its limits (raising what refuses it)."""
         if entry is None:
+            self.metrics.authenticated("NOT_FOUND")
             raise Unauthenticated("The API key is missing, malformed or unknown.")
         now = self._clock()
         if now >= entry.stale_at:
             self._revalidate(entry.digest)
         code = entry.code_at(now)
         if code == "EXPIRED":
-            self._counter.count(entry.org_id, entry, code, now)
+            self._counted(entry, code, now)
             raise Unauthenticated("The API key has expired.")
         if code == "DISABLED":
-            self._counter.count(entry.org_id, entry, code, now)
+            self._counted(entry, code, now)
             raise Unauthenticated("The API key is disabled.")
         self._usage.touch(entry.key_id, now)
         if entry.allowlist is not None and not entry.allowlist.allows(ip):
-            self._counter.count(entry.org_id, entry, "IP_FORBIDDEN", now)
+            self._counted(entry, "IP_FORBIDDEN", now)
             raise IpForbidden
         return entry, now
 
     def _admitted(self, entry: CachedKey, admission: Admission | None, now: datetime) -> Principal:
         if admission is not None and not admission.admitted:
-            self._counter.count(entry.org_id, entry, admission.code, now)
+            self._counted(entry, admission.code, now)
             raise LimitExceeded(admission)
-        self._counter.count(entry.org_id, entry, "VALID", now)  # the outcome of authentication
+        self._counted(entry, "VALID", now)  # the outcome of authentication
         return Principal(entry.org_id, entry.key_id, entry.scopes, limits=admission)
+
+    def _counted(self, entry: CachedKey, code: str, now: datetime) -> None:
+        self._counter.count(entry.org_id, entry, code, now)
+        self.metrics.authenticated(code)
 
     def load(self, presented: str) -> CachedKey | None:
         """``lookup`` that reads the store on a cache miss."""

@@ -15,11 +15,12 @@ the store commits (SqlStore.transaction).
 
 from __future__ import annotations
 
+import time
 from typing import Final
 
 from sqlalchemy import Connection, text
 
-from keyplane.domain.invalidation import Kind, notice
+from keyplane.domain.invalidation import Kind, notice, stamped
 
 CHANNEL: Final = "keyplane_cache"
 _NOTIFY: Final = text("SELECT pg_notify(:channel, :payload)")
@@ -49,4 +50,7 @@ class SqlInvalidations:
             return
         self.notices.append(payload)
         if self._notify:
-            self._conn.execute(_NOTIFY, {"channel": CHANNEL, "payload": payload})
+            # Stamped now, a moment before COMMIT (a transaction's end is not known inside
+            # it): the receivers' lag metric includes the rest of this transaction.
+            sent = stamped(payload, time.time())
+            self._conn.execute(_NOTIFY, {"channel": CHANNEL, "payload": sent})

@@ -23,8 +23,8 @@ import psycopg
 from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import make_url
 
-from keyplane.domain.invalidation import apply
-from keyplane.domain.ports import KeyCache
+from keyplane.domain.invalidation import apply, unstamped
+from keyplane.domain.ports import KeyCache, Metrics
 from keyplane.storage.engine import normalise_url
 from keyplane.storage.invalidations import CHANNEL
 
@@ -57,12 +57,14 @@ class PostgresInvalidationListener:
         self,
         url: str,
         cache: KeyCache,
+        metrics: Metrics,
         *,
         ping_seconds: float = 5.0,
         backoff: tuple[float, float] = (0.1, 5.0),
     ) -> None:
         self._conninfo = make_conninfo(libpq_url(url), **_KEEPALIVES)
         self._cache = cache
+        self._metrics = metrics
         self._ping_seconds = ping_seconds
         self._backoff = backoff
         self._stopping = threading.Event()
@@ -126,8 +128,12 @@ class PostgresInvalidationListener:
             while not self._stopping.is_set():
                 # Short waits, so that stop() is prompt.
                 for message in conn.notifies(timeout=_WAIT_SECONDS):
-                    apply(self._cache, message.payload)
+                    text, sent_at = unstamped(message.payload)
+                    apply(self._cache, text)
                     self.received += 1
+                    self._metrics.invalidation_received(
+                        None if sent_at is None else time.time() - sent_at
+                    )
                     quiet_since = time.monotonic()
                 if time.monotonic() - quiet_since >= self._ping_seconds:
                     conn.execute("SELECT 1")  # a silent death ends here, with an error

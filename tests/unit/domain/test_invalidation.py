@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from keyplane.domain.invalidation import KINDS, apply, apply_all, notice
+from keyplane.domain.invalidation import KINDS, apply, apply_all, notice, stamped, unstamped
 
 
 class RecordingCache:
@@ -46,3 +46,22 @@ def test_notices_apply_in_order() -> None:
     cache = RecordingCache()
     apply_all(cache, ["app:app_1", "key:key_2"])  # type: ignore[arg-type]
     assert cache.calls == [("app", "app_1"), ("key", "key_2")]
+
+
+def test_a_stamped_notice_reads_back_with_its_send_time() -> None:
+    assert unstamped(stamped("key:key_1", 1700000000.25)) == ("key:key_1", 1700000000.25)
+
+
+@pytest.mark.parametrize(
+    "payload", ["key:key_1", "org:org 1", "nan key:key_1", "inf key:key_1", "garbage"]
+)
+def test_an_unstamped_or_badly_stamped_notice_is_read_whole(payload: str) -> None:
+    assert unstamped(payload) == (payload, None)
+
+
+def test_a_stamped_notice_makes_an_older_node_drop_everything() -> None:
+    """A node of the previous version applies the payload as it is: the stamp reads as an
+    unknown kind, so it forgets too much, never too little."""
+    cache = RecordingCache()
+    apply(cache, stamped("key:key_1", 1700000000.0))  # type: ignore[arg-type]
+    assert cache.calls == [("clear", "")]

@@ -12,6 +12,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import text
 
 from keyplane.app import build
@@ -21,6 +22,7 @@ from keyplane.domain.errors import Conflict
 from keyplane.domain.ports import Job
 from keyplane.domain.tokens import KeyHasher
 from keyplane.mail import SmtpMailer, SmtpTarget
+from keyplane.metrics import PrometheusMetrics
 from keyplane.outbound import HttpWebhookSender
 from keyplane.services.common import Principal
 from keyplane.services.delivery import WebhookDeliveryJob
@@ -367,3 +369,33 @@ def test_after_a_failure_an_endpoint_s_other_messages_are_due_at_the_next_round(
     assert sorted(r.headers["webhook-id"] for r in receiver.received[3:]) == sorted(
         [first, second, third]
     )
+
+
+def test_each_attempt_is_counted_by_result(
+    database_url: str, clock: Clock, receiver: Receiver
+) -> None:
+    settings = Settings(database_url=database_url, secret_key=TEST_SECRET, metrics=True)
+    kp = build(settings, clock=clock)
+    try:
+        owner, _ = _owner(kp)
+        receiver.status = 500
+        failing = kp.webhooks.create(owner, receiver.url, ["*"]).webhook
+        kp.webhooks.test(owner, failing.id)
+        job = _job(kp)
+        job.run(clock())  # failed, retried later
+        job.run(clock() + timedelta(hours=24, seconds=1))  # gave up
+        receiver.status = 200
+        kp.webhooks.test(owner, failing.id)
+        job.run(clock() + timedelta(hours=24, seconds=2))  # delivered
+        assert isinstance(kp.metrics, PrometheusMetrics)
+        text = kp.metrics.exposition().decode()
+    finally:
+        kp.close()
+    counted = {
+        sample.labels["result"]: sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "keyplane_webhook_deliveries"
+        for sample in family.samples
+        if sample.name.endswith("_total")
+    }
+    assert counted == {"failed": 1, "gave_up": 1, "delivered": 1}

@@ -9,6 +9,7 @@ the VerifyRequest/VerifyResponse models.
 from __future__ import annotations
 
 import ipaddress
+import time
 import weakref
 from typing import Any
 
@@ -203,6 +204,7 @@ async def answer(
 
     ``client``: the caller's address, for the calling key's own allowlist; the calling key's
     own limits are enforced like on any API call (429, RateLimit headers)."""
+    started = time.perf_counter()
     if "json" not in content_type.lower():
         return problem(
             415,
@@ -241,6 +243,7 @@ async def answer(
             verdict = verifier.judge(principal.org_id, entry, scopes, ip=ip, cost=cost)
     except StorageUnavailable as exc:  # also LimitsUnavailable: Redis down, policy closed
         return unavailable_problem(exc)
+    verifier.metrics.verified(verdict.code, time.perf_counter() - started)
     headers = ratelimit_headers(principal.limits) if principal.limits is not None else None
     return Response(bodies.body(verdict), media_type=_JSON, headers=headers)
 
