@@ -26,6 +26,7 @@ from keyplane.domain.ports import (
     Clock,
     InvalidationListener,
     Job,
+    LimitsGuard,
     Mailer,
 )
 from keyplane.domain.tokens import KeyHasher
@@ -37,6 +38,7 @@ from keyplane.memory import (
     InProcessAttemptLimiter,
     InProcessKeyCache,
     InProcessRateLimiter,
+    NullLimitsGuard,
 )
 from keyplane.metrics import NullMetrics
 from keyplane.outbound import HttpWebhookSender
@@ -58,6 +60,7 @@ from keyplane.services.webhooks import WebhookService
 from keyplane.settings import ConfigurationError, Settings
 from keyplane.storage.engine import is_sqlite, make_engine, migrate
 from keyplane.storage.instance import claim_secret_check
+from keyplane.storage.limitsguard import PostgresLimitsGuard
 from keyplane.storage.listener import PostgresInvalidationListener
 from keyplane.storage.store import SqlStore
 from keyplane.storage.usage import SqlUsageRepository
@@ -101,7 +104,8 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
     limiter = InProcessRateLimiter(
         store.record_quota, clock, interval=settings.usage_flush_interval
     )
-    keys = KeyService(store, hasher, clock, limiter)
+    guard = _limits_guard(settings)
+    keys = KeyService(store, hasher, clock, limiter, guard)
     passwords = Argon2Passwords()
     # services/signin.py explains the three counts and their numbers; set-password links
     # share the per-account one (services/users.py).
@@ -117,10 +121,10 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
         counter=counter,
         keys=keys,
         rotation=RotationService(store, keys, clock),
-        apps=AppService(store, clock),
+        apps=AppService(store, clock, guard),
         profiles=ProfileService(store, clock),
         resources=ResourceService(store, clock),
-        orgs=OrgService(store, keys, clock),
+        orgs=OrgService(store, keys, clock, guard),
         verifier=Verifier(
             store,
             hasher,
@@ -151,6 +155,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
         jobs=JobRunner(jobs, clock=clock, interval=settings.jobs_interval_seconds),
         limiter=limiter,
         metrics=NullMetrics(),
+        guard=guard,
         closers=[
             partial(revalidation.shutdown, cancel_futures=True),
             passwords.close,
@@ -159,6 +164,18 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
         ],
         listener=_listener(settings, cache),
     )
+
+
+def _limits_guard(settings: Settings) -> LimitsGuard:
+    """Rate limits and quotas counted in this process's memory are exact only while one
+    process keeps them (domain/ports.py LimitsGuard). On PostgreSQL without Redis several
+    processes can serve one database, so they are counted (storage/limitsguard.py) and
+    limits refused while there are several; never silently inexact. With Redis the counts
+    are shared; on SQLite one process is all `serve` runs.
+    """
+    if settings.redis_url is not None or is_sqlite(settings.database_url):
+        return NullLimitsGuard()
+    return PostgresLimitsGuard(settings.database_url)
 
 
 def _listener(settings: Settings, cache: InProcessKeyCache) -> InvalidationListener | None:
