@@ -208,3 +208,29 @@ def _joined(guard: PostgresLimitsGuard) -> BaseException | None:
     except LimitsNeedRedis as exc:
         return exc
     return None
+
+
+def test_a_lost_lock_connection_is_replaced_and_the_lock_retaken(db: Database) -> None:
+    guard = PostgresLimitsGuard(db.url, ping_seconds=0.05)
+    guard.join()
+    try:
+        assert db.holders() == 1
+        with psycopg.connect(db.url.replace("+psycopg", ""), autocommit=True) as admin:
+            # The guard's backend: the session holding the shared lock.
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+                "AND classid = %s AND objid = %s AND objsubid = 2 AND granted",
+                (NAMESPACE, HOLDERS),
+            )
+        deadline = time.monotonic() + 10
+        seen_gone = False
+        while time.monotonic() < deadline:
+            count = db.holders()
+            seen_gone = seen_gone or count == 0
+            if seen_gone and count == 1:
+                break
+            time.sleep(0.02)
+        assert db.holders() == 1, "the lock was not retaken"
+    finally:
+        guard.leave()
+    assert db.holders() == 0

@@ -139,7 +139,10 @@ def serve(
         typer.Option(
             min=1,
             metavar="N",
-            help="Server processes sharing the port (more than one needs PostgreSQL).",
+            help=(
+                "Server processes sharing the port (more than one needs PostgreSQL, and "
+                "KEYPLANE_REDIS_URL while any rate limit or quota exists)."
+            ),
         ),
     ] = 1,
 ) -> None:
