@@ -28,6 +28,7 @@ from keyplane.domain.ports import (
     Clock,
     InvalidationListener,
     Job,
+    LimitsGuard,
     Mailer,
     Metrics,
 )
@@ -40,6 +41,7 @@ from keyplane.memory import (
     InProcessAttemptLimiter,
     InProcessKeyCache,
     InProcessRateLimiter,
+    NullLimitsGuard,
 )
 from keyplane.metrics import NullMetrics, PrometheusMetrics
 from keyplane.outbound import HttpWebhookSender
@@ -63,6 +65,7 @@ from keyplane.services.webhooks import WebhookService
 from keyplane.settings import ConfigurationError, Settings
 from keyplane.storage.engine import is_sqlite, make_engine, migrate
 from keyplane.storage.instance import claim_secret_check
+from keyplane.storage.limitsguard import PostgresLimitsGuard
 from keyplane.storage.listener import PostgresInvalidationListener
 from keyplane.storage.store import SqlStore
 from keyplane.storage.usage import SqlUsageRepository
@@ -104,7 +107,8 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
         ),
     ]
     limiter, close_limiter, aclose_limiter = _limiter(settings, store, clock, metrics)
-    keys = KeyService(store, hasher, clock, limiter)
+    guard = _limits_guard(settings)
+    keys = KeyService(store, hasher, clock, limiter, guard)
     passwords = Argon2Passwords()
     # services/signin.py explains the three counts and their numbers; set-password links
     # share the per-account one (services/users.py).
@@ -120,10 +124,10 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
         counter=counter,
         keys=keys,
         rotation=RotationService(store, keys, clock),
-        apps=AppService(store, clock),
+        apps=AppService(store, clock, guard),
         profiles=ProfileService(store, clock),
         resources=ResourceService(store, clock),
-        orgs=OrgService(store, keys, clock),
+        orgs=OrgService(store, keys, clock, guard),
         verifier=Verifier(
             store,
             hasher,
@@ -156,6 +160,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
         limiter=limiter,
         metrics=metrics,
         async_closers=[aclose_limiter] if aclose_limiter else [],
+        guard=guard,
         closers=[
             *([metrics.close] if isinstance(metrics, PrometheusMetrics) else []),
             partial(revalidation.shutdown, cancel_futures=True),
@@ -215,6 +220,18 @@ def _limiter(
 
 def _nothing() -> None:
     pass
+
+
+def _limits_guard(settings: Settings) -> LimitsGuard:
+    """Rate limits and quotas counted in this process's memory are exact only while one
+    process keeps them (domain/ports.py LimitsGuard). On PostgreSQL without Redis several
+    processes can serve one database, so they are counted (storage/limitsguard.py) and
+    limits refused while there are several; never silently inexact. With Redis the counts
+    are shared; on SQLite one process is all `serve` runs.
+    """
+    if settings.redis_url is not None or is_sqlite(settings.database_url):
+        return NullLimitsGuard()
+    return PostgresLimitsGuard(settings.database_url)
 
 
 def _listener(

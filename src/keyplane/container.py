@@ -16,6 +16,7 @@ from keyplane.domain.ports import (
     Clock,
     InvalidationListener,
     KeyCache,
+    LimitsGuard,
     Mailer,
     Metrics,
     Store,
@@ -64,6 +65,9 @@ class Keyplane:
     limiter: BackgroundRateLimiter
     # What operators watch (GET /metrics); a no-op unless KEYPLANE_METRICS=true.
     metrics: Metrics
+    # Keeps in-memory limits exact (domain/ports.py LimitsGuard): joined by every serving
+    # process (start(listen=True), and `serve` before it forks its workers).
+    guard: LimitsGuard
     # Run once, in order, by close(): stop background threads before the pool they use.
     closers: list[Callable[[], None]] = field(default_factory=list)
     # Run by the ASGI app's shutdown, on its event loop (clients bound to that loop).
@@ -74,6 +78,8 @@ class Keyplane:
     listener: InvalidationListener | None = None
 
     def start(self, *, jobs: bool = False, listen: bool = False) -> None:
+        if listen:
+            self.guard.join()  # first: a refusal leaves nothing running
         if listen and self.listener is not None:
             self.listener.start()
         self.usage.start()
@@ -85,6 +91,7 @@ class Keyplane:
     def close(self) -> None:
         if self.listener is not None:
             self.listener.stop()
+        self.guard.leave()
         self.jobs.stop()
         self.usage.stop()
         self.counter.stop()

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
-from keyplane.domain.ports import QuotaSpend
+from keyplane.domain.ports import QuotaSpend, Transaction
 from keyplane.domain.ratelimits import (
     NS,
     Admission,
@@ -422,3 +422,17 @@ class InProcessRateLimiter:
     def stop(self) -> None:
         self._flusher.stop()
         self.flush()
+
+
+class NullLimitsGuard:
+    """A LimitsGuard with nothing to guard: the counts are shared by every process (Redis),
+    or one process is all the database allows (SQLite: `serve --workers` refuses more)."""
+
+    def join(self, processes: int = 1) -> None:
+        pass
+
+    def leave(self) -> None:
+        pass
+
+    def limits_added(self, tx: Transaction, field: str) -> None:
+        pass

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import psycopg
 import pytest
 from sqlalchemy import select
 
@@ -418,3 +419,53 @@ def test_a_rotated_key_keeps_its_limits(org: Org) -> None:
     assert rotated["ratelimits"] == [MINUTE]
     assert rotated["quota"] == created["quota"]
     assert rotated["ip_allowlist"] == ["10.0.0.0/8"]
+
+
+# ---- several processes without Redis ------------------------------------------------------
+
+
+@pytest.mark.postgres
+def test_a_limit_while_several_processes_serve_without_redis_is_a_409(org: Org) -> None:
+    if org.server.sqlite_file is not None:
+        pytest.skip("SQLite serves from one process: nothing to guard")
+    from keyplane.storage.limitsguard import HOLDERS, NAMESPACE
+    from keyplane.storage.listener import libpq_url
+
+    plain = org.api.create_key()
+    app = org.api.post("/v1/apps", json={"name": "plain"}).json()
+    # A second node serving the same database, keeping limits in its own memory, as it
+    # looks in pg_locks (its own start is tested in tests/storage/test_limitsguard.py; here
+    # other tests' limits already exist, so it could not join now).
+    other = psycopg.connect(libpq_url(org.server.database_url), autocommit=True)
+    other.execute("SELECT pg_advisory_lock_shared(%s, %s)", (NAMESPACE, HOLDERS))
+    try:
+        attempts = [
+            (org.api.post, "/v1/keys", {"name": "k", "ratelimits": [MINUTE]}, "ratelimits"),
+            (org.api.post, "/v1/keys", {"name": "k", "quota": {"remaining": 5}}, "quota"),
+            (org.api.patch, f"/v1/keys/{plain['id']}", {"ratelimits": [MINUTE]}, "ratelimits"),
+            (org.api.post, "/v1/apps", {"name": "limited", "ratelimits": [MINUTE]}, "ratelimits"),
+            (org.api.patch, f"/v1/apps/{app['id']}", {"ratelimits": [MINUTE]}, "ratelimits"),
+            (org.api.patch, "/v1/org", {"ratelimits": [MINUTE]}, "ratelimits"),
+        ]
+        for call, path, body, field in attempts:
+            refused = problem(call(path, json=body), 409, field)
+            assert refused["type"] == "urn:keyplane:problem:limits-need-redis"
+            assert "KEYPLANE_REDIS_URL" in refused["detail"]
+        assert org.api.patch(f"/v1/keys/{plain['id']}", json={"ratelimits": []}).status_code == 200
+    finally:
+        other.close()
+    response = org.api.patch(f"/v1/keys/{plain['id']}", json={"ratelimits": [MINUTE]})
+    assert response.status_code == 200, response.text
+
+
+def test_openapi_documents_409_where_a_limit_can_be_given(org: Org) -> None:
+    spec = org.api.get("/openapi.json").json()
+    for path, method in (
+        ("/v1/keys", "post"),
+        ("/v1/keys/{key_id}", "patch"),
+        ("/v1/apps", "post"),
+        ("/v1/apps/{app_id}", "patch"),
+        ("/v1/org", "patch"),
+    ):
+        response = spec["paths"][path][method]["responses"]["409"]
+        assert "KEYPLANE_REDIS_URL" in response["description"], path

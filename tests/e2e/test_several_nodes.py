@@ -6,6 +6,7 @@ server); SQLite refuses `--workers` above one, saying why."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -176,3 +177,54 @@ def test_workers_on_sqlite_are_refused_saying_why(tmp_path: Path) -> None:
     assert "--workers 2 needs PostgreSQL" in refused.stderr
     assert "LISTEN/NOTIFY" in refused.stderr
     assert not (tmp_path / "keyplane.db").exists()  # refused before touching anything
+
+
+def _serve_refused(
+    directory: Path, database_url: str, *extra: str
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [KEYPLANE, "serve", "--port", str(free_port()), *extra],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=directory,
+        env={**ENV, "KEYPLANE_DATABASE_URL": database_url},
+    )
+
+
+def test_workers_without_redis_are_refused_while_a_limit_exists(
+    tmp_path: Path, database: str, created_keys: CreatedKeys
+) -> None:
+    owner = owner_key(database, tmp_path, created_keys)
+    with node(tmp_path, database) as alone, Client(alone, owner, created_keys) as api:
+        # One process: a limit is exact, and allowed.
+        api.create(
+            "/v1/apps", name="limited", ratelimits=[{"name": "m", "limit": 5, "period_seconds": 60}]
+        )
+        # A second node would count it in its own memory too: refused, saying why.
+        refused = _serve_refused(tmp_path, database)
+        assert refused.returncode == 2, refused.stderr
+        assert "1 other keyplane serve process already serve" in refused.stderr
+        assert "KEYPLANE_REDIS_URL" in refused.stderr
+    refused = _serve_refused(tmp_path, database, "--workers", "3")
+    assert refused.returncode == 2, refused.stderr
+    assert "--workers 3 would count them in 3 separate memories" in refused.stderr
+    assert "up to 300" in refused.stderr
+
+
+def test_a_limit_is_refused_while_workers_serve_without_redis(
+    tmp_path: Path, database: str, created_keys: CreatedKeys
+) -> None:
+    owner = owner_key(database, tmp_path, created_keys)
+    with (
+        node(tmp_path, database, "--workers", "2") as served,
+        Client(served, owner, created_keys) as api,
+    ):
+        response = api.http.patch(
+            "/v1/org", json={"ratelimits": [{"name": "m", "limit": 5, "period_seconds": 60}]}
+        )
+        assert response.status_code == 409, response.text
+        assert response.json()["type"] == "urn:keyplane:problem:limits-need-redis"
+        # The supervisor and its workers (the second may still be starting).
+        assert re.search(r": [23] serve this one", response.json()["detail"])

@@ -28,7 +28,7 @@ from keyplane.cli.common import (
 from keyplane.cli.users import users
 from keyplane.cli.worker import worker
 from keyplane.container import Keyplane
-from keyplane.domain.errors import KeyplaneError, StorageUnavailable
+from keyplane.domain.errors import KeyplaneError, LimitsNeedRedis, StorageUnavailable
 from keyplane.domain.scopes import ScopeSet
 from keyplane.logs import setup_logging
 from keyplane.services.common import Principal
@@ -143,7 +143,10 @@ def serve(
         typer.Option(
             min=1,
             metavar="N",
-            help="Server processes sharing the port (more than one needs PostgreSQL).",
+            help=(
+                "Server processes sharing the port (more than one needs PostgreSQL, and "
+                "KEYPLANE_REDIS_URL while any rate limit or quota exists)."
+            ),
         ),
     ] = 1,
 ) -> None:
@@ -171,6 +174,9 @@ def serve(
     setup_logging(settings.log_level)
     sock = listen(host, port)
     kp = build_services(database_url, settings)
+    # Before the first request, and for the parent of --workers before it forks: it holds
+    # its share for as long as it supervises, so that no limit can be added in between.
+    _join_limits_guard(kp, workers)
     shown = f"[{host}]" if ":" in host else host
     base = f"http://{shown}:{port}"
     docs = f"  (API docs: {base}/docs)" if settings.docs_enabled else ""
@@ -187,14 +193,17 @@ def serve(
     # (bench/signin.py measures verification while the console is busy).
     if workers > 1:
         # Each worker process builds its own services (worker_app); this one only bound the
-        # socket, migrated and printed, and supervises them (uvicorn restarts a dead one).
-        kp.close()
+        # socket, migrated, printed and joined the limits guard, and supervises them
+        # (uvicorn restarts a dead one). Closed after them: the guard's share goes last.
         os.environ["KEYPLANE_DATABASE_URL"] = settings.database_url
         from uvicorn.supervisors import Multiprocess
 
         config = server_config("keyplane.cli.main:worker_app", settings, workers)
         with _metrics_directory(settings.metrics):
-            Multiprocess(config, sockets=[sock]).run()
+            try:
+                Multiprocess(config, sockets=[sock]).run()
+            finally:
+                kp.close()
         return
     sys.setswitchinterval(SWITCH_INTERVAL)
     server = uvicorn.Server(server_config(create_app(keyplane=kp), settings))
@@ -224,6 +233,30 @@ def _metrics_directory(enabled: bool) -> Iterator[None]:
         yield
     finally:
         shutil.rmtree(directory, ignore_errors=True)
+
+
+def _join_limits_guard(kp: Keyplane, workers: int) -> None:
+    """Refuse to serve when rate limits and quotas could not be exact (ports.LimitsGuard):
+    without KEYPLANE_REDIS_URL each process counts them in its own memory."""
+    try:
+        kp.guard.join(processes=workers)
+    except LimitsNeedRedis as exc:
+        kp.close()
+        others = exc.processes - workers
+        if others > 0:
+            who = (
+                f"{others} other keyplane serve process{'es' if others > 1 else ''} already "
+                "serve this database, each counting them in its own memory"
+            )
+        else:
+            who = f"--workers {workers} would count them in {workers} separate memories"
+        raise fail(
+            "rate limits or quotas exist on this database (on keys, apps or organizations' "
+            f"defaults) and {who}: a key limited to 100 a minute would get up to "
+            f"{100 * exc.processes}. Set KEYPLANE_REDIS_URL=redis://… on every node (Redis "
+            "then holds the counts, exact across processes and nodes), or serve this "
+            "database from a single process (--workers 1, one node)."
+        ) from exc
 
 
 def worker_app() -> Any:

@@ -3,6 +3,7 @@
 KeyplaneError
 ├── NotFound              an object that does not exist in the caller's organization
 ├── Conflict              a name already taken, an object still in use, the last owner
+│   └── LimitsNeedRedis   a limit or quota while several processes keep limits in memory
 ├── InvalidInput          a field with a reason (``errors``: one or more FieldError)
 ├── Unauthenticated       no key, or a key that is malformed, unknown, disabled or expired
 ├── LimitExceeded       the calling key is over a rate limit or out of quota (429)
@@ -48,6 +49,22 @@ class Conflict(KeyplaneError):
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
         self.field = field
+
+
+class LimitsNeedRedis(Conflict):
+    """A rate limit or quota cannot be exact here: without KEYPLANE_REDIS_URL each process
+    counts it in its own memory, and ``processes`` of them serve this database."""
+
+    def __init__(self, field: str, processes: int) -> None:
+        super().__init__(
+            f"Rate limits and quotas need KEYPLANE_REDIS_URL when several keyplane processes "
+            f"serve one database: {processes} serve this one, and each would count this "
+            f"limit on its own (a key limited to 100 a minute would get up to "
+            f"{100 * processes}). Set KEYPLANE_REDIS_URL on every node, or serve from one "
+            "process.",
+            field=field,
+        )
+        self.processes = processes
 
 
 @dataclass(frozen=True, slots=True)

@@ -458,6 +458,32 @@ class BackgroundRateLimiter(RateLimiter, Protocol):
     def stop(self) -> None: ...
 
 
+class LimitsGuard(Protocol):
+    """Keeps rate limits and quotas exact when a RateLimiter counts in process memory.
+
+    Such a limiter is exact for one process only: two processes each admitting a key's
+    100 a minute admit 200. So limits and several processes exclude each other: a process
+    that starts keeping limits in memory ``join``s, and is refused while another one lives
+    and any limit exists; a change giving a key, app or organization a limit or quota asks
+    ``limits_added`` in its own transaction, and is refused while more than one lives.
+    Where counts are shared (Redis) or one process is all there can be (SQLite), nothing
+    is guarded.
+    """
+
+    def join(self, processes: int = 1) -> None:
+        """This process keeps limits in memory from now on (``processes``: how many it will
+        start, as `serve --workers N` does). Raises LimitsNeedRedis when limits exist and
+        another such process is live or ``processes`` > 1. Idempotent."""
+        ...
+
+    def leave(self) -> None: ...
+
+    def limits_added(self, tx: Transaction, field: str) -> None:
+        """Inside the transaction that gives something a limit or quota (``field`` names
+        it). Raises LimitsNeedRedis when more than one process keeps limits in memory."""
+        ...
+
+
 class LimitStore(Protocol):
     """Where an in-process RateLimiter persists quota counts, in batches off the request
     path (so they survive a restart): per key, spent amounts subtracted and refills applied

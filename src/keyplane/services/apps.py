@@ -10,7 +10,7 @@ from keyplane.domain.catalogue import Catalogue
 from keyplane.domain.errors import Conflict, InvalidInput, NotFound
 from keyplane.domain.ids import new_id
 from keyplane.domain.models import App, Organization, Page
-from keyplane.domain.ports import Clock, Store, Transaction
+from keyplane.domain.ports import Clock, LimitsGuard, Store, Transaction
 from keyplane.domain.ratelimits import check_ratelimits, ratelimits_json
 from keyplane.domain.scopes import ScopeSet
 from keyplane.services.common import (
@@ -36,9 +36,11 @@ class AppChanges:
 
 
 class AppService:
-    def __init__(self, store: Store, clock: Clock) -> None:
+    def __init__(self, store: Store, clock: Clock, guard: LimitsGuard | None = None) -> None:
         self._store = store
         self._clock = clock
+        # Asked inside each change that gives a limit (ports.LimitsGuard); None: unguarded.
+        self._guard = guard
 
     def create(
         self,
@@ -67,6 +69,8 @@ class AppService:
                 updated_at=now,
                 ratelimits=limits,
             )
+            if limits and self._guard is not None:
+                self._guard.limits_added(tx, "ratelimits")
             tx.apps.insert(app)
             record(
                 tx,
@@ -119,6 +123,8 @@ class AppService:
                 limits = check_ratelimits("ratelimits", list(changes.ratelimits))
                 updated = replace(updated, ratelimits=limits)
                 changed["ratelimits"] = (ratelimits_json(app.ratelimits), ratelimits_json(limits))
+                if limits and self._guard is not None:
+                    self._guard.limits_added(tx, "ratelimits")
             updated = replace(updated, updated_at=now)
             tx.apps.update(updated)
             record(

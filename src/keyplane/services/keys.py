@@ -25,7 +25,7 @@ from keyplane.domain.models import (
     StoredStatus,
     effective_scopes,
 )
-from keyplane.domain.ports import Clock, RateLimiter, Store, Transaction
+from keyplane.domain.ports import Clock, LimitsGuard, RateLimiter, Store, Transaction
 from keyplane.domain.ratelimits import (
     QUOTA_MAX,
     Admission,
@@ -128,8 +128,11 @@ class KeyService:
         hasher: KeyHasher,
         clock: Clock,
         limiter: RateLimiter | None = None,
+        guard: LimitsGuard | None = None,
     ) -> None:
         self._limiter = limiter
+        # Asked inside each change that gives a limit (ports.LimitsGuard); None: unguarded.
+        self._guard = guard
         self._store = store
         self._hasher = hasher
         self._clock = clock
@@ -198,6 +201,8 @@ class KeyService:
         ratelimits = check_ratelimits("ratelimits", new.ratelimits)
         quota = check_quota("quota", new.quota, now)
         allowlist = check_allowlist("ip_allowlist", new.ip_allowlist)
+        if self._guard is not None and (ratelimits or quota is not None):
+            self._guard.limits_added(tx, "ratelimits" if ratelimits else "quota")
 
         secret = mint_key(new.environment)
         key = ApiKey(
@@ -340,6 +345,7 @@ class KeyService:
                 updated = replace(updated, expires_at=expires_at)
                 changed["expires_at"] = (_iso(key.expires_at), _iso(expires_at))
             updated, quota_change = _limit_changes(key, updated, changes, now, changed)
+            self._guard_limits(tx, updated, quota_change, changed)
             updated = replace(updated, updated_at=now)
             tx.keys.update(updated)
             _store_quota(tx, key, quota_change, changed)
@@ -361,6 +367,22 @@ class KeyService:
             else:
                 self._limiter.quota_set(key_id, quota_change[0])
         return self._live(view, org, now)
+
+    def _guard_limits(
+        self,
+        tx: Transaction,
+        updated: ApiKey,
+        quota_change: int | tuple[Quota | None] | None,
+        changed: dict[str, tuple[object, object]],
+    ) -> None:
+        """A PATCH that leaves the key with rate limits it was given now, or a quota set or
+        added to, asks the guard; removing them never does."""
+        if self._guard is None:
+            return
+        if "ratelimits" in changed and updated.ratelimits:
+            self._guard.limits_added(tx, "ratelimits")
+        elif quota_change is not None and quota_change != (None,):
+            self._guard.limits_added(tx, "quota")
 
     def delete(self, principal: Principal, key_id: str) -> None:
         now = self._clock()

@@ -16,7 +16,7 @@ from keyplane.domain.expiry import (
 from keyplane.domain.ids import new_id
 from keyplane.domain.limits import EXPIRES_IN_DAYS_MAX
 from keyplane.domain.models import Identity, Organization, User
-from keyplane.domain.ports import Clock, Store
+from keyplane.domain.ports import Clock, LimitsGuard, Store
 from keyplane.domain.ratelimits import check_ratelimits, ratelimits_json
 from keyplane.domain.scopes import ScopeSet
 from keyplane.services.apps import AppService
@@ -73,10 +73,14 @@ def check_email(value: str, field_name: str = "owner_email") -> str:
 
 
 class OrgService:
-    def __init__(self, store: Store, keys: KeyService, clock: Clock) -> None:
+    def __init__(
+        self, store: Store, keys: KeyService, clock: Clock, guard: LimitsGuard | None = None
+    ) -> None:
         self._store = store
         self._keys = keys
         self._clock = clock
+        # Asked inside each change that gives a limit (ports.LimitsGuard); None: unguarded.
+        self._guard = guard
 
     def create(
         self,
@@ -181,6 +185,8 @@ class OrgService:
             if not isinstance(changes.ratelimits, _Unset):
                 limits = check_ratelimits("ratelimits", list(changes.ratelimits))
                 updated = replace(updated, ratelimits=limits)
+                if limits and self._guard is not None:
+                    self._guard.limits_added(tx, "ratelimits")
                 limits_changed["ratelimits"] = (
                     ratelimits_json(org.ratelimits),
                     ratelimits_json(limits),

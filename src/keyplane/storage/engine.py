@@ -7,7 +7,7 @@ from typing import Any, Final
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import make_url
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -96,10 +96,26 @@ def make_engine(url: str, *, synchronous: str = "FULL") -> Engine:
     return engine
 
 
+# pg_advisory_xact_lock key serialising `migrate` across processes: the int8 made of the
+# ASCII bytes "kp-migr". Advisory locks are per database, so databases never share it.
+MIGRATION_LOCK: Final = 0x6B702D6D696772
+
+
 def migrate(engine: Engine) -> None:
-    """Upgrade the schema to the newest migration (idempotent)."""
+    """Upgrade the schema to the newest migration (idempotent).
+
+    Several nodes starting together on one PostgreSQL database would otherwise each run the
+    same migrations at once: the losers fail on a duplicate table, or worse, on a half-done
+    data migration. The first takes a transaction-level advisory lock before Alembic reads
+    the schema's version; the others wait on it, and once the winner's COMMIT releases it,
+    read the version it wrote (READ COMMITTED: each statement sees what committed before it)
+    and find nothing to do. On SQLite the write transaction's lock (BEGIN IMMEDIATE) already
+    serialises them.
+    """
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config.attributes["connection"] = connection
         command.upgrade(config, "head")

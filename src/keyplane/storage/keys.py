@@ -234,13 +234,26 @@ class SqlKeyRepository:
         return [_key(row) for row in rows]
 
     def record_last_used(self, used: Mapping[str, datetime], counts: Mapping[str, int]) -> None:
-        """Last-used times, and for rotated keys the verifications since their rotation."""
+        """Last-used times, and for rotated keys the verifications since their rotation.
+
+        Safe with several nodes flushing at once (STYLE.md habit 20). Keys are written in
+        id order, so two flushes over overlapping keys lock their rows in the same order and
+        one waits for the other instead of deadlocking. A time never moves backwards: a node
+        whose batch is older (it flushed late, or its clock is behind) leaves a newer time
+        in place; its use counts are added all the same, which is why this is a CASE and not
+        a WHERE on the time. Not ``SKIP LOCKED`` as warehouse does: a skipped row would lose
+        those counts.
+        """
         c = api_keys.c
+        used_at = bindparam("used_at", type_=c.last_used_at.type)
         query = (
             update(api_keys)
             .where(c.id == bindparam("key_id"))
             .values(
-                last_used_at=bindparam("used_at"),
+                last_used_at=case(
+                    (or_(c.last_used_at.is_(None), c.last_used_at < used_at), used_at),
+                    else_=c.last_used_at,
+                ),
                 uses_since_rotation=case(
                     (c.rotated_at.is_(None), c.uses_since_rotation),
                     else_=c.uses_since_rotation + bindparam("uses", type_=Integer),
@@ -249,9 +262,10 @@ class SqlKeyRepository:
         )
         params = [
             {"key_id": key_id, "used_at": at, "uses": counts.get(key_id, 0)}
-            for key_id, at in used.items()
+            for key_id, at in sorted(used.items())
         ]
-        self._conn.execute(query, params)
+        if params:
+            self._conn.execute(query, params)
 
     def set_quota(self, org_id: str, key_id: str, quota: Quota | None) -> None:
         """Replace the key's quota (its count, refill and refill instant), or remove it."""

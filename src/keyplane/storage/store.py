@@ -145,6 +145,8 @@ def _translate(exc: DBAPIError, *, read_only: bool) -> Exception:
 
 class SqlTransaction:
     def __init__(self, conn: Connection, *, notify: bool = False) -> None:
+        # For what must run on the unit of work's own connection (storage/limitsguard.py).
+        self.connection = conn
         self.orgs = SqlOrgRepository(conn)
         self.identities = SqlIdentityRepository(conn)
         self.users = SqlUserRepository(conn)

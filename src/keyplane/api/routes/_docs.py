@@ -18,7 +18,9 @@ _DESCRIPTIONS = {
     401: "Missing, malformed, unknown, disabled or expired API key.",
     403: "The key lacks the scope this operation needs, or tried to grant more than it holds.",
     404: "No such object in the caller's organization.",
-    409: "Conflicts with the current state (a name taken, an object in use).",
+    409: "Conflicts with the current state (a name taken, an object in use; a rate limit or "
+    "quota while several keyplane processes serve one database without KEYPLANE_REDIS_URL, "
+    "type `urn:keyplane:problem:limits-need-redis`).",
     413: "Request body too large.",
     415: "The body is not sent as `Content-Type: application/json`.",
     422: "Invalid input; `errors` names each field and the reason.",

@@ -60,7 +60,7 @@ def get_key(key_id: str, principal: KeysRead, kp: Services) -> KeyOut:
     return KeyOut.of(kp.keys.get(principal, key_id))
 
 
-@router.patch("/{key_id}", responses=problems(404, 422), summary="Change a key")
+@router.patch("/{key_id}", responses=problems(404, 409, 422), summary="Change a key")
 def update_key(key_id: str, body: KeyUpdate, principal: KeysWrite, kp: Services) -> KeyOut:
     """Changes status, profile, description, metadata, expiry, rate limits, quota or IP
     allowlist (limits are policy, not identity). Name, scopes, app and secret are

@@ -18,7 +18,9 @@ def get_org(principal: OrgRead, kp: Services) -> OrgOut:
     return OrgOut.of(kp.orgs.get(principal))
 
 
-@router.patch("", responses=problems(422), summary="Change the organization's name or key policies")
+@router.patch(
+    "", responses=problems(409, 422), summary="Change the organization's name or key policies"
+)
 def update_org(body: OrgUpdate, principal: OrgWrite, kp: Services) -> OrgOut:
     nullable = ("max_key_lifetime_days", "rotation_period_days")
     return OrgOut.of(kp.orgs.update(principal, changes_from(body, OrgChanges, nullable=nullable)))
