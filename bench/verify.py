@@ -593,6 +593,16 @@ def rows(results: Results) -> list[Row]:
                 _met(share >= MIN_LIMITED_RATIO),
             ),
             ("verify, rate-limited key, latency p99", f"{limited.p99_ms:.2f} ms", "", ""),
+            # Throughput moves with the CPU the server got; its CPU per answer does not, so
+            # on a shared machine this is the steadier comparison.
+            (
+                "server CPU per verify, unlimited",
+                _per_request(results.verify),
+                "",
+                "",
+            ),
+            ("server CPU per verify, limited", _per_request(results.limited), "", ""),
+            ("  unlimited / limited (CPU per verify)", _cost_ratio(results), ">= 90%", ""),
             (
                 "limited non-2xx answers / socket errors",
                 f"{limited.non_2xx_3xx} / {limited.socket_errors}",
@@ -601,6 +611,23 @@ def rows(results: Results) -> list[Row]:
             ),
         ]
     return table
+
+
+def _cpu_us(http: HttpResult) -> float | None:
+    if http.cpu.server is None or not http.wrk.requests_per_sec:
+        return None
+    return http.cpu.server / http.wrk.requests_per_sec * 1e6
+
+
+def _per_request(http: HttpResult) -> str:
+    value = _cpu_us(http)
+    return "n/a" if value is None else f"{value:.1f} µs"
+
+
+def _cost_ratio(results: Results) -> str:
+    plain = _cpu_us(results.verify)
+    limited = _cpu_us(results.limited) if results.limited is not None else None
+    return "n/a" if plain is None or not limited else f"{plain / limited:.1%}"
 
 
 def notes(results: Results, env: dict[str, Any]) -> list[str]:
