@@ -59,6 +59,7 @@ SCOPE = "api_keys:read"  # what the target key holds and what every verification
 MIN_RATIO = 0.60  # HTTP verify throughput / /healthz throughput
 MAX_P99_MS = 5.0  # HTTP verify p99
 MAX_IN_PROCESS_US = 10.0  # in-process warm verification, mean per call
+MIN_LIMITED_RATIO = 0.90  # --ratelimit: verify throughput with one in-process limit / without
 # Other processes using more than this share of a core during a run make its figures suspect.
 BUSY_WARNING = 0.15
 
@@ -413,6 +414,29 @@ def measure_in_process(
     )
 
 
+def combine(a: HttpResult, b: HttpResult) -> HttpResult:
+    """Two runs of equal duration as one: mean throughput and p50, the worse p99."""
+
+    def mean(x: float | None, y: float | None) -> float | None:
+        return None if x is None or y is None else (x + y) / 2
+
+    wa, wb = a.wrk, b.wrk
+    wrk = WrkResult(
+        requests_per_sec=(wa.requests_per_sec + wb.requests_per_sec) / 2,
+        p50_ms=(wa.p50_ms + wb.p50_ms) / 2,
+        p99_ms=max(wa.p99_ms, wb.p99_ms),
+        requests=wa.requests + wb.requests,
+        non_2xx_3xx=wa.non_2xx_3xx + wb.non_2xx_3xx,
+        socket_errors=wa.socket_errors + wb.socket_errors,
+    )
+    cpu = CpuShare(
+        server=mean(a.cpu.server, b.cpu.server),
+        wrk=(a.cpu.wrk + b.cpu.wrk) / 2,
+        other=mean(a.cpu.other, b.cpu.other),
+    )
+    return HttpResult(wrk, cpu)
+
+
 # ---- the run -----------------------------------------------------------------------------
 
 
@@ -421,6 +445,7 @@ class Results:
     healthz: HttpResult
     verify: HttpResult
     in_process: InProcessResult
+    limited: HttpResult | None = None  # --ratelimit: the same verification of a limited key
 
 
 class Load:
@@ -460,8 +485,12 @@ def measure(args: argparse.Namespace, wrk: str, workdir: Path) -> Results:
         print(f"server pid {server.pid} at {server.base}", flush=True)  # for py-spy --pid
         with httpx.Client(base_url=server.base, timeout=HTTP_TIMEOUT) as client:
             verifier_key = create_key(client, admin_key, "bench-verifier", ["keys:verify"])
-            target_key = create_key(client, admin_key, "bench-target", [SCOPE], _limits(args))
+            target_key = create_key(client, admin_key, "bench-target", [SCOPE])
             check_valid(client, verifier_key, target_key)  # also loads both into the cache
+            limited_key = None
+            if args.ratelimit:
+                limited_key = create_key(client, admin_key, "bench-limited", [SCOPE], LIMIT)
+                check_valid(client, verifier_key, limited_key)
         # wrk reads the keys from its environment (see verify.lua), not its command line.
         wrk_env = {
             **os.environ,
@@ -476,14 +505,33 @@ def measure(args: argparse.Namespace, wrk: str, workdir: Path) -> Results:
             load.run("/v1/keys/verify", args.warmup, LUA_SCRIPT, wrk_env)
         print(f"measuring GET /healthz for {args.duration} s ...", flush=True)
         healthz = load.run("/healthz", args.duration)
-        print(f"measuring POST /v1/keys/verify for {args.duration} s ...", flush=True)
-        verify = load.run("/v1/keys/verify", args.duration, LUA_SCRIPT, wrk_env)
+        limited = None
+        if limited_key is None:
+            print(f"measuring POST /v1/keys/verify for {args.duration} s ...", flush=True)
+            verify = load.run("/v1/keys/verify", args.duration, LUA_SCRIPT, wrk_env)
+        else:
+            # Same server, same moment: only the target key differs (one rate limit, never
+            # reached, so every verification is admitted and spends). Runs in the order
+            # unlimited, limited, limited, unlimited (half the duration each), so a drift
+            # of the machine's load over the run falls on both sides alike.
+            limited_env = {**wrk_env, "KEYPLANE_BENCH_TARGET_KEY": limited_key}
+            if args.warmup > 0:
+                load.run("/v1/keys/verify", args.warmup, LUA_SCRIPT, limited_env)
+            half = max(1, args.duration // 2)
+            print(f"measuring POST /v1/keys/verify, unlimited and limited key, {4 * half} s ...")
+            first = load.run("/v1/keys/verify", half, LUA_SCRIPT, wrk_env)
+            limited_runs = [load.run("/v1/keys/verify", half, LUA_SCRIPT, limited_env)]
+            limited_runs.append(load.run("/v1/keys/verify", half, LUA_SCRIPT, limited_env))
+            verify = combine(first, load.run("/v1/keys/verify", half, LUA_SCRIPT, wrk_env))
+            limited = combine(*limited_runs)
         with httpx.Client(base_url=server.base, timeout=HTTP_TIMEOUT) as client:
             check_valid(client, verifier_key, target_key)  # the verdict held throughout
+            if limited_key is not None:
+                check_valid(client, verifier_key, limited_key)
     # The server is stopped here: the in-process timing gets the CPU to itself.
     print(f"measuring in-process verification ({args.calls} calls) ...", flush=True)
     in_process = measure_in_process(database_url, org_id, target_key, args.calls, args.batch)
-    return Results(healthz, verify, in_process)
+    return Results(healthz, verify, in_process, limited)
 
 
 # ---- --limits: no limit, an in-process limit, a Redis limit -------------------------------
@@ -658,7 +706,7 @@ def rows(results: Results) -> list[Row]:
     healthz, verify, local = results.healthz.wrk, results.verify.wrk, results.in_process
     ratio = verify.requests_per_sec / healthz.requests_per_sec if healthz.requests_per_sec else 0.0
     clean = verify.non_2xx_3xx == 0 and verify.socket_errors == 0
-    return [
+    table: list[Row] = [
         ("GET /healthz throughput", f"{healthz.requests_per_sec:,.0f} req/s", "(ceiling)", ""),
         ("GET /healthz latency p50", f"{healthz.p50_ms:.2f} ms", "", ""),
         ("GET /healthz latency p99", f"{healthz.p99_ms:.2f} ms", "", ""),
@@ -691,6 +739,58 @@ def rows(results: Results) -> list[Row]:
         ("in-process warm verify, p50 of batches", f"{local.p50_us:.2f} µs", "", ""),
         ("in-process warm verify, p99 of batches", f"{local.p99_us:.2f} µs", "", ""),
     ]
+    if results.limited is not None:
+        limited = results.limited.wrk
+        share = limited.requests_per_sec / verify.requests_per_sec if verify.requests_per_sec else 0
+        table += [
+            (
+                "verify, rate-limited key, throughput",
+                f"{limited.requests_per_sec:,.0f} req/s",
+                "",
+                "",
+            ),
+            (
+                "verify, limited / unlimited throughput",
+                f"{share:.1%}",
+                f">= {MIN_LIMITED_RATIO:.0%}",
+                _met(share >= MIN_LIMITED_RATIO),
+            ),
+            ("verify, rate-limited key, latency p99", f"{limited.p99_ms:.2f} ms", "", ""),
+            # Throughput moves with the CPU the server got; its CPU per answer does not, so
+            # on a shared machine this is the steadier comparison.
+            (
+                "server CPU per verify, unlimited",
+                _per_request(results.verify),
+                "",
+                "",
+            ),
+            ("server CPU per verify, limited", _per_request(results.limited), "", ""),
+            ("  unlimited / limited (CPU per verify)", _cost_ratio(results), ">= 90%", ""),
+            (
+                "limited non-2xx answers / socket errors",
+                f"{limited.non_2xx_3xx} / {limited.socket_errors}",
+                "0 / 0",
+                _met(limited.non_2xx_3xx == 0 and limited.socket_errors == 0),
+            ),
+        ]
+    return table
+
+
+def _cpu_us(http: HttpResult) -> float | None:
+    if http.cpu.server is None or not http.wrk.requests_per_sec:
+        return None
+    return http.cpu.server / http.wrk.requests_per_sec * 1e6
+
+
+def _per_request(http: HttpResult) -> str:
+    value = _cpu_us(http)
+    return "n/a" if value is None else f"{value:.1f} µs"
+
+
+def _cost_ratio(results: Results) -> str:
+    plain = _cpu_us(results.verify)
+    limited = _cpu_us(results.limited) if results.limited is not None else None
+    return "n/a" if plain is None or not limited else f"{plain / limited:.1%}"
 
 
 def notes(results: Results, env: dict[str, Any]) -> list[str]:
@@ -700,13 +800,16 @@ def notes(results: Results, env: dict[str, Any]) -> list[str]:
         "server and everything else running share them.",
         "CPU used during each run (100% = one core busy throughout):",
     ]
-    for name, http in (("GET /healthz", results.healthz), ("POST /v1/keys/verify", results.verify)):
+    runs = [("GET /healthz", results.healthz), ("POST /v1/keys/verify", results.verify)]
+    if results.limited is not None:
+        runs.append(("verify, limited key", results.limited))
+    for name, http in runs:
         cpu = http.cpu
         lines.append(
             f"  {name:<22} server {_cores(cpu.server):>5}   wrk {_cores(cpu.wrk):>5}"
             f"   other processes {_cores(cpu.other):>5}"
         )
-    busy = [h.cpu.other for h in (results.healthz, results.verify) if h.cpu.other is not None]
+    busy = [h.cpu.other for _, h in runs if h.cpu.other is not None]
     if busy and max(busy) > BUSY_WARNING:
         lines.append(
             f"WARNING: other processes used up to {max(busy):.0%} of a core during the runs; "
@@ -785,12 +888,9 @@ def save(results: Results, table: list[Row], lines: list[str], env: dict[str, An
 # ---- main --------------------------------------------------------------------------------
 
 
-def _limits(args: argparse.Namespace) -> dict[str, Any]:
-    """``--ratelimit``: the target key gets a rate limit it never reaches (the in-process
-    limiter's cost on the hot path, every check spent)."""
-    if not args.ratelimit:
-        return {}
-    return {"ratelimits": [{"name": "bench", "limit": 1_000_000_000, "period_seconds": 1}]}
+# ``--ratelimit``: a second target key with a rate limit it never reaches (the in-process
+# limiter's cost on the hot path, every check spent), measured right after the first.
+LIMIT = {"ratelimits": [{"name": "bench", "limit": 1_000_000_000, "period_seconds": 1}]}
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -801,7 +901,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=int, default=2, help="wrk seconds per endpoint first (2)")
     parser.add_argument("--calls", type=int, default=200_000, help="in-process calls (200000)")
     parser.add_argument(
-        "--ratelimit", action="store_true", help="give the target key a (never reached) rate limit"
+        "--ratelimit",
+        action="store_true",
+        help="also verify a key with one (never reached) rate limit, same server and run",
     )
     parser.add_argument("--batch", type=int, default=100, help="calls per timed batch (100)")
     parser.add_argument(

@@ -286,6 +286,18 @@ class InProcessRateLimiter:
         now: datetime,
     ) -> Admission:
         t = instant(now)
+        if quota is None and len(limits) == 1:
+            # The common case, one rate limit and no quota, without the general path's lists:
+            # the same GCRA step, spent only when admitted (the refusing state is the one to
+            # report, nothing else to leave unspent).
+            limit = limits[0]
+            slot = (key_id, limit.name)
+            with self._lock:
+                ok, tat, state = gcra(limit, self._tats.get(slot), t, cost)
+                if ok:
+                    self._tats[slot] = tat
+                    return Admission("VALID", (state,), None, 0.0, now)
+            return Admission("RATE_LIMITED", (state,), None, state.retry_after, now)
         with self._lock:
             states: list[LimitState] = []
             spends: list[tuple[tuple[str, str], int]] = []

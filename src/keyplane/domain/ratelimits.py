@@ -24,7 +24,7 @@ import calendar
 import ipaddress
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal, NamedTuple
 
@@ -40,6 +40,7 @@ NAME_PATTERN: Final = r"^[a-z0-9][a-z0-9_-]{0,39}$"
 _NAME = re.compile(NAME_PATTERN)
 
 Interval = Literal["daily", "monthly"]
+NS: Final = 1_000_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +48,15 @@ class RateLimit:
     name: str
     limit: int
     period_seconds: int
+    # GCRA's constants in integer ns, computed once per limit (a cached key record holds its
+    # limits) instead of on every check; derived, so neither compared nor shown.
+    period_ns: int = field(init=False, repr=False, compare=False)
+    interval_ns: int = field(init=False, repr=False, compare=False)  # the emission interval T
+
+    def __post_init__(self) -> None:
+        period = self.period_seconds * NS
+        object.__setattr__(self, "period_ns", period)
+        object.__setattr__(self, "interval_ns", period // self.limit)
 
     def as_json(self) -> dict[str, Any]:
         return {"name": self.name, "limit": self.limit, "period_seconds": self.period_seconds}
@@ -167,14 +177,20 @@ class Admission(NamedTuple):
         return self.code == "VALID"
 
 
-NS: Final = 1_000_000_000
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND: Final = timedelta(microseconds=1)
 
 
 def instant(now: datetime) -> int:
     """``now`` in integer nanoseconds, as GCRA counts: exact to the microsecond a datetime
-    holds (a float timestamp resolves 0.2 µs today, so rounding it to µs is exact), where
-    float seconds in the arithmetic would lose a fraction of a unit at every step."""
-    return round(now.timestamp() * 1_000_000) * 1000
+    holds, where float seconds in the arithmetic would lose a fraction of a unit at every
+    step. Integer timedelta division: exact at any date (a float timestamp is exact only
+    while it resolves better than half a µs) and ~1/3 cheaper than ``timestamp()``, which
+    runs on every check of a limited key."""
+    try:
+        return (now - _EPOCH) // _MICROSECOND * 1000
+    except TypeError:  # a naive datetime: local time, as timestamp() reads it
+        return round(now.timestamp() * 1_000_000) * 1000
 
 
 def gcra(limit: RateLimit, tat: int | None, now: int, cost: int) -> tuple[bool, int, LimitState]:
@@ -183,8 +199,8 @@ def gcra(limit: RateLimit, tat: int | None, now: int, cost: int) -> tuple[bool, 
 
     ``cost`` 0 asks whether a request of cost 1 would pass, spending nothing.
     """
-    period = limit.period_seconds * NS
-    interval = period // limit.limit
+    period = limit.period_ns
+    interval = limit.interval_ns
     start = now if tat is None or tat < now else tat
     new_tat = start + max(cost, 1) * interval
     if new_tat - now <= period:
