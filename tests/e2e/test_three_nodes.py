@@ -30,7 +30,7 @@ from conftest import POSTGRES_ADMIN_URL, TEST_SECRET, CreatedKeys, free_port
 from support.databases import fresh_postgres
 from support.serving import KEYPLANE, Process, clean_env, serve
 
-pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
+pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis]
 
 WITHIN = 1.0  # seconds: the promise for changes
 
@@ -42,16 +42,19 @@ def database(postgres_url: str) -> Iterator[str]:
 
 
 @contextmanager
-def node(directory: Path, database_url: str, redis_url: str) -> Iterator[Process]:
+def node(directory: Path, database_url: str, redis_url: str, prefix: str) -> Iterator[Process]:
     env = clean_env(
-        KEYPLANE_SECRET_KEY=TEST_SECRET, KEYPLANE_RUN_JOBS="false", KEYPLANE_REDIS_URL=redis_url
+        KEYPLANE_SECRET_KEY=TEST_SECRET,
+        KEYPLANE_RUN_JOBS="false",
+        KEYPLANE_REDIS_URL=redis_url,
+        KEYPLANE_REDIS_PREFIX=prefix,
     )
     yield from serve(directory, free_port(), env=env, database_url=database_url)
 
 
 @pytest.fixture
 def cluster(
-    tmp_path: Path, database: str, redis_url: str, created_keys: CreatedKeys
+    tmp_path: Path, database: str, redis_url: str, redis_prefix: str, created_keys: CreatedKeys
 ) -> Iterator[Cluster]:
     made = subprocess.run(
         [KEYPLANE, "orgs", "create", "Acme", "--owner-email", "ops@acme.io", "--json"],
@@ -65,7 +68,9 @@ def cluster(
     owner: str = json.loads(made.stdout)["api_key"]
     created_keys.add(owner)
     with ExitStack() as stack:
-        nodes = [stack.enter_context(node(tmp_path, database, redis_url)) for _ in range(3)]
+        nodes = [
+            stack.enter_context(node(tmp_path, database, redis_url, redis_prefix)) for _ in range(3)
+        ]
         yield stack.enter_context(Cluster(nodes, owner, created_keys))
 
 
