@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Iterator
+from contextlib import ExitStack
 
 import httpx
 import pytest
@@ -15,7 +16,8 @@ from keyplane.app import build
 from keyplane.domain.tokens import KeyHasher
 from keyplane.settings import Settings
 
-from conftest import TEST_SECRET, Clock, Server
+from conftest import POSTGRES_ADMIN_URL, TEST_SECRET, Clock, Server
+from support.databases import fresh_postgres
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -44,17 +46,23 @@ def metered(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     """A server of its own with KEYPLANE_METRICS=true (the shared ones have it off)."""
-    if request.param == "sqlite":
-        path = tmp_path_factory.mktemp("metrics") / "keyplane.db"
-        url, sqlite_file = f"sqlite:///{path}", path
-    else:
-        url, sqlite_file = request.getfixturevalue("postgres_url"), None
-    clock = Clock()
-    settings = Settings(database_url=url, secret_key=TEST_SECRET, run_jobs=False, metrics=True)
-    server = Server(build(settings, clock=clock), clock, url, sqlite_file)
-    server.start()
-    yield server
-    server.stop()
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            path = tmp_path_factory.mktemp("metrics") / "keyplane.db"
+            url, sqlite_file = f"sqlite:///{path}", path
+        else:
+            # A database of its own: beside the shared PostgreSQL server (limits in process,
+            # no Redis) a second process on that database would be refused
+            # (storage/limitsguard.py).
+            request.getfixturevalue("postgres_url")
+            url = stack.enter_context(fresh_postgres(POSTGRES_ADMIN_URL, "keyplane_metrics"))
+            sqlite_file = None
+        clock = Clock()
+        settings = Settings(database_url=url, secret_key=TEST_SECRET, run_jobs=False, metrics=True)
+        server = Server(build(settings, clock=clock), clock, url, sqlite_file)
+        server.start()
+        yield server
+        server.stop()
 
 
 def test_metrics_are_off_by_default_and_answer_404(server: Server) -> None:
