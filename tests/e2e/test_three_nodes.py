@@ -27,6 +27,7 @@ import httpx
 import pytest
 
 from conftest import POSTGRES_ADMIN_URL, TEST_SECRET, CreatedKeys, free_port
+from support.aio import run
 from support.databases import fresh_postgres
 from support.serving import KEYPLANE, Process, clean_env, serve
 
@@ -113,7 +114,7 @@ class Cluster:
     def hammer(self, nodes: list[Process], key: str, per_node: int) -> Counter[str]:
         """``per_node`` verifications of ``key`` through each node, all at once (32 in
         flight per node), counted by answer."""
-        return asyncio.run(self._hammer(nodes, key, per_node))
+        return run(lambda: self._hammer(nodes, key, per_node))
 
     async def _hammer(self, nodes: list[Process], key: str, per_node: int) -> Counter[str]:
         headers = {"Authorization": f"Bearer {self.gateway}"}

@@ -21,6 +21,8 @@ from keyplane.domain.ratelimits import Quota, RateLimit, Refill
 from keyplane.redisclient import PipelinedRedis
 from keyplane.redislimits import RedisFailurePolicy, RedisRateLimiter
 
+from support.aio import run
+
 pytestmark = pytest.mark.redis
 
 BURST = RateLimit("burst", 3, 60)
@@ -277,7 +279,7 @@ def test_the_async_path_answers_like_the_sync_one_and_admits_exactly_the_limit(
         left = limiter.admit("q", (), Quota(999), 0, now).quota_remaining
         return sum(a.admitted for a in rated), sum(a.admitted for a in quota), left
 
-    assert asyncio.run(scenario()) == (40, 30, 0)
+    assert run(scenario) == (40, 30, 0)
     # Every call that found the count missing read the database (off the event loop); the
     # first seed won, the rest were ignored: the count is exact all the same.
     assert 1 <= db.reads <= 100
@@ -305,7 +307,7 @@ def test_the_async_path_reloads_its_script_and_follows_the_policy_when_redis_goe
         await remote.aclose()
         sync.close()
 
-    asyncio.run(scenario())
+    run(scenario)
     assert metrics.errors == ["admit"]
     assert metrics.decisions == [("ratelimit", "open"), ("quota", "closed")]
 
@@ -331,7 +333,7 @@ def test_a_hung_redis_is_given_up_on_within_about_twice_the_timeout(own_redis: o
         return time.monotonic() - started
 
     try:
-        assert asyncio.run(scenario()) < 0.5
+        assert run(scenario) < 0.5
     finally:
         own_redis.resume()  # type: ignore[attr-defined]
     assert metrics.errors == ["admit"]
