@@ -183,17 +183,18 @@ new_tuple: Final = tuple.__new__
 
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_MICROSECOND: Final = timedelta(microseconds=1)
 
 
 def instant(now: datetime) -> int:
     """``now`` in integer nanoseconds, as GCRA counts: exact to the microsecond a datetime
     holds, where float seconds in the arithmetic would lose a fraction of a unit at every
     step. Integer timedelta division: exact at any date (a float timestamp is exact only
-    while it resolves better than half a µs) and ~1/3 cheaper than ``timestamp()``, which
-    runs on every check of a limited key."""
+    while it resolves better than half a µs). From the difference's fields rather than
+    ``// timedelta(microseconds=1)``: ~15% fewer instructions (callgrind), on every check
+    of a limited key."""
     try:
-        return (now - _EPOCH) // _MICROSECOND * 1000
+        since = now - _EPOCH
+        return ((since.days * 86_400 + since.seconds) * 1_000_000 + since.microseconds) * 1000
     except TypeError:  # a naive datetime: local time, as timestamp() reads it
         return round(now.timestamp() * 1_000_000) * 1000
 

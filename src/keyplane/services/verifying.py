@@ -196,7 +196,7 @@ class Verifier:
             admission = self._limiter.admit(
                 verdict.key_id, verdict.ratelimits, verdict.quota, cost, now
             )
-            verdict = Verdict(admission.code, verdict, admission=admission)
+            verdict = Verdict(admission.code, verdict, (), admission)
         # A key of another organization counts as NOT_FOUND in the asking one, against no key.
         self._counter.count(org_id, verdict.key, verdict.code, now)
         return verdict

@@ -4,9 +4,11 @@ edges, cost, refills (daily, monthly, clamped), allowlists, override order and v
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from keyplane.domain.errors import InvalidInput
 from keyplane.domain.ratelimits import (
@@ -98,6 +100,12 @@ def test_reset_seconds_is_when_the_limit_is_whole_again() -> None:
     now = instant(datetime.now(UTC))
     _, _, state = gcra(RateLimit("minute", 50, 60), None, now, 1)
     assert state.remaining == 49
+
+
+@given(st.datetimes(timezones=st.just(UTC)))
+def test_instant_is_the_exact_microsecond_of_any_aware_datetime(now: datetime) -> None:
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    assert instant(now) == (now - epoch) // timedelta(microseconds=1) * 1000
 
 
 def test_key_overrides_app_overrides_org_by_name() -> None:
