@@ -11,9 +11,10 @@ from __future__ import annotations
 import codecs
 import os
 import re
-import subprocess  # nosec B404: runs the git CLI with fixed arguments, never a shell
+import subprocess
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO, Final
 
@@ -89,21 +90,20 @@ def scan_file(path: Path, warn: Warn, shown: str | None = None) -> list[Finding]
 
 def _files_under(root: Path, warn: Warn) -> Iterator[Path]:
     """Regular files under ``root``, sorted, without ``.git`` and without following a
-    symbolic link out of the tree (links to directories are never followed: a link cycle
-    would never end)."""
+    symbolic link out of the tree (links to directories are never followed: a cycle of
+    links would never end)."""
     top = root.resolve()
     for directory, dirnames, filenames in os.walk(root, onerror=_walk_warning(warn)):
         dirnames[:] = sorted(d for d in dirnames if d != ".git")
         for filename in sorted(filenames):
             path = Path(directory, filename)
-            if path.is_symlink():
-                target = path.resolve()
-                if not target.is_relative_to(top):
-                    warn(f"{path}: skipped, a symbolic link out of {root}")
-                    continue
-                if not target.is_file():
-                    continue
-            yield path
+            if path.is_symlink() and not path.resolve().is_relative_to(top):
+                warn(f"{path}: skipped, a symbolic link out of {root}")
+                continue
+            # Not a FIFO, socket or device found on the way (a FIFO would block the scan);
+            # one named on the command line is read, as with `keyplane scan <(command)`.
+            if path.is_file():
+                yield path
 
 
 def _walk_warning(warn: Warn) -> Callable[[OSError], None]:
@@ -149,7 +149,7 @@ def git_root(path: Path) -> Path:
     if not path.is_dir():
         raise ScanError(f"{path}: --git needs a directory inside a git repository")
     try:
-        answer = subprocess.run(  # nosec B603: fixed arguments
+        answer = subprocess.run(  # noqa: S603 (fixed arguments, no shell)
             _git("rev-parse", "--absolute-git-dir", cwd=path),
             capture_output=True,
             text=True,
@@ -184,6 +184,7 @@ def scan_git_history(path: Path, warn: Warn) -> Iterator[Finding]:
         "-p",
         "--all",
         "--reverse",
+        "--topo-order",  # reversed: a commit after its parents, whatever the clocks said
         "--no-color",
         "--no-ext-diff",
         "--no-textconv",
@@ -193,45 +194,27 @@ def scan_git_history(path: Path, warn: Warn) -> Iterator[Finding]:
         cwd=path,
     )
     seen: set[tuple[str, str]] = set()
-    with subprocess.Popen(  # nosec B603: fixed arguments
-        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE
-    ) as git:
-        assert git.stdout is not None  # noqa: S101 (Popen with stdout=PIPE)
-        for found in _read_log(git.stdout):
+    # stderr to a file, not a pipe: git blocks on a full pipe nobody reads while we read
+    # stdout.
+    with (
+        tempfile.TemporaryFile() as errors,
+        subprocess.Popen(  # noqa: S603 (fixed arguments, no shell)
+            command, stdout=subprocess.PIPE, stderr=errors
+        ) as git,
+    ):
+        for finding, key in _read_log(git.stdout or ()):
             # The full key only as a set member, to report each key once per file.
-            identity = (found.path, found.key)
-            if identity in seen:
-                continue
-            seen.add(identity)
-            yield Finding(
-                found.path,
-                found.line,
-                found.column,
-                found.masked,
-                found.environment,
-                found.commit,
-            )
-        assert git.stderr is not None  # noqa: S101
-        error = git.stderr.read()
-    if git.returncode != 0:
-        message = _decode(error).strip().splitlines()
-        # A repository without commits has nothing to scan.
-        if not (message and "does not have any commits" in message[-1]):
-            raise ScanError(f"git log failed: {message[-1] if message else git.returncode}")
+            if (finding.path, key) not in seen:
+                seen.add((finding.path, key))
+                yield finding
+        git.wait()
+        errors.seek(0)
+        message = _decode(errors.read()).strip().splitlines()
+    if git.returncode != 0:  # with --all, a repository without commits is not an error
+        raise ScanError(f"git log failed: {message[-1] if message else git.returncode}")
 
 
-@dataclass(frozen=True, slots=True)
-class _Added:
-    commit: str
-    path: str
-    line: int
-    column: int
-    masked: str
-    environment: Environment
-    key: str
-
-
-def _read_log(lines: Iterable[bytes]) -> Iterator[_Added]:
+def _read_log(lines: Iterable[bytes]) -> Iterator[tuple[Finding, str]]:
     """Keys on the added lines of ``git log -p --unified=0 --format='commit %H'``.
 
     Inside a hunk every line starts with ``+``, ``-`` or ``\\``, so a line that does not is
@@ -248,15 +231,7 @@ def _read_log(lines: Iterable[bytes]) -> Iterator[_Added]:
             if line[:1] == b"+":
                 if prefix in line:
                     for found in find_keys(_decode(line[1:])):
-                        yield _Added(
-                            commit,
-                            path,
-                            number,
-                            found.column,
-                            found.masked,
-                            found.environment,
-                            found.key,
-                        )
+                        yield replace(_finding(path, found, commit), line=number), found.key
                 number += 1
             continue
         hunk = _HUNK.match(line)
@@ -268,6 +243,6 @@ def _read_log(lines: Iterable[bytes]) -> Iterator[_Added]:
         if line.startswith(_COMMIT):
             commit = line[len(_COMMIT) :].decode("ascii")
         elif line.startswith(b"+++ "):
-            target = line[4:]
-            path = _unquote(target)
-            path = path.removeprefix("b/")
+            # git ends the line with a tab when the name has a space (for patch(1)); a
+            # name with a tab of its own is quoted.
+            path = _unquote(line[4:].removesuffix(b"\t")).removeprefix("b/")

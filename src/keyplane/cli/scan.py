@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Annotated
 
-import click
 import typer
 
 from keyplane.cli.common import fail
@@ -38,7 +38,7 @@ def _line(finding: Finding) -> str:
 def _findings(paths: list[str], git: bool) -> Iterable[Finding]:
     if not git:
         check_paths(paths)
-        return scan_paths(paths, _warn, click.get_binary_stream("stdin"))
+        return scan_paths(paths, _warn, sys.stdin.buffer)
     for name in paths:
         git_root(Path(name))  # every path checked before the first line is printed
     return (found for name in paths for found in scan_git_history(Path(name), _warn))
