@@ -145,7 +145,7 @@ def _git(*args: str, cwd: Path) -> list[str]:
 
 
 def git_root(path: Path) -> Path:
-    """The top of the work tree (or the git directory of a bare repository) at ``path``."""
+    """The git directory of the repository ``path`` is in (``git -C`` works from there too)."""
     if not path.is_dir():
         raise ScanError(f"{path}: --git needs a directory inside a git repository")
     try:

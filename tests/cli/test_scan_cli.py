@@ -264,3 +264,11 @@ def test_git_outside_a_repository_is_an_error_with_exit_2(tmp_path: Path) -> Non
 def test_git_with_standard_input_is_an_error_with_exit_2() -> None:
     result = scan("--git", "-")
     assert result.exit_code == 2
+
+
+def test_two_paths_in_one_repository_scan_its_history_once(repo: Path) -> None:
+    key = mint_key()
+    commit(repo, "src/keys.py", f"KEY = '{key}'\n", "oops")
+    result = scan("--git", str(repo), str(repo / "src"))
+    assert result.exit_code == 1
+    assert result.stdout.count(mask_key(key)) == 1

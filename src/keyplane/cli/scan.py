@@ -39,9 +39,10 @@ def _findings(paths: list[str], git: bool) -> Iterable[Finding]:
     if not git:
         check_paths(paths)
         return scan_paths(paths, _warn, sys.stdin.buffer)
-    for name in paths:
-        git_root(Path(name))  # every path checked before the first line is printed
-    return (found for name in paths for found in scan_git_history(Path(name), _warn))
+    # Every path checked before the first line is printed; two paths in one repository
+    # scan its history once.
+    repositories = list(dict.fromkeys(git_root(Path(name)) for name in paths))
+    return (found for root in repositories for found in scan_git_history(root, _warn))
 
 
 def scan(
@@ -58,8 +59,8 @@ def scan(
         typer.Option(
             "--git",
             help=(
-                "Scan the git history of the repository at each PATH (every commit of "
-                "every ref) instead of the files."
+                "Scan the history of the git repository each PATH is in (every commit of "
+                "every branch and tag) instead of the files."
             ),
         ),
     ] = False,
