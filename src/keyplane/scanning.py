@@ -69,10 +69,10 @@ def scan_stream(name: str, stream: BinaryIO) -> list[Finding]:
     return [_finding(name, found) for found in find_keys(_decode(stream.read()))]
 
 
-def scan_file(path: Path, warn: Warn, shown: str | None = None) -> list[Finding]:
+def scan_file(path: Path, warn: Warn) -> list[Finding]:
     """The keys in one file; nothing, with a warning, if it is too large or unreadable, and
     nothing, silently, if it is binary."""
-    name = shown or str(path)
+    name = str(path)
     try:
         size = path.stat().st_size
         if size > MAX_FILE_BYTES:
