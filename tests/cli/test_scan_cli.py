@@ -272,3 +272,18 @@ def test_two_paths_in_one_repository_scan_its_history_once(repo: Path) -> None:
     result = scan("--git", str(repo), str(repo / "src"))
     assert result.exit_code == 1
     assert result.stdout.count(mask_key(key)) == 1
+
+
+def test_git_on_a_file_is_an_error_with_exit_2(repo: Path) -> None:
+    result = scan("--git", str(repo / "README"))
+    assert result.exit_code == 2
+    assert "--git needs a directory inside a git repository" in result.stderr
+
+
+def test_a_history_git_cannot_read_is_an_error_with_exit_2(repo: Path) -> None:
+    commit(repo, "a.txt", "text\n", "a blob")
+    blob = git(repo, "rev-parse", "HEAD:a.txt")
+    (repo / ".git" / "objects" / blob[:2] / blob[2:]).unlink()
+    result = scan("--git", str(repo))
+    assert result.exit_code == 2
+    assert "error: git log failed:" in result.stderr
