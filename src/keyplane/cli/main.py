@@ -1,4 +1,4 @@
-"""``keyplane serve | migrate | worker | orgs create``."""
+"""``keyplane serve | migrate | worker | scan | orgs create``."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from keyplane.cli.common import (
     one_time_password,
     settings_for,
 )
+from keyplane.cli.scan import scan
 from keyplane.cli.users import users
 from keyplane.cli.worker import worker
 from keyplane.container import Keyplane
@@ -75,6 +76,7 @@ app.add_typer(orgs, name="orgs")
 app.add_typer(users, name="users")
 app.add_typer(audit, name="audit")
 app.command()(worker)
+app.command()(scan)
 
 
 @app.callback()
