@@ -24,7 +24,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import httpx
@@ -40,9 +39,9 @@ from verify import (  # bench/verify.py, beside this script
     create_org,
     free_port,
     keyplane_cli,
-    mask,
     run_wrk,
     stop,
+    wait_healthy,
 )
 
 STARTUP_TIMEOUT = 300.0  # s: the server migrates and imports under valgrind, ~50x slower
@@ -99,7 +98,7 @@ def measure(work: Path, args: argparse.Namespace) -> list[tuple[str, int, float]
     with log.open("wb") as sink:
         server = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
     try:
-        _wait(server, base, log)
+        wait_healthy(server, base, log, timeout=STARTUP_TIMEOUT)
         with httpx.Client(base_url=base, timeout=60.0) as client:
             verifier = create_key(client, admin_key, "bench-verifier", ["keys:verify"])
             plain = create_key(client, admin_key, "bench-target", [SCOPE])
@@ -143,20 +142,6 @@ def _load(url: str, seconds: int, env: dict[str, str]) -> WrkResult:
         env=env,
         timeout=30,
     )
-
-
-def _wait(server: subprocess.Popen[bytes], base: str, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            raise BenchError(f"the server exited: {mask(log.read_text(errors='replace'))[-800:]}")
-        try:
-            if httpx.get(f"{base}/healthz", timeout=5.0).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(1.0)
-    raise BenchError(f"the server did not answer under valgrind within {STARTUP_TIMEOUT:.0f} s")
 
 
 def _control(pid: int, option: str) -> None:

@@ -304,8 +304,10 @@ def running_server(
         stop(process)
 
 
-def wait_healthy(process: subprocess.Popen[bytes], base: str, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT
+def wait_healthy(
+    process: subprocess.Popen[bytes], base: str, log: Path, timeout: float = STARTUP_TIMEOUT
+) -> None:
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise BenchError(f"the server exited with {process.returncode}:\n{tail(log)}")
@@ -315,7 +317,7 @@ def wait_healthy(process: subprocess.Popen[bytes], base: str, log: Path) -> None
         except httpx.TransportError:
             pass  # not listening yet
         time.sleep(0.1)
-    raise BenchError(f"the server did not answer /healthz within {STARTUP_TIMEOUT:.0f} s")
+    raise BenchError(f"the server did not answer /healthz within {timeout:.0f} s")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
