@@ -8,8 +8,9 @@ Throughput on a shared machine moves by more than the 10% this compares (bench/v
 server executes, the same for the same code whatever else the machine does. wrk loads it
 (32 connections, the request of bench/verify.py) in rounds of: unlimited key, limited key.
 Instruction counting is on only while wrk runs, and each phase is dumped and divided by
-the requests wrk completed in it. The figure, unlimited / limited instructions per
-verification, is the throughput ratio a CPU-bound server would reach.
+the requests wrk completed in it, after taking out what the server executes idle over the
+same time (its flushers and timers, measured first). The figure, unlimited / limited
+instructions per verification, is the throughput ratio a CPU-bound server would reach.
 
 Needs valgrind (``callgrind_control``) and wrk. A benchmark, not a test.
 """
@@ -24,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import httpx
@@ -106,6 +108,16 @@ def measure(work: Path, args: argparse.Namespace) -> list[tuple[str, int, float]
             check_valid(client, verifier, plain)
             check_valid(client, verifier, limited)
         counts = []
+        # What the server executes with no request at all (its flushers and timers), per
+        # second: taken out of each phase before dividing by the phase's requests, so a
+        # phase that served fewer requests is not charged more of it per request.
+        _control(server.pid, "--zero")
+        _control(server.pid, "--instr=on")
+        time.sleep(args.seconds)
+        _control(server.pid, "--instr=off")
+        _control(server.pid, "--dump=idle")
+        idle_per_second = _total(out, server.pid) / args.seconds
+        print(f"idle: {idle_per_second:,.0f} instructions per second", flush=True)
         for round_ in range(1, args.rounds + 1):
             for label, target in (("unlimited", plain), ("limited", limited)):
                 env = {
@@ -123,7 +135,8 @@ def measure(work: Path, args: argparse.Namespace) -> list[tuple[str, int, float]
                 _control(server.pid, f"--dump={name}")
                 if result.non_2xx_3xx or result.socket_errors:
                     raise BenchError(f"{name}: {result.non_2xx_3xx} non-2xx answers")
-                counts.append((name, result.requests, _total(out, server.pid) / result.requests))
+                busy = _total(out, server.pid) - idle_per_second * args.seconds
+                counts.append((name, result.requests, busy / result.requests))
         return counts
     finally:
         stop(server)
