@@ -188,10 +188,10 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 def instant(now: datetime) -> int:
     """``now`` in integer nanoseconds, as GCRA counts: exact to the microsecond a datetime
     holds, where float seconds in the arithmetic would lose a fraction of a unit at every
-    step. Integer timedelta division: exact at any date (a float timestamp is exact only
-    while it resolves better than half a µs). From the difference's fields rather than
-    ``// timedelta(microseconds=1)``: ~15% fewer instructions (callgrind), on every check
-    of a limited key."""
+    step. Integer arithmetic on the difference's fields: exact at any date (a float
+    timestamp is exact only while it resolves better than half a µs), and ~15% fewer
+    instructions than ``// timedelta(microseconds=1)`` (callgrind), on every check of a
+    limited key."""
     try:
         since = now - _EPOCH
         return ((since.days * 86_400 + since.seconds) * 1_000_000 + since.microseconds) * 1000
@@ -208,16 +208,18 @@ def gcra(limit: RateLimit, tat: int | None, now: int, cost: int) -> tuple[bool, 
     The arithmetic runs on how far the TAT is ahead of ``now`` (at most the period), not on
     the instants themselves: an instant in ns is a two-digit Python int (over 2^30), whose
     every operation takes the slow path, while the distances of a short period are one digit.
-    One subtraction in, one addition out (bench/limits.py: a third of the step's cost).
+    One subtraction in, one addition out (callgrind: the step with its state went from 6.9k
+    to 5.2k instructions).
     """
     period = limit.period_ns
     interval = limit.interval_ns
     ahead = tat - now if tat is not None and tat > now else 0
-    if ahead + (cost or 1) * interval <= period:
+    needed = ahead + (cost or 1) * interval  # where a use of max(cost, 1) would put the TAT
+    if needed <= period:
         spent = ahead + cost * interval
         left = (period - spent) // interval
         return True, now + spent, new_tuple(LimitState, (limit, left, spent / NS, 0.0))
-    retry = (ahead + (cost or 1) * interval - period) / NS
+    retry = (needed - period) / NS
     return False, now + ahead, LimitState(limit, (period - ahead) // interval, ahead / NS, retry)
 
 
