@@ -59,14 +59,36 @@ def _finding(path: str, found: FoundKey, commit: str | None = None) -> Finding:
     return Finding(path, found.line, found.column, found.masked, found.environment, commit)
 
 
-def _decode(data: bytes) -> str:
+# UTF-16 and UTF-32 text (Windows editors, PowerShell's `>`) is full of NUL bytes: it is
+# recognised by its byte order mark before the binary sniff would skip it. UTF-32 first:
+# its little-endian mark begins with UTF-16's.
+_BOMS: Final = (
+    (codecs.BOM_UTF32_LE, "utf-32"),
+    (codecs.BOM_UTF32_BE, "utf-32"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+
+
+def _encoding(data: bytes) -> str | None:
+    """The wide encoding a byte order mark at the start of ``data`` names, if any."""
+    return next((encoding for bom, encoding in _BOMS if data.startswith(bom)), None)
+
+
+def _decode(data: bytes, encoding: str = "utf-8") -> str:
     # Keys are ASCII: whatever the file's encoding, undecodable bytes cannot hide one.
-    return data.decode("utf-8", errors="replace")
+    return data.decode(encoding, errors="replace")
 
 
-def scan_stream(name: str, stream: BinaryIO) -> list[Finding]:
-    """The keys in a stream read to its end (standard input)."""
-    return [_finding(name, found) for found in find_keys(_decode(stream.read()))]
+def scan_stream(name: str, stream: BinaryIO) -> Iterator[Finding]:
+    """The keys in a stream read to its end (standard input), a line at a time: memory is
+    bounded by the longest line, not by the stream (``cat huge.log | keyplane scan -``).
+    A line is cut at ``MAX_FILE_BYTES``; the cut costs at most the one key it splits."""
+    prefix = PREFIX.encode()
+    for number, line in enumerate(iter(lambda: stream.readline(MAX_FILE_BYTES), b""), start=1):
+        if prefix in line:
+            for found in find_keys(_decode(line)):
+                yield replace(_finding(name, found), line=number)
 
 
 def scan_file(path: Path, warn: Warn) -> list[Finding]:
@@ -83,9 +105,10 @@ def scan_file(path: Path, warn: Warn) -> list[Finding]:
     except OSError as exc:
         warn(f"{name}: skipped, cannot read it: {exc.strerror or exc}")
         return []
-    if b"\0" in data[:SNIFF_BYTES]:
+    encoding = _encoding(data)
+    if encoding is None and b"\0" in data[:SNIFF_BYTES]:
         return []
-    return [_finding(name, found) for found in find_keys(_decode(data))]
+    return [_finding(name, found) for found in find_keys(_decode(data, encoding or "utf-8"))]
 
 
 def _files_under(root: Path, warn: Warn) -> Iterator[Path]:
@@ -175,8 +198,9 @@ def scan_git_history(path: Path, warn: Warn) -> Iterator[Finding]:
 
     A key is reported once per file, at the first commit that added it; lines removed
     later are found all the same, which is the point: a key in history is leaked.
-    Merge commits show no diff (``git log``'s default), so a key added only while
-    resolving a merge conflict is missed.
+    A merge commit is diffed against its first parent, so a key added while resolving a
+    conflict is found; what the merge brought from the other branch was seen on that branch
+    (every ref's commits come first, in topological order) and is not reported again.
     """
     git_root(path)
     command = _git(
@@ -189,6 +213,7 @@ def scan_git_history(path: Path, warn: Warn) -> Iterator[Finding]:
         "--no-ext-diff",
         "--no-textconv",
         "--no-renames",
+        "--diff-merges=first-parent",
         "--unified=0",
         "--format=commit %H",
         cwd=path,

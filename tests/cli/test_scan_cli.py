@@ -287,3 +287,41 @@ def test_a_history_git_cannot_read_is_an_error_with_exit_2(repo: Path) -> None:
     result = scan("--git", str(repo))
     assert result.exit_code == 2
     assert "error: git log failed:" in result.stderr
+
+
+def test_standard_input_is_read_a_line_at_a_time_with_line_numbers() -> None:
+    key = mint_key("test")
+    result = scan("-", stdin="one\ntwo\n" * 5000 + f"x {key}\n")
+    assert result.exit_code == 1
+    assert result.stdout == f"<stdin>:10001:3  {mask_key(key)} (test)\n"
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32"])
+def test_a_utf16_or_utf32_file_with_a_byte_order_mark_is_scanned(
+    tmp_path: Path, encoding: str
+) -> None:
+    key = mint_key()
+    text = f"# written by a Windows editor\nKEY={key}\n"
+    data = text.encode(encoding)
+    if encoding == "utf-16-be":  # Python writes no mark for an explicit byte order
+        data = b"\xfe\xff" + data
+    (tmp_path / "wide.env").write_bytes(data)
+    result = scan(str(tmp_path))
+    assert result.exit_code == 1
+    assert result.stdout == f"{tmp_path / 'wide.env'}:2:5  {mask_key(key)} (live)\n"
+
+
+def test_a_key_added_while_resolving_a_merge_conflict_is_found(repo: Path) -> None:
+    key = mint_key()
+    commit(repo, "a.env", "A=1\n", "base")
+    git(repo, "checkout", "-q", "-b", "side")
+    commit(repo, "a.env", "A=side\n", "side")
+    git(repo, "checkout", "-q", "main")
+    commit(repo, "a.env", "A=main\n", "main")
+    with pytest.raises(subprocess.CalledProcessError):  # the conflict stops the merge
+        git(repo, "merge", "-q", "side")
+    merge = commit(repo, "a.env", f"A={key}\n", "merge side, resolving the conflict")
+    assert len(git(repo, "rev-list", "--parents", "-n1", "HEAD").split()) == 3  # a merge
+    result = scan("--git", str(repo))
+    assert result.exit_code == 1
+    assert result.stdout == f"{merge[:12]}:a.env:1:3  {mask_key(key)} (live)\n"
