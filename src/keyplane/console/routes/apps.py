@@ -14,12 +14,20 @@ from starlette.responses import RedirectResponse
 
 from keyplane.console import limits as limits_form
 from keyplane.console.context import Console, PageNotFound, SignedForm, SignedIn
-from keyplane.console.forms import EXPIRY_CHOICES, errors_of, expiry, grid_rows, scopes, text
+from keyplane.console.forms import (
+    EXPIRY_CHOICES,
+    errors_of,
+    expiry,
+    grid_rows,
+    scopes,
+    scopes_or_preset,
+    text,
+)
 from keyplane.console.routes.usage import usage_of
 from keyplane.domain.catalogue import Catalogue
 from keyplane.domain.errors import Conflict, Escalation, InvalidInput, KeyplaneError, NotFound
 from keyplane.domain.ids import has_kind
-from keyplane.domain.models import App
+from keyplane.domain.models import App, Preset
 from keyplane.domain.scopes import FULL_ACCESS
 from keyplane.services.apps import AppChanges
 from keyplane.services.keys import IssuedKey, NewKey
@@ -115,8 +123,15 @@ def _new_form(console: Console, status_code: int = 200, **context: Any) -> Respo
         values=context.pop("values", {}),
         chosen=context.pop("chosen", set()),
         errors=context.pop("errors", {}),
+        presets=_presets(console),
         **_grid(console),
     )
+
+
+def _presets(console: Console) -> list[Preset]:
+    if not console.can("resources:read"):
+        return []
+    return console.kp.presets.choices(console.principal)
 
 
 @router.get("/new")
@@ -131,11 +146,12 @@ def create_app(posted: SignedForm) -> Response:
     console.require("apps:write")
     chosen = scopes(form)
     try:
+        own, preset = scopes_or_preset(form, _presets(console))
         app = console.kp.apps.create(
-            console.principal, text(form, "name"), text(form, "description"), chosen
+            console.principal, text(form, "name"), text(form, "description"), own, preset=preset
         )
     except KeyplaneError as exc:
-        values = {"name": text(form, "name"), "description": text(form, "description")}
+        values = {k: text(form, k) for k in ("name", "description", "preset")}
         return _new_form(
             console, _status(exc), values=values, chosen=set(chosen), errors=_scope_errors(exc)
         )
