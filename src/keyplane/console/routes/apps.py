@@ -23,11 +23,12 @@ from keyplane.console.forms import (
     scopes_or_preset,
     text,
 )
+from keyplane.console.routes.presets import offered
 from keyplane.console.routes.usage import usage_of
 from keyplane.domain.catalogue import Catalogue
 from keyplane.domain.errors import Conflict, Escalation, InvalidInput, KeyplaneError, NotFound
 from keyplane.domain.ids import has_kind
-from keyplane.domain.models import App, Preset
+from keyplane.domain.models import App
 from keyplane.domain.scopes import FULL_ACCESS
 from keyplane.services.apps import AppChanges
 from keyplane.services.keys import IssuedKey, NewKey
@@ -123,15 +124,9 @@ def _new_form(console: Console, status_code: int = 200, **context: Any) -> Respo
         values=context.pop("values", {}),
         chosen=context.pop("chosen", set()),
         errors=context.pop("errors", {}),
-        presets=_presets(console),
+        presets=offered(console),
         **_grid(console),
     )
-
-
-def _presets(console: Console) -> list[Preset]:
-    if not console.can("resources:read"):
-        return []
-    return console.kp.presets.choices(console.principal)
 
 
 @router.get("/new")
@@ -146,7 +141,7 @@ def create_app(posted: SignedForm) -> Response:
     console.require("apps:write")
     chosen = scopes(form)
     try:
-        own, preset = scopes_or_preset(form, _presets(console))
+        own, preset = scopes_or_preset(form, offered(console))
         app = console.kp.apps.create(
             console.principal, text(form, "name"), text(form, "description"), own, preset=preset
         )

@@ -26,6 +26,13 @@ NOTICES = {
 }
 
 
+def offered(console: Console) -> list[Preset]:
+    """The presets a create form offers: those the user may read (all, or none)."""
+    if not console.can("resources:read"):
+        return []
+    return console.kp.presets.choices(console.principal)
+
+
 def _preset(console: Console, preset_id: str) -> Preset:
     try:
         return console.kp.presets.get(console.principal, preset_id)
