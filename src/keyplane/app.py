@@ -55,6 +55,7 @@ from keyplane.services.delivery import WebhookDeliveryJob
 from keyplane.services.expiry import ExpiryJob, NoticeJob
 from keyplane.services.keys import KeyService
 from keyplane.services.orgs import OrgService
+from keyplane.services.presets import PresetService
 from keyplane.services.profiles import ProfileService
 from keyplane.services.resources import ResourceService
 from keyplane.services.rotation import RotationService
@@ -126,6 +127,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
         rotation=RotationService(store, keys, clock),
         apps=AppService(store, clock, guard),
         profiles=ProfileService(store, clock),
+        presets=PresetService(store, clock),
         resources=ResourceService(store, clock),
         orgs=OrgService(store, keys, clock, guard),
         verifier=Verifier(

@@ -27,6 +27,7 @@ from keyplane.services.apps import AppService
 from keyplane.services.auditing import AuditService
 from keyplane.services.keys import KeyService
 from keyplane.services.orgs import OrgService
+from keyplane.services.presets import PresetService
 from keyplane.services.profiles import ProfileService
 from keyplane.services.resources import ResourceService
 from keyplane.services.rotation import RotationService
@@ -49,6 +50,7 @@ class Keyplane:
     rotation: RotationService
     apps: AppService
     profiles: ProfileService
+    presets: PresetService
     resources: ResourceService
     orgs: OrgService
     verifier: Verifier

@@ -62,6 +62,12 @@ AS_API: dict[str, tuple[str, ...]] = {
     "GET /console/resources": ("GET /v1/resources",),
     "POST /console/resources": ("POST /v1/resources",),
     "POST /console/resources/{name}/delete": ("DELETE /v1/resources/{name}",),
+    "GET /console/resources/presets": ("GET /v1/presets",),
+    "GET /console/resources/presets/new": ("POST /v1/presets",),
+    "POST /console/resources/presets/new": ("POST /v1/presets",),
+    "GET /console/resources/presets/{preset_id}/edit": ("PATCH /v1/presets/{preset_id}",),
+    "POST /console/resources/presets/{preset_id}/edit": ("PATCH /v1/presets/{preset_id}",),
+    "POST /console/resources/presets/{preset_id}/delete": ("DELETE /v1/presets/{preset_id}",),
     "GET /console/profiles": ("GET /v1/profiles",),
     "GET /console/profiles/new": ("POST /v1/profiles",),
     "POST /console/profiles/new": ("POST /v1/profiles",),
@@ -99,6 +105,7 @@ def _forms() -> dict[str, dict[str, str]]:
     """A form each route would accept from someone allowed (fresh names every time)."""
     unique = secrets.token_hex(4)
     profile = {"name": f"forbidden-{unique}", "description": "", "settings": "{}"}
+    preset = {"name": f"forbidden-{unique}", "scope": "resources:read"}
     return {
         "POST /console/keys": {"name": "forbidden", "expiration": "30"},
         "POST /console/keys/{key_id}/edit": {"status": "inactive"},
@@ -109,6 +116,8 @@ def _forms() -> dict[str, dict[str, str]]:
         "POST /console/apps/{app_id}/ratelimits": {"ratelimits": "hour 100 3600"},
         "POST /console/apps/{app_id}/keys": {"name": "forbidden", "expiration": "30"},
         "POST /console/resources": {"name": f"forbidden{unique}"},
+        "POST /console/resources/presets/new": preset,
+        "POST /console/resources/presets/{preset_id}/edit": preset,
         "POST /console/profiles/new": profile,
         "POST /console/profiles/{profile_id}/edit": profile,
         "POST /console/users": {"email": f"forbidden-{unique}@example.com", "role": "viewer"},

@@ -39,6 +39,11 @@ FORMS: dict[str, dict[str, str]] = {
     },
     "POST /console/profiles/{profile_id}/delete": {},
     "POST /console/resources/{name}/delete": {},
+    "POST /console/resources/presets/{preset_id}/edit": {
+        "name": "hijacked",
+        "scope": "apps:read",
+    },
+    "POST /console/resources/presets/{preset_id}/delete": {},
     "POST /console/users/{user_id}/role": {"role": "owner"},
     "POST /console/users/{user_id}/delete": {},
     "POST /console/webhooks/{webhook_id}/edit": {"url": HOOK_URL, "event": "*", "enabled": "on"},

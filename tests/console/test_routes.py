@@ -103,7 +103,7 @@ class Target:
         """Everything a console form can change, as the REST API shows it."""
         api = self.org.api
         state: dict[str, Any] = {"org": api.get("/v1/org").json()}
-        for listing in ("keys", "apps", "profiles", "resources", "users", "webhooks"):
+        for listing in ("keys", "apps", "profiles", "presets", "resources", "users", "webhooks"):
             state[listing] = api.get(f"/v1/{listing}?limit=100").json()["data"]
         for key in state["keys"]:
             key.pop("last_used_at")  # the owner key's snapshots themselves move it
@@ -121,6 +121,9 @@ def target(sqlite_server: Server, created_keys: CreatedKeys) -> Iterator[Target]
             "id"
         ],
         "profile_id": api.post("/v1/profiles", json={"name": "target"}).json()["id"],
+        "preset_id": api.post(
+            "/v1/presets", json={"name": "target", "scopes": ["apps:read"]}
+        ).json()["id"],
         "name": api.post("/v1/resources", json={"name": "models"}).json()["name"],
         "user_id": invited.json()["id"],
         **made_for(api, ("webhook_id", "delivery_id")),

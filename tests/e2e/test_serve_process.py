@@ -147,12 +147,16 @@ def test_restarting_the_demo_keeps_its_setup_and_mints_no_key_without_expiry(
             assert all(k["expires_at"] is not None for k in keys)
             custom = [r for r in api.get("/v1/resources").json()["data"] if not r["builtin"]]
             assert [(r["name"], r["actions"]) for r in custom] == [
-                ("models", ["read", "write", "deploy"])
+                ("models", ["read", "write", "deploy"]),
+                ("scanner", ["write"]),
             ]
             apps = api.get("/v1/apps").json()["data"]
             assert [(a["name"], a["scopes"]) for a in apps] == [("acme", ["models:read"])]
             profiles = api.get("/v1/profiles").json()["data"]
             assert [p["name"] for p in profiles] == ["free-tier"]
+            presets = {p["name"]: p["scopes"] for p in api.get("/v1/presets").json()["data"]}
+            assert presets["Model scanner CLI"] == ["models:read", "models:write", "scanner:write"]
+            assert set(presets) == {"Model scanner CLI", "Read-only dashboard", "CI deployer"}
 
 
 def test_serve_on_a_busy_port_fails_before_touching_the_database(tmp_path: Path) -> None:

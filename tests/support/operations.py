@@ -84,6 +84,9 @@ FACTORIES: dict[str, Callable[[Api], str]] = {
     "name": lambda api: _made(
         api, "/v1/resources", {"name": f"res{secrets.token_hex(4)}"}, field="name"
     ),
+    "preset_id": lambda api: _made(
+        api, "/v1/presets", {"name": _unique("preset"), "scopes": ["resources:read"]}
+    ),
     "user_id": lambda api: _made(
         api, "/v1/users", {"email": f"{_unique('target')}@example.com", "role": "viewer"}
     ),
@@ -115,6 +118,7 @@ NEVER: dict[str, Callable[[], str]] = {
     "app_id": lambda: new_id("app"),
     "profile_id": lambda: new_id("prf"),
     "name": lambda: f"res{secrets.token_hex(4)}",
+    "preset_id": lambda: new_id("pst"),
     "user_id": lambda: new_id("usr"),
     "actor_id": lambda: new_id("key"),
     "target_id": lambda: new_id("app"),
@@ -134,6 +138,9 @@ BODIES: dict[str, Callable[[], dict[str, Any]]] = {
     "PATCH /v1/profiles/{profile_id}": lambda: {"description": "changed"},
     "POST /v1/resources": lambda: {"name": f"made{secrets.token_hex(4)}"},
     "PATCH /v1/resources/{name}": lambda: {"description": "changed"},
+    # resources:read: a scope every role allowed to save presets holds.
+    "POST /v1/presets": lambda: {"name": _unique("made"), "scopes": ["resources:read"]},
+    "PATCH /v1/presets/{preset_id}": lambda: {"description": "changed"},
     "POST /v1/users": lambda: {"email": f"{_unique('made')}@example.com", "role": "viewer"},
     "PATCH /v1/users/{user_id}": lambda: {"name": "Changed"},
     "PATCH /v1/org": lambda: {"name": _unique("Renamed org")},
@@ -192,6 +199,7 @@ def _everything(api: Api) -> Iterator[tuple[str, Any]]:
         "/v1/apps",
         "/v1/profiles",
         "/v1/resources",
+        "/v1/presets",
         "/v1/users",
         "/v1/webhooks",
     ):

@@ -15,6 +15,7 @@ from keyplane.api.routes import (
     index,
     keys,
     org,
+    presets,
     profiles,
     resources,
     users,
@@ -41,5 +42,16 @@ def install(app: FastAPI) -> None:
     app.add_middleware(RequestGuard)
     app.router.routes.insert(0, Route("/healthz", health.healthz, methods=["GET"]))
     app.include_router(verify.router)
-    for feature in (keys, apps, profiles, resources, users, org, analytics, audit, webhooks):
+    for feature in (
+        keys,
+        apps,
+        profiles,
+        resources,
+        presets,
+        users,
+        org,
+        analytics,
+        audit,
+        webhooks,
+    ):
         app.include_router(feature.router)

@@ -275,7 +275,7 @@ def worker_app() -> Any:
 def _print_demo(kp: Keyplane, base: str) -> None:
     issued = kp.orgs.demo(DEMO_ORG, DEMO_EMAIL)
     owner = Principal(issued.org.id, issued.owner.id, ScopeSet.full())
-    furnish_demo(owner, kp.resources, kp.apps, kp.profiles)
+    furnish_demo(owner, kp.resources, kp.apps, kp.profiles, kp.presets)
     password = one_time_password()
     kp.users.set_password(issued.owner.id, password)
     typer.echo(f"console: {base}/console  sign in as {issued.owner.email} / {password}")

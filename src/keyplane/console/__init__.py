@@ -20,6 +20,7 @@ from keyplane.console.routes import (
     audit,
     keys,
     org,
+    presets,
     profiles,
     resources,
     session,
@@ -35,5 +36,17 @@ def install_console(app: FastAPI) -> None:
     install_console_errors(app)
     app.add_middleware(ConsoleHeaders)
     app.mount("/console/static", StaticFiles(directory=STATIC), name="console-static")
-    for feature in (session, keys, apps, resources, profiles, users, org, usage, audit, webhooks):
+    for feature in (
+        session,
+        keys,
+        apps,
+        presets,
+        resources,
+        profiles,
+        users,
+        org,
+        usage,
+        audit,
+        webhooks,
+    ):
         app.include_router(feature.router, include_in_schema=False)

@@ -16,6 +16,8 @@ from keyplane.domain.errors import (
     KeyplaneError,
     MissingScope,
 )
+from keyplane.domain.models import Preset
+from keyplane.domain.scopes import ScopeSet
 from keyplane.services.common import Principal
 
 EXPIRY_CHOICES = (7, 30, 60, 90)
@@ -37,6 +39,38 @@ def scopes(form: FormData) -> tuple[str, ...]:
     return tuple(
         sorted(s for s in chosen if s.endswith(":*") or s.partition(":")[0] not in wildcards)
     )
+
+
+def scopes_or_preset(
+    form: FormData, presets: Sequence[Preset]
+) -> tuple[tuple[str, ...], str | None]:
+    """``(scopes, preset)`` for a create form offering "Start from a preset".
+
+    With JavaScript the grid shows the chosen preset's scopes (console.js); without it the
+    grid stays as it was. Either way: a chosen preset and an unticked grid, or a grid ticked
+    exactly as the preset, mean the preset (so the audit event names it); a preset and a
+    grid that differ are refused, since the form cannot tell which one was meant.
+    """
+    chosen = scopes(form)
+    ref = text(form, "preset")
+    if not ref:
+        return chosen, None
+    if not chosen:
+        return (), ref
+    preset = next((p for p in presets if p.id == ref), None)
+    if preset is not None and _same(chosen, preset.scopes):
+        return (), ref
+    name = f"“{preset.name}”" if preset is not None else "chosen"
+    raise InvalidInput.field(
+        "preset",
+        f"the permissions ticked differ from the {name} preset: choose “No preset” to use "
+        "them, or untick them all to use the preset",
+    )
+
+
+def _same(a: Sequence[str], b: Sequence[str]) -> bool:
+    left, right = ScopeSet.of(a), ScopeSet.of(b)
+    return left.issubset(right) and right.issubset(left)
 
 
 def expiry(form: FormData, now: datetime) -> tuple[datetime | None, int | None]:

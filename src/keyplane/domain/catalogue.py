@@ -39,7 +39,7 @@ BUILTIN_RESOURCES: Final[Mapping[str, Resource]] = {
             "api_keys", "API keys", "The keys that authenticate against your APIs and keyplane's."
         ),
         _builtin("apps", "Apps", "Groups of keys sharing one scope set."),
-        _builtin("resources", "Resources", "The permission catalogue itself."),
+        _builtin("resources", "Resources", "The permission catalogue itself, and its presets."),
         _builtin(
             "profiles", "Profiles", "Named settings a key can carry to the services it calls."
         ),

@@ -7,7 +7,7 @@ from typing import Final, Literal
 from ulid import ULID
 
 Kind = Literal[
-    "key", "app", "org", "usr", "prf", "res", "evt", "ses", "idn", "ntc", "whk", "msg", "dlv"
+    "key", "app", "org", "usr", "prf", "res", "evt", "ses", "idn", "ntc", "whk", "msg", "dlv", "pst"
 ]
 KINDS: Final = (
     "key",
@@ -23,6 +23,7 @@ KINDS: Final = (
     "whk",
     "msg",
     "dlv",
+    "pst",
 )
 
 

@@ -87,6 +87,21 @@ class App:
 
 
 @dataclass(frozen=True, slots=True)
+class Preset:
+    """A named scope set to start a key or an app from: a template, copied when used (an
+    app, by contrast, is a live group whose scope changes reach its keys)."""
+
+    id: str
+    org_id: str
+    name: str
+    description: str
+    scopes: tuple[str, ...]
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
 class Profile:
     id: str
     org_id: str

@@ -25,6 +25,7 @@ from keyplane.services.common import (
     paginate,
     record,
 )
+from keyplane.services.presets import preset_details, preset_instead_of_scopes
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,14 +50,20 @@ class AppService:
         description: str = "",
         scopes: tuple[str, ...] = (),
         ratelimits: Sequence[Any] = (),
+        preset: str | None = None,
     ) -> App:
         """``ratelimits``: defaults for the app's keys (a key's own limit of the same name
-        overrides one; domain/ratelimits.py)."""
+        overrides one; domain/ratelimits.py). ``preset``: a preset's name or id instead of
+        ``scopes``; the app gets a copy of its scopes (services/presets.py)."""
         now = self._clock()
         limits = check_ratelimits("ratelimits", list(ratelimits))
         with self._store.transaction() as tx:
             org = load_org(tx, principal.org_id)
             name = self._unique_name(tx, org.id, name, None)
+            used = None
+            if preset is not None:
+                used = preset_instead_of_scopes(tx, org.id, preset, scopes)
+                scopes = used.scopes
             scope_set = _scopes(tx, org, principal, scopes)
             app = App(
                 id=new_id("app"),
@@ -83,6 +90,7 @@ class AppService:
                 scopes=list(app.scopes),
                 full_access=app.scope_set.is_full_access,
                 ratelimits=ratelimits_json(limits),
+                **preset_details(used),
             )
             return app
 

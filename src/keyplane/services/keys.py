@@ -22,6 +22,7 @@ from keyplane.domain.models import (
     KeyStatus,
     Organization,
     Page,
+    Preset,
     StoredStatus,
     effective_scopes,
 )
@@ -52,6 +53,7 @@ from keyplane.services.common import (
     paginate,
     record,
 )
+from keyplane.services.presets import preset_details, preset_instead_of_scopes
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +72,9 @@ class NewKey:
     ratelimits: Any = ()
     quota: Any = None
     ip_allowlist: Any = ()
+    # A preset's name or id, instead of scopes: the key gets a copy of its scopes
+    # (services/presets.py), and the audit event names it.
+    preset: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +124,8 @@ class IssuedKey:
 
     view: KeyView
     secret: str = field(repr=False)
+    # The preset the key's scopes were copied from, if any (not stored on the key).
+    preset: Preset | None = None
 
 
 class KeyService:
@@ -170,6 +177,7 @@ class KeyService:
             environment=key.environment,
             expires_at=_iso(key.expires_at),
             **_limits_details(key),
+            **preset_details(issued.preset),
         )
         return issued
 
@@ -185,6 +193,10 @@ class KeyService:
         name = check_name("name", new.name)
         description = check_description(new.description)
         metadata = check_json_size("metadata", new.metadata, METADATA_MAX_BYTES)
+        preset = None
+        if new.preset is not None:
+            preset = preset_instead_of_scopes(tx, org.id, new.preset, new.scopes)
+            new = replace(new, scopes=preset.scopes)
         own = Catalogue(tx.resources.all(org.id)).validate("scopes", list(new.scopes))
         app = _app_for(tx, org.id, new.app_id)
         # The policy is about effective scopes: a key without its own scopes in an app
@@ -229,7 +241,7 @@ class KeyService:
             ip_allowlist=allowlist,
         )
         tx.keys.insert(key)
-        return IssuedKey(KeyView(key, key.status(now), effective), secret)
+        return IssuedKey(KeyView(key, key.status(now), effective), secret, preset)
 
     def get(self, principal: Principal, key_id: str) -> KeyView:
         now = self._clock()

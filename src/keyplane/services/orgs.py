@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -22,6 +23,7 @@ from keyplane.domain.scopes import ScopeSet
 from keyplane.services.apps import AppService
 from keyplane.services.common import UNSET, Principal, _Unset, check_name, diff, load_org, record
 from keyplane.services.keys import KeyService, NewKey
+from keyplane.services.presets import PresetService
 from keyplane.services.profiles import ProfileService
 from keyplane.services.resources import ResourceService
 
@@ -35,6 +37,26 @@ DEMO_KEY_DAYS = 1
 DEMO_RESOURCE = "models"
 DEMO_APP = "acme"
 DEMO_PROFILE = "free-tier"
+DEMO_SCANNER = "scanner"
+# Permission presets as the seeds' platforms publish them per integration: what a model
+# scanner CLI, a read-only dashboard and a deploying CI job need, and nothing more.
+DEMO_PRESETS: tuple[tuple[str, str, tuple[str, ...]], ...] = (
+    (
+        "Model scanner CLI",
+        "The model scanner in hybrid mode: reads and records models, uploads scan results.",
+        (f"{DEMO_RESOURCE}:read", f"{DEMO_RESOURCE}:write", f"{DEMO_SCANNER}:write"),
+    ),
+    (
+        "Read-only dashboard",
+        "A dashboard showing models and their usage; changes nothing.",
+        (f"{DEMO_RESOURCE}:read", "analytics:read"),
+    ),
+    (
+        "CI deployer",
+        "A CI job that ships models: reads them and deploys new versions.",
+        (f"{DEMO_RESOURCE}:read", f"{DEMO_RESOURCE}:deploy"),
+    ),
+)
 
 
 SETTINGS = (
@@ -220,10 +242,12 @@ def furnish_demo(
     resources: ResourceService,
     apps: AppService,
     profiles: ProfileService,
+    presets: PresetService,
 ) -> None:
-    """Gives the demo organization a resource, an app and a profile, once: whatever exists
-    under those names already (from an earlier start) is left as it is."""
-    steps = (
+    """Gives the demo organization two resources, an app, a profile and a few permission
+    presets, once: whatever exists under those names already (from an earlier start) is
+    left as it is."""
+    steps: list[Callable[[], object]] = [
         lambda: resources.create(
             owner,
             DEMO_RESOURCE,
@@ -243,7 +267,18 @@ def furnish_demo(
             "Settings your API reads from a verification to serve a free-tier customer.",
             {"requests_per_minute": 60, "max_tokens": 1024},
         ),
-    )
+        lambda: resources.create(
+            owner,
+            DEMO_SCANNER,
+            title="Model scanner",
+            description="Scan results the model scanner uploads.",
+            actions=("write",),
+        ),
+    ]
+    steps += [
+        functools.partial(presets.create, owner, name, description, scopes)
+        for name, description, scopes in DEMO_PRESETS
+    ]
     for step in steps:
         try:
             step()

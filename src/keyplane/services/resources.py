@@ -181,6 +181,7 @@ def _users_of(tx: Transaction, org_id: str, name: str, actions: set[str] | None)
 
     holders = [f"app {i}" for i, s in tx.apps.scoped(org_id) if uses(s)]
     holders += [f"key {i}" for i, s in tx.keys.scoped(org_id) if uses(s)]
+    holders += [f"preset {i}" for i, s in tx.presets.scoped(org_id) if uses(s)]
     if not holders:
         return ""
     more = ", …" if len(holders) > IN_USE_LISTED else ""

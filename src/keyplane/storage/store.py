@@ -31,6 +31,7 @@ from keyplane.storage.invalidations import SqlInvalidations
 from keyplane.storage.keys import SqlKeyRepository
 from keyplane.storage.notices import SqlNoticeRepository
 from keyplane.storage.orgs import SqlOrgRepository
+from keyplane.storage.presets import SqlPresetRepository
 from keyplane.storage.profiles import SqlProfileRepository
 from keyplane.storage.resources import SqlResourceRepository
 from keyplane.storage.sessions import SqlSessionRepository
@@ -153,6 +154,7 @@ class SqlTransaction:
         self.keys = SqlKeyRepository(conn)
         self.apps = SqlAppRepository(conn)
         self.profiles = SqlProfileRepository(conn)
+        self.presets = SqlPresetRepository(conn)
         self.resources = SqlResourceRepository(conn)
         self.audit = SqlAuditRepository(conn)
         self.sessions = SqlSessionRepository(conn)

@@ -155,6 +155,24 @@ profiles = Table(
     UniqueConstraint("org_id", "name"),
 )
 
+# Permission presets (services/presets.py): named scope sets a key or an app starts from.
+# The scopes are copied when used; nothing points back here.
+presets = Table(
+    "presets",
+    metadata,
+    Column("id", String(40), primary_key=True),
+    Column(
+        "org_id", String(40), ForeignKey("organizations.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("name", String(200), nullable=False),
+    Column("description", Text, nullable=False),
+    Column("scopes", JSONDoc, nullable=False),
+    Column("created_by", String(40), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("updated_at", UTCDateTime, nullable=False),
+    UniqueConstraint("org_id", "name"),
+)
+
 api_keys = Table(
     "api_keys",
     metadata,

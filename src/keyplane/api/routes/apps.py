@@ -22,6 +22,7 @@ def create_app(body: AppCreate, principal: AppsWrite, kp: Services) -> AppOut:
         body.description,
         tuple(body.scopes),
         [r.model_dump() for r in body.ratelimits],
+        preset=body.preset,
     )
     return AppOut.of(app)
 

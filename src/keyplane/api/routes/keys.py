@@ -37,6 +37,7 @@ def create_key(
             ratelimits=[r.model_dump() for r in body.ratelimits],
             quota=body.quota.model_dump(exclude_unset=True) if body.quota else None,
             ip_allowlist=body.ip_allowlist,
+            preset=body.preset,
         ),
     )
     return KeyCreated.of_issued(issued)

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field
 
 from keyplane.api.schemas.common import Description, Name, Omit, Request, Scope
 from keyplane.api.schemas.limits import RATELIMITS_DOC, RATELIMITS_MAX, RateLimitIn, RateLimitOut
+from keyplane.api.schemas.presets import PRESET_FIELD_DOC
 from keyplane.domain.models import App
 
 
@@ -20,6 +21,7 @@ class AppCreate(Request):
         max_length=RATELIMITS_MAX,
         description="Defaults for the app's keys. " + RATELIMITS_DOC,
     )
+    preset: str | None = Field(default=None, max_length=100, description=PRESET_FIELD_DOC)
 
 
 class AppUpdate(Request):

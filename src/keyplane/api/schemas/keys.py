@@ -22,6 +22,7 @@ from keyplane.api.schemas.limits import (
     RateLimitState,
     states,
 )
+from keyplane.api.schemas.presets import PRESET_FIELD_DOC, PresetRef
 from keyplane.domain.limits import (
     EXPIRES_IN_DAYS_MAX,
     EXPIRES_IN_DAYS_MIN,
@@ -59,6 +60,7 @@ class KeyCreate(Request):
     ip_allowlist: list[str] = Field(
         default_factory=list, max_length=ALLOWLIST_MAX, description=ALLOWLIST_DOC
     )
+    preset: str | None = Field(default=None, max_length=100, description=PRESET_FIELD_DOC)
 
 
 IMMUTABLE_KEY_FIELDS = ("name", "scopes", "app_id", "key", "client_secret", "secret", "environment")
@@ -186,6 +188,11 @@ class KeyCreated(KeyOut):
     key: str = Field(description="The full key. Shown in this response only, never again.")
     client_secret: str = Field(description="The same full key, named as an OAuth2 client secret.")
     warning: str
+    preset: PresetRef | None = Field(
+        default=None,
+        description="The preset the key's scopes were copied from (named in this answer and "
+        "the audit event only: the key keeps no link to it).",
+    )
 
     @classmethod
     def of_issued(cls, issued: IssuedKey) -> KeyCreated:
@@ -193,4 +200,10 @@ class KeyCreated(KeyOut):
         warning = "Store this key now: it cannot be shown again."
         if issued.view.effective.is_full_access:
             warning += " It has FULL ACCESS: no scopes were given, so it may do everything."
-        return cls(**base, key=issued.secret, client_secret=issued.secret, warning=warning)
+        return cls(
+            **base,
+            key=issued.secret,
+            client_secret=issued.secret,
+            warning=warning,
+            preset=PresetRef.of(issued.preset),
+        )

@@ -14,7 +14,16 @@ from starlette.responses import RedirectResponse
 
 from keyplane.console import limits as limits_form
 from keyplane.console.context import Console, PageNotFound, SignedForm, SignedIn
-from keyplane.console.forms import EXPIRY_CHOICES, errors_of, expiry, grid_rows, scopes, text
+from keyplane.console.forms import (
+    EXPIRY_CHOICES,
+    errors_of,
+    expiry,
+    grid_rows,
+    scopes,
+    scopes_or_preset,
+    text,
+)
+from keyplane.console.routes.presets import offered
 from keyplane.console.routes.usage import usage_of
 from keyplane.domain.catalogue import Catalogue
 from keyplane.domain.errors import Conflict, Escalation, InvalidInput, KeyplaneError, NotFound
@@ -115,6 +124,7 @@ def _new_form(console: Console, status_code: int = 200, **context: Any) -> Respo
         values=context.pop("values", {}),
         chosen=context.pop("chosen", set()),
         errors=context.pop("errors", {}),
+        presets=offered(console),
         **_grid(console),
     )
 
@@ -131,11 +141,12 @@ def create_app(posted: SignedForm) -> Response:
     console.require("apps:write")
     chosen = scopes(form)
     try:
+        own, preset = scopes_or_preset(form, offered(console))
         app = console.kp.apps.create(
-            console.principal, text(form, "name"), text(form, "description"), chosen
+            console.principal, text(form, "name"), text(form, "description"), own, preset=preset
         )
     except KeyplaneError as exc:
-        values = {"name": text(form, "name"), "description": text(form, "description")}
+        values = {k: text(form, k) for k in ("name", "description", "preset")}
         return _new_form(
             console, _status(exc), values=values, chosen=set(chosen), errors=_scope_errors(exc)
         )

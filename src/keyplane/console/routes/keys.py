@@ -18,8 +18,10 @@ from keyplane.console.forms import (
     grid_rows,
     optional,
     scopes,
+    scopes_or_preset,
     text,
 )
+from keyplane.console.routes.presets import offered
 from keyplane.console.routes.usage import usage_of
 from keyplane.domain.catalogue import Catalogue
 from keyplane.domain.errors import Conflict, InvalidInput, KeyplaneError, NotFound
@@ -70,7 +72,7 @@ def _choices(console: Console) -> dict[str, Any]:
     kp, principal = console.kp, console.principal
     apps = kp.apps.page(principal, limit=200).items if console.can("apps:read") else []
     profiles = kp.profiles.page(principal, limit=200).items if console.can("profiles:read") else []
-    return {"apps": apps, "profiles": profiles}
+    return {"apps": apps, "profiles": profiles, "presets": offered(console)}
 
 
 def _list(
@@ -169,6 +171,7 @@ def create_key(posted: SignedForm) -> Response:
     values = {k: v for k, v in form.multi_items() if k != "csrf_token"}
     chosen = scopes(form)
     try:
+        own, preset = scopes_or_preset(form, offered(console))
         now = console.kp.clock()
         expires_at, expires_in_days = _capped(console, *expiry(form, now), now)
         issued = console.kp.keys.create(
@@ -176,7 +179,8 @@ def create_key(posted: SignedForm) -> Response:
             NewKey(
                 name=text(form, "name"),
                 description=text(form, "description"),
-                scopes=chosen,
+                scopes=own,
+                preset=preset,
                 app_id=optional(form, "app_id"),
                 expires_at=expires_at,
                 expires_in_days=expires_in_days,

@@ -69,6 +69,7 @@ document.addEventListener("DOMContentLoaded", () => {
         if (any && app && !openApp) hint.textContent = `The ${noun} gets the permissions checked above that the app ${app.text} also has.`;
         else if (any) hint.textContent = `The ${noun} gets exactly the permissions checked above.`;
         else if (app && !openApp) hint.textContent = `The ${noun} gets the permissions of the app ${app.text}.`;
+        else if (explicit && hint.dataset.required) hint.textContent = hint.dataset.required;
         else if (explicit) hint.textContent = openApp
           ? `Select at least one permission: the app ${app.text} has none, and this organization requires explicit permissions.`
           : "Select at least one permission: this organization requires explicit permissions.";
@@ -78,5 +79,33 @@ document.addEventListener("DOMContentLoaded", () => {
     if (apps) apps.addEventListener("change", update);
     grid.addEventListener("change", update);
     update();
+
+    // "Start from a preset" fills the grid with the preset's scopes (the server copies them
+    // into the key or app). Once the grid is changed by hand it is no longer the preset, so
+    // the select goes back to "No preset" and the grid alone counts.
+    const presets = document.querySelector("select[data-preset]");
+    if (presets) {
+      const wanted = () => {
+        const option = presets.selectedOptions[0];
+        return new Set(option && option.value ? (option.dataset.scopes || "").split(" ").filter(Boolean) : []);
+      };
+      // A resource's "All" stands for its actions: compare what a set grants, not its words.
+      const grants = (scopes) => {
+        const all = new Set([...scopes].filter((s) => s.endsWith(":*")).map((s) => s.split(":")[0]));
+        return [...scopes].filter((s) => s.endsWith(":*") || !all.has(s.split(":")[0])).sort().join(" ");
+      };
+      const ticked = () => new Set([...grid.querySelectorAll("input[name=scope]:checked")].map((box) => box.value));
+      presets.addEventListener("change", () => {
+        const scopes = wanted();
+        if (scopes.size === 0) return; // "No preset" leaves the grid as it is
+        grid.querySelectorAll("input[name=scope]").forEach((box) => {
+          if (!box.disabled) box.checked = scopes.has(box.value);
+        });
+        update();
+      });
+      grid.addEventListener("change", () => {
+        if (presets.value && grants(ticked()) !== grants(wanted())) presets.value = "";
+      });
+    }
   }
 });
