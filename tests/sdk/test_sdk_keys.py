@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from keyplane_client import AsyncKeyplane, CreatedKey, Key, Keyplane, NotFoundError, Verdict
 
 from conftest import Org

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+
 from keyplane_client import Keyplane
 
 from conftest import CreatedKeys, Org, Server
