@@ -18,6 +18,7 @@ from keyplane_client import (
     APIConnectionError,
     APITimeoutError,
     AsyncKeyplane,
+    InternalServerError,
     Keyplane,
     RateLimitedError,
     ServiceUnavailableError,
@@ -47,6 +48,7 @@ class Answer:
     headers: dict[str, str] = field(default_factory=dict)
     drop: bool = False  # close the connection after reading the request, answering nothing
     delay: float = 0.0
+    raw: bytes | None = None  # a body that is not JSON (a proxy's error page)
 
 
 def problem(status: int, retry_after: str | None = None, **extra: Any) -> Answer:
@@ -77,7 +79,11 @@ class Scripted:
                 self.send_response(answer.status)
                 for name, value in answer.headers.items():
                     self.send_header(name, value)
-                self.send_header("Content-Type", "application/json")
+                if answer.raw is not None:
+                    payload = answer.raw
+                    self.send_header("Content-Type", "text/html")
+                else:
+                    self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
@@ -277,3 +283,30 @@ def test_a_success_that_is_not_the_documented_body_is_UnexpectedResponseError(
         kp.keys.get("key_1")
     assert "GET /v1/keys/key_1 answered 200 with a body that is not a Key" in str(err.value)
     assert err.value.response.status_code == 200
+
+
+def test_an_error_page_that_is_no_problem_document_is_still_typed(server: Scripted) -> None:
+    server.answer(Answer(502, raw=b"<html><h1>502 Bad Gateway</h1></html>"))
+    with Keyplane(server.url, API_KEY) as kp, pytest.raises(InternalServerError) as err:
+        kp.org.get()
+    error = err.value
+    assert (error.status, error.title, error.type) == (502, "Bad Gateway", "about:blank")
+    assert "<h1>502 Bad Gateway</h1>" in error.detail
+    assert error.errors == []
+    assert len(server.received) == 1  # only 429 and 503 are retried
+
+
+def test_a_retry_after_that_is_a_date_counts_as_absent(server: Scripted) -> None:
+    server.answer(problem(503, "Wed, 21 Oct 2015 07:28:00 GMT"))
+    kp = Keyplane(server.url, API_KEY, max_retries=0)
+    with kp, pytest.raises(ServiceUnavailableError) as err:
+        kp.org.get()
+    assert err.value.retry_after is None
+
+
+def test_a_client_needs_a_key_and_never_shows_it() -> None:
+    with pytest.raises(ValueError, match="api_key is required"):
+        Keyplane("http://keyplane.test", "")
+    with Keyplane("http://keyplane.test/", API_KEY) as kp:
+        assert repr(kp) == "Keyplane(base_url='http://keyplane.test')"
+    assert API_KEY not in repr(AsyncKeyplane("http://keyplane.test", API_KEY))
