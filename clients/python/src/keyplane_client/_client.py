@@ -70,6 +70,24 @@ def _parse(model: type[M], response: httpx.Response) -> M:
         ) from None
 
 
+def _wait_after_error(
+    policy: RetryPolicy, attempt: int, error: httpx.TransportError, call: Call
+) -> float:
+    """Seconds before the next attempt after a transport error; or the error, raised."""
+    delay = policy.after_error(attempt, error, resendable=call.safe_to_resend)
+    if delay is None:
+        raise _connection_error(error) from error
+    return delay
+
+
+def _wait_after_answer(policy: RetryPolicy, attempt: int, response: httpx.Response) -> float:
+    """Seconds before the next attempt after an error answer (read); or the error, raised."""
+    delay = policy.after_status(attempt, response)
+    if delay is None:
+        raise error_from_response(response)
+    return delay
+
+
 def _request_of(error: httpx.TransportError) -> httpx.Request | None:
     try:
         return error.request
@@ -161,17 +179,13 @@ class Keyplane:
             try:
                 response = self._http.send(request, stream=stream)
             except httpx.TransportError as error:
-                delay = self.retry.after_error(attempt, error, resendable=call.safe_to_resend)
-                if delay is None:
-                    raise _connection_error(error) from error
+                delay = _wait_after_error(self.retry, attempt, error, call)
             else:
                 if response.is_success:
                     return response
                 response.read()
                 response.close()
-                delay = self.retry.after_status(attempt, response)
-                if delay is None:
-                    raise error_from_response(response)
+                delay = _wait_after_answer(self.retry, attempt, response)
             time.sleep(delay)
             attempt += 1
 
@@ -252,17 +266,13 @@ class AsyncKeyplane:
             try:
                 response = await self._http.send(request, stream=stream)
             except httpx.TransportError as error:
-                delay = self.retry.after_error(attempt, error, resendable=call.safe_to_resend)
-                if delay is None:
-                    raise _connection_error(error) from error
+                delay = _wait_after_error(self.retry, attempt, error, call)
             else:
                 if response.is_success:
                     return response
                 await response.aread()
                 await response.aclose()
-                delay = self.retry.after_status(attempt, response)
-                if delay is None:
-                    raise error_from_response(response)
+                delay = _wait_after_answer(self.retry, attempt, response)
             await asyncio.sleep(delay)
             attempt += 1
 
