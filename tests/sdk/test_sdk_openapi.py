@@ -13,6 +13,7 @@ import pytest
 from keyplane_client import AsyncKeyplane, Keyplane
 
 from conftest import Server
+from support.aio import run
 
 # (method, path) -> the SDK method, as "namespace.method".
 OPERATIONS = {
@@ -150,3 +151,4 @@ def test_the_async_client_mirrors_the_blocking_one() -> None:
         if not lists:
             assert inspect.iscoroutinefunction(awaited), name
     sync.close()
+    run(asynchronous.close)
