@@ -39,6 +39,11 @@ OPERATIONS = {
     ("GET", "/v1/profiles/{profile_id}"): "profiles.get",
     ("PATCH", "/v1/profiles/{profile_id}"): "profiles.update",
     ("DELETE", "/v1/profiles/{profile_id}"): "profiles.delete",
+    ("POST", "/v1/presets"): "presets.create",
+    ("GET", "/v1/presets"): "presets.list",
+    ("GET", "/v1/presets/{preset_id}"): "presets.get",
+    ("PATCH", "/v1/presets/{preset_id}"): "presets.update",
+    ("DELETE", "/v1/presets/{preset_id}"): "presets.delete",
     ("POST", "/v1/users"): "users.create",
     ("GET", "/v1/users"): "users.list",
     ("GET", "/v1/users/{user_id}"): "users.get",
@@ -75,9 +80,9 @@ LEFT_OUT = {
 RENAMED = {"from": "start", "to": "end"}
 # Parameters the SDK sends itself.
 HANDLED = {"cursor"}
-# Keywords the SDK takes before the server documents them (issue 9): `preset`, the
-# alternative to `scopes` (permission presets), and the organization's `route_table` (nginx).
-AHEAD_OF_THE_SERVER = {"keys.create": {"preset"}, "org.update": {"route_table"}}
+# Keywords the SDK takes before the server documents them (issue 9): the organization's
+# `route_table` (nginx).
+AHEAD_OF_THE_SERVER = {"org.update": {"route_table"}}
 
 
 @pytest.fixture(scope="module")

@@ -21,9 +21,11 @@ from keyplane_client import (
     Delivery,
     Keyplane,
     NotFoundError,
+    Preset,
     Profile,
     Resource,
     User,
+    ValidationError,
     Webhook,
 )
 
@@ -97,6 +99,25 @@ def test_profiles_travel_with_verdicts(kp: Keyplane) -> None:
     kp.profiles.delete(profile.id)
     with pytest.raises(NotFoundError):
         kp.profiles.get(profile.id)
+
+
+def test_presets_are_templates_keys_copy(kp: Keyplane) -> None:
+    preset = kp.presets.create(
+        name="dashboard", scopes=["apps:read"], description="read-only dashboard"
+    )
+    assert isinstance(preset, Preset)
+    key = kp.keys.create(name="from a preset", preset="dashboard")
+    assert key.scopes == ["apps:read"]
+    changed = kp.presets.update(preset.id, scopes=["apps:read", "profiles:read"])
+    assert changed.scopes == ["apps:read", "profiles:read"]
+    assert kp.keys.get(key.id).scopes == ["apps:read"]  # its own copy
+    assert [p.name for p in kp.presets.list()] == ["dashboard"]
+    with pytest.raises(ValidationError) as both:
+        kp.keys.create(name="both", preset=preset.id, scopes=["apps:read"])
+    assert any(error.field.endswith("preset") for error in both.value.errors)
+    kp.presets.delete(preset.id)
+    with pytest.raises(NotFoundError):
+        kp.presets.get(preset.id)
 
 
 def test_users_are_invited_changed_and_removed(kp: Keyplane, created_keys: CreatedKeys) -> None:

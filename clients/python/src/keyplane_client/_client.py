@@ -25,6 +25,7 @@ from keyplane_client._resources.audit import AsyncAuditEvents, AuditEvents
 from keyplane_client._resources.catalogue import AsyncResources, Resources
 from keyplane_client._resources.keys import AsyncKeys, Keys
 from keyplane_client._resources.org import AsyncOrg, Org
+from keyplane_client._resources.presets import AsyncPresets, Presets
 from keyplane_client._resources.profiles import AsyncProfiles, Profiles
 from keyplane_client._resources.usage import AsyncUsage, Usage
 from keyplane_client._resources.users import AsyncUsers, Users
@@ -129,6 +130,7 @@ class Keyplane:
         self.apps = Apps(self)
         self.resources = Resources(self)
         self.profiles = Profiles(self)
+        self.presets = Presets(self)
         self.users = Users(self)
         self.webhooks = Webhooks(self)
         self.audit_events = AuditEvents(self)
@@ -218,6 +220,7 @@ class AsyncKeyplane:
         self.apps = AsyncApps(self)
         self.resources = AsyncResources(self)
         self.profiles = AsyncProfiles(self)
+        self.presets = AsyncPresets(self)
         self.users = AsyncUsers(self)
         self.webhooks = AsyncWebhooks(self)
         self.audit_events = AsyncAuditEvents(self)

@@ -189,6 +189,18 @@ class Profile(Model):
     updated_at: datetime | None = None
 
 
+class Preset(Model):
+    """Named scopes to start a key or an app from; they keep their own copy."""
+
+    id: str
+    name: str
+    description: str = ""
+    scopes: list[str]
+    created_by: str = ""
+    created_at: datetime
+    updated_at: datetime | None = None
+
+
 class User(Model):
     id: str
     email: str

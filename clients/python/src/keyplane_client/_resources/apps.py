@@ -33,9 +33,17 @@ class Apps:
         scopes: Sequence[str] | NotGiven = NOT_GIVEN,
         description: str | NotGiven = NOT_GIVEN,
         ratelimits: Sequence[RateLimitParam] | NotGiven = NOT_GIVEN,
+        preset: str | NotGiven = NOT_GIVEN,
     ) -> App:
-        """An app; its ``scopes`` govern every key in it (none: full access)."""
-        call = _create(name=name, scopes=scopes, description=description, ratelimits=ratelimits)
+        """An app; its ``scopes`` govern every key in it (none: full access). ``preset`` (a
+        preset's name or id) instead of ``scopes`` copies the preset's scopes."""
+        call = _create(
+            name=name,
+            scopes=scopes,
+            description=description,
+            ratelimits=ratelimits,
+            preset=preset,
+        )
         return self._client._request(App, call)
 
     def list(self, *, limit: int | None = None) -> Paginator[App]:
@@ -80,8 +88,15 @@ class AsyncApps:
         scopes: Sequence[str] | NotGiven = NOT_GIVEN,
         description: str | NotGiven = NOT_GIVEN,
         ratelimits: Sequence[RateLimitParam] | NotGiven = NOT_GIVEN,
+        preset: str | NotGiven = NOT_GIVEN,
     ) -> App:
-        call = _create(name=name, scopes=scopes, description=description, ratelimits=ratelimits)
+        call = _create(
+            name=name,
+            scopes=scopes,
+            description=description,
+            ratelimits=ratelimits,
+            preset=preset,
+        )
         return await self._client._request(App, call)
 
     def list(self, *, limit: int | None = None) -> AsyncPaginator[App]:
