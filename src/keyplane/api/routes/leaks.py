@@ -74,6 +74,7 @@ async def report_leaked_keys(request: Request, kp: Services) -> Response:
     1,000 keys a request, a limited number of requests a minute per address. The answer
     is 202 whatever the keys are: it never says whether one exists."""
     await _throttle(kp, request)
+    _require_json(request)
     data = _json(await read_capped(request))
     if isinstance(data, dict) and isinstance(data.get("keys"), list):
         _within_cap(data["keys"], "keys")
@@ -110,6 +111,7 @@ async def github_secret_scanning(
     (`KEYPLANE_GITHUB_KEYS_URL`), or nothing is processed. Then as `POST /v1/keys/leaked`;
     the answer is GitHub's feedback format, one entry per match, labelled by the key's
     checksum alone."""
+    _require_json(request)
     raw = await read_capped(request)
     await run_in_threadpool(kp.github.verify, key_identifier, key_signature, raw)
     data = _json(raw)
@@ -149,6 +151,13 @@ async def read_capped(request: Request, limit: int = BODY_MAX) -> bytes:
             raise HTTPException(413, f"Request bodies are limited to {limit} bytes.")
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _require_json(request: Request) -> None:
+    if "json" not in request.headers.get("content-type", "").lower():
+        raise HTTPException(
+            415, "Send the request body as JSON with 'Content-Type: application/json'."
+        )
 
 
 def _json(raw: bytes) -> Any:
