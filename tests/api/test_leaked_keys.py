@@ -22,8 +22,9 @@ from keyplane.domain.tokens import mint_key
 from keyplane.settings import Settings
 from keyplane.storage.listener import PostgresInvalidationListener
 
-from conftest import TEST_SECRET, CreatedKeys, Org, Server, _start_server
+from conftest import POSTGRES_ADMIN_URL, TEST_SECRET, CreatedKeys, Org, Server, _start_server
 from support import problem
+from support.databases import fresh_postgres
 from support.receiver import Receiver
 from support.smtp import SmtpServer
 
@@ -285,3 +286,19 @@ def test_the_report_is_never_recorded_in_full(leak_server: Server, acme: Org) ->
     [event] = _events(acme)
     assert key not in json.dumps(event)
     assert event["details"]["source"] == f"found next to {made['masked_key']} in a gist"
+
+
+@pytest.mark.redis
+@pytest.mark.postgres
+def test_with_redis_the_rate_limit_holds_across_nodes(
+    postgres_url: str, redis_url: str, redis_prefix: str
+) -> None:
+    with fresh_postgres(POSTGRES_ADMIN_URL, "keyplane_leak_nodes") as url:
+        shared = {"redis_url": redis_url, "redis_prefix": redis_prefix}
+        nodes = [_start_server(url, None, leak_reports_per_minute=RATE, **shared) for _ in range(2)]
+        try:
+            codes = [report(nodes[i % 2], []).status_code for i in range(RATE + 1)]
+        finally:
+            for node in nodes:
+                node.stop()
+    assert codes == [202] * RATE + [429]
