@@ -179,10 +179,10 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
         async_closers=[aclose_limiter] if aclose_limiter else [],
         guard=guard,
         closers=[
+            # Reports already answered are handled before anything they use goes.
+            leak_worker.shutdown,
             *([metrics.close] if isinstance(metrics, PrometheusMetrics) else []),
             partial(revalidation.shutdown, cancel_futures=True),
-            # Reports already answered are handled before the database goes.
-            leak_worker.shutdown,
             fetcher.close,
             passwords.close,
             sender.close,
