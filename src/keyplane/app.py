@@ -44,7 +44,8 @@ from keyplane.memory import (
     NullLimitsGuard,
 )
 from keyplane.metrics import NullMetrics, PrometheusMetrics
-from keyplane.outbound import HttpWebhookSender
+from keyplane.outbound import HttpFetcher, HttpWebhookSender
+from keyplane.partners import GithubKeys
 from keyplane.passwords import Argon2Passwords
 from keyplane.redisclient import PipelinedRedis
 from keyplane.redislimits import RedisFailurePolicy, RedisRateLimiter
@@ -54,6 +55,7 @@ from keyplane.services.auditing import AuditService
 from keyplane.services.delivery import WebhookDeliveryJob
 from keyplane.services.expiry import ExpiryJob, NoticeJob
 from keyplane.services.keys import KeyService
+from keyplane.services.leaks import LeakService
 from keyplane.services.orgs import OrgService
 from keyplane.services.presets import PresetService
 from keyplane.services.profiles import ProfileService
@@ -116,6 +118,11 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
     accounts = InProcessAttemptLimiter(free=50)
     # Reloads of records past the cache TTL (services/verifying.py), off the request path.
     revalidation = ThreadPoolExecutor(max_workers=2, thread_name_prefix="keyplane-revalidate")
+    # Leak reports, handled after their answer, one at a time (services/leaks.py).
+    leak_worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="keyplane-leaks")
+    # GitHub's secret-scanning keys: an operator's URL, so private addresses are allowed
+    # (link-local and metadata ones never are: outbound.py).
+    fetcher = HttpFetcher(allow_private=True)
     return Keyplane(
         settings=settings,
         clock=clock,
@@ -157,6 +164,16 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
         webhooks=WebhookService(
             store, hasher, clock, allow_private=settings.webhooks_allow_private
         ),
+        leaks=LeakService(
+            store, hasher, clock, mailer, metrics, background=leak_worker.submit, limiter=limiter
+        ),
+        github=GithubKeys(
+            settings.github_keys_url,
+            fetcher.get,
+            metrics,
+            ttl=settings.github_keys_ttl_seconds,
+            refetch_after=settings.github_keys_refetch_seconds,
+        ),
         mailer=mailer,
         jobs=JobRunner(jobs, clock=clock, interval=settings.jobs_interval_seconds, metrics=metrics),
         limiter=limiter,
@@ -164,8 +181,11 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
         async_closers=[aclose_limiter] if aclose_limiter else [],
         guard=guard,
         closers=[
+            # Reports already answered are handled before anything they use goes.
+            leak_worker.shutdown,
             *([metrics.close] if isinstance(metrics, PrometheusMetrics) else []),
             partial(revalidation.shutdown, cancel_futures=True),
+            fetcher.close,
             passwords.close,
             sender.close,
             close_limiter,

@@ -19,6 +19,7 @@ from keyplane.domain.ports import (
     LimitsGuard,
     Mailer,
     Metrics,
+    PartnerKeys,
     Store,
 )
 from keyplane.jobs import JobRunner
@@ -26,6 +27,7 @@ from keyplane.services.analytics import AnalyticsService
 from keyplane.services.apps import AppService
 from keyplane.services.auditing import AuditService
 from keyplane.services.keys import KeyService
+from keyplane.services.leaks import LeakService
 from keyplane.services.orgs import OrgService
 from keyplane.services.presets import PresetService
 from keyplane.services.profiles import ProfileService
@@ -59,6 +61,10 @@ class Keyplane:
     analytics: AnalyticsService
     audit: AuditService
     webhooks: WebhookService
+    # Keys reported leaked (POST /v1/keys/leaked, GitHub secret scanning), and GitHub's
+    # signing keys that reports from it must verify against.
+    leaks: LeakService
+    github: PartnerKeys
     mailer: Mailer
     # The lifecycle jobs; started by `serve` (unless KEYPLANE_RUN_JOBS=false) and `worker`.
     jobs: JobRunner

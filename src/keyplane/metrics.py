@@ -73,6 +73,9 @@ class NullMetrics:
     def webhook_delivery(self, result: str) -> None:
         pass
 
+    def leak_report(self, outcome: str) -> None:
+        pass
+
 
 OTHER: Final = "other"
 # A verification takes ~10 µs warm in process and a cold load a few ms; past 1 s is an
@@ -91,6 +94,13 @@ _KINDS: Final = ("ratelimit", "quota")
 _DECISIONS: Final = ("open", "closed")
 _OUTCOMES: Final = ("ok", "error")
 _DELIVERIES: Final = ("delivered", "failed", "gave_up")
+_LEAK_OUTCOMES: Final = (
+    "accepted",
+    "rate_limited",
+    "signature_refused",
+    "keys_unavailable",
+    "revoked",
+)
 
 
 def _one_of(value: str, allowed: tuple[str, ...]) -> str:
@@ -210,6 +220,13 @@ class PrometheusMetrics:
             ["job", "outcome"],
             registry=r,
         )
+        self._leaks = Counter(
+            "keyplane_leak_reports",
+            "Leak reports (POST /v1/keys/leaked, GitHub secret scanning) by outcome: "
+            "accepted, rate_limited, signature_refused, keys_unavailable; and keys revoked.",
+            ["outcome"],
+            registry=r,
+        )
         self._deliveries = Counter(
             "keyplane_webhook_deliveries",
             "Webhook delivery attempts: delivered, failed (retried later) or gave_up.",
@@ -247,6 +264,9 @@ class PrometheusMetrics:
 
     def webhook_delivery(self, result: str) -> None:
         self._deliveries.labels(_one_of(result, _DELIVERIES)).inc()
+
+    def leak_report(self, outcome: str) -> None:
+        self._leaks.labels(_one_of(outcome, _LEAK_OUTCOMES)).inc()
 
     def flush(self) -> None:
         """Moves every thread's hot counts into the prometheus-client metrics."""

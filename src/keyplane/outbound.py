@@ -1,4 +1,5 @@
-"""Outbound HTTP for webhooks: the WebhookSender port on httpx, with its safety rules.
+"""Outbound HTTP: webhook deliveries (the WebhookSender port) and small fetches (GitHub's
+secret-scanning keys, ``HttpFetcher``) on httpx, with one set of safety rules.
 
 - Never a redirect (a 3xx is the endpoint's answer, recorded as a failure), never a proxy
   from the environment (a proxy would resolve the name where keyplane cannot check it).
@@ -176,6 +177,79 @@ class CheckedBackend(httpcore.SyncBackend):
         raise httpcore.ConnectError(f"cannot connect to {host}: {last}")
 
 
+def checked_client(
+    *,
+    allow_private: bool,
+    timeout: float,
+    resolver: Resolver = system_resolver,
+    ssl_context: ssl.SSLContext | None = None,
+) -> httpx.Client:
+    """An httpx client under the rules above: no redirect, no proxy from the environment,
+    every connection through CheckedBackend."""
+    transport = httpx.HTTPTransport(trust_env=False, retries=0)
+    # httpx builds its pool without a way to name the network backend; this pool is
+    # the one it builds, plus the checking backend (tests/unit/test_outbound.py holds
+    # the swap to account: a refused address must fail before any connection).
+    transport._pool = httpcore.ConnectionPool(
+        ssl_context=ssl_context or httpx.create_ssl_context(trust_env=False),
+        max_connections=100,
+        max_keepalive_connections=20,
+        keepalive_expiry=5.0,
+        network_backend=CheckedBackend(allow_private=allow_private, resolver=resolver),
+    )
+    return httpx.Client(
+        transport=transport, follow_redirects=False, timeout=timeout, trust_env=False
+    )
+
+
+class FetchFailed(Exception):
+    """A GET that did not answer 200 with a body within the limits; the message says why
+    (the URL's host and the status or error, nothing the server sent)."""
+
+
+class HttpFetcher:
+    """GETs a small document (GitHub's secret-scanning public keys) under the same rules as
+    webhook deliveries: time limit for the whole request, no redirect, no proxy, never a
+    link-local or metadata address, and a size cap on what is read."""
+
+    def __init__(
+        self,
+        *,
+        allow_private: bool = True,
+        timeout: float = TIMEOUT_SECONDS,
+        max_bytes: int = 1024 * 1024,
+        resolver: Resolver = system_resolver,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        self._timeout = timeout
+        self._max_bytes = max_bytes
+        self._client = checked_client(
+            allow_private=allow_private, timeout=timeout, resolver=resolver, ssl_context=ssl_context
+        )
+
+    def get(self, url: str) -> bytes:
+        try:
+            with (
+                _attempt(self._timeout),
+                self._client.stream("GET", url, headers={"accept": "application/json"}) as answer,
+            ):
+                if answer.status_code != 200:
+                    raise FetchFailed(f"GET {answer.url.host} answered {answer.status_code}")
+                read = b""
+                for chunk in answer.iter_bytes():
+                    read += chunk
+                    if len(read) > self._max_bytes:
+                        raise FetchFailed(f"GET {answer.url.host}: over {self._max_bytes} bytes")
+                return read
+        except httpx.TimeoutException:
+            raise FetchFailed(f"GET timed out after {self._timeout:.0f} s") from None
+        except (httpx.HTTPError, httpx.InvalidURL) as exc:
+            raise FetchFailed(_error(exc)) from None
+
+    def close(self) -> None:
+        self._client.close()
+
+
 class HttpWebhookSender:
     """Posts a signed message; answers the Outcome, whatever happened."""
 
@@ -191,19 +265,8 @@ class HttpWebhookSender:
         their own); the context defaults to the system's trust store, verifying the
         certificate and its host name."""
         self._timeout = timeout
-        transport = httpx.HTTPTransport(trust_env=False, retries=0)
-        # httpx builds its pool without a way to name the network backend; this pool is
-        # the one it builds, plus the checking backend (tests/unit/test_outbound.py holds
-        # the swap to account: a refused address must fail before any connection).
-        transport._pool = httpcore.ConnectionPool(
-            ssl_context=ssl_context or httpx.create_ssl_context(trust_env=False),
-            max_connections=100,
-            max_keepalive_connections=20,
-            keepalive_expiry=5.0,
-            network_backend=CheckedBackend(allow_private=allow_private, resolver=resolver),
-        )
-        self._client = httpx.Client(
-            transport=transport, follow_redirects=False, timeout=timeout, trust_env=False
+        self._client = checked_client(
+            allow_private=allow_private, timeout=timeout, resolver=resolver, ssl_context=ssl_context
         )
 
     def send(self, url: str, headers: Mapping[str, str], body: bytes) -> Outcome:

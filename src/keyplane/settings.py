@@ -59,6 +59,15 @@ class Settings(BaseSettings):
     # Seconds between rounds of the webhook delivery job (its first attempt at a message
     # follows the change within about this long).
     webhooks_delivery_interval: float = Field(default=1.0, gt=0)
+    # Leak reports (POST /v1/keys/leaked): how many one client address may send a minute,
+    # counted by the limiter rate limits use (in Redis when KEYPLANE_REDIS_URL is set).
+    leak_reports_per_minute: int = Field(default=60, ge=1, le=100_000)
+    # GitHub secret scanning (POST /v1/github/secret-scanning): where GitHub publishes the
+    # keys it signs reports with, how long they are cached, and how often an unknown key
+    # identifier (or a failed fetch) may trigger a new fetch (keyplane/partners.py).
+    github_keys_url: str = "https://api.github.com/meta/public_keys/secret_scanning"
+    github_keys_ttl_seconds: float = Field(default=3600.0, gt=0)
+    github_keys_refetch_seconds: float = Field(default=60.0, ge=0)
     # Redis (redis://host:6379/0): rate limits and quotas live there, shared by every node
     # and worker. None: in this process (exact for one process only; `serve` refuses
     # several workers while any limit or quota exists).

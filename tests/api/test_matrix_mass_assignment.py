@@ -22,6 +22,7 @@ from support.operations import (
     FACTORIES,
     NESTED,
     OPERATIONS,
+    SIGNED,
     Operation,
     body,
     call,
@@ -32,7 +33,8 @@ from support.operations import (
     undeclared,
 )
 
-WRITES = [op for op in OPERATIONS if op.has_body]
+WRITES = [op for op in OPERATIONS if op.has_body and op.id not in SIGNED]
+UNSIGNED = [op for op in OPERATIONS if op.id not in SIGNED]
 PAST = "2020-01-01T00:00:00+00:00"
 
 # Fields a client must never set: identity, ownership, timestamps, secrets and what is
@@ -111,7 +113,7 @@ def _seeded(org: Org, op: Operation) -> None:
             return
 
 
-@pytest.mark.parametrize("op", OPERATIONS, ids=[op.id for op in OPERATIONS])
+@pytest.mark.parametrize("op", UNSIGNED, ids=[op.id for op in UNSIGNED])
 def test_every_2xx_answer_carries_only_documented_fields(org: Org, op: Operation) -> None:
     ids = targets(org.api, op)
     payload = body(op)

@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from keyplane.api import install
 from keyplane.domain.ids import new_id
+from keyplane.domain.tokens import mint_key
 
 from conftest import Api
 
@@ -146,6 +147,21 @@ BODIES: dict[str, Callable[[], dict[str, Any]]] = {
     "PATCH /v1/org": lambda: {"name": _unique("Renamed org")},
     "POST /v1/webhooks": lambda: {"url": HOOK_URL, "events": ["key.created"]},
     "PATCH /v1/webhooks/{webhook_id}": lambda: {"description": "changed"},
+    # A well-formed key nobody issued: the report is accepted and revokes nothing.
+    "POST /v1/keys/leaked": lambda: {"keys": [mint_key()], "source": "the matrices"},
+    # Never signed here: tests/api/test_github_secret_scanning.py signs its own.
+    "POST /v1/github/secret-scanning": lambda: {"unsigned": True},
+}
+
+# Operations whose body is authenticated by a signature over its bytes (GitHub's secret
+# scanning): without one they answer 401 before reading a field, so the matrices that send
+# bodies (mass assignment, documented 2xx fields) leave them to their own tests.
+SIGNED = frozenset({"POST /v1/github/secret-scanning"})
+
+# What a public operation answers to a caller without credentials (200 unless listed).
+PUBLIC_ANSWERS: dict[str, int] = {
+    "POST /v1/keys/leaked": 202,
+    "POST /v1/github/secret-scanning": 401,
 }
 
 

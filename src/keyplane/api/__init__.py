@@ -14,6 +14,7 @@ from keyplane.api.routes import (
     health,
     index,
     keys,
+    leaks,
     org,
     presets,
     profiles,
@@ -42,6 +43,7 @@ def install(app: FastAPI) -> None:
     app.add_middleware(RequestGuard)
     app.router.routes.insert(0, Route("/healthz", health.healthz, methods=["GET"]))
     app.include_router(verify.router)
+    app.include_router(leaks.router)  # before keys: /v1/keys/leaked is no key id
     for feature in (
         keys,
         apps,

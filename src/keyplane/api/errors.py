@@ -31,6 +31,8 @@ from keyplane.domain.errors import (
     LimitsNeedRedis,
     MissingScope,
     NotFound,
+    PartnerKeysUnavailable,
+    SignatureRefused,
     StorageUnavailable,
     Throttled,
     Unauthenticated,
@@ -55,6 +57,8 @@ TABLE: Final[dict[type[KeyplaneError], tuple[int, str, str]]] = {
     Throttled: (429, "too-many-requests", "Too many requests"),
     IpForbidden: (403, "ip-forbidden", "Address not allowed"),
     LimitExceeded: (429, "rate-limited", "Too many requests"),
+    SignatureRefused: (401, "signature-refused", "Signature refused"),
+    PartnerKeysUnavailable: (503, "partner-keys-unavailable", "Cannot verify the signature"),
 }
 
 _METHODS: Final = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
@@ -125,7 +129,7 @@ def domain_problem(exc: KeyplaneError) -> Response:
         extra["missing_scope"] = exc.scope
     elif isinstance(exc, Escalation):
         errors = [FieldError(exc.field, f"you do not hold {s!r}") for s in exc.scopes]
-    elif isinstance(exc, Throttled):
+    elif isinstance(exc, Throttled | PartnerKeysUnavailable):
         headers = {"Retry-After": str(exc.retry_after)}
     elif isinstance(exc, LimitExceeded):
         headers = ratelimit_headers(exc.admission)

@@ -21,6 +21,10 @@ POLICY: Final[Mapping[Operation, str | None]] = {
     ("GET", "/"): None,
     ("GET", "/healthz"): None,
     ("POST", "/v1/keys/verify"): "keys:verify",
+    # Public: whoever finds a leaked key may report it (routes/leaks.py); GitHub's reports
+    # are authenticated by their signature, not by a key.
+    ("POST", "/v1/keys/leaked"): None,
+    ("POST", "/v1/github/secret-scanning"): None,
     ("POST", "/v1/keys"): "api_keys:write",
     ("GET", "/v1/keys"): "api_keys:read",
     ("GET", "/v1/keys/{key_id}"): "api_keys:read",

@@ -48,6 +48,8 @@ ACTIONS: Final[Mapping[str, str]] = {
     "key.expired": "An API key's expiry passed (seen by the expiry job, once per expiry).",
     "key.rotation_due": "An API key is older than the organization's rotation period.",
     "key.purge": "An expired API key was purged: its record and secret digest destroyed.",
+    "key.leaked": "An API key reported leaked (POST /v1/keys/leaked, GitHub secret scanning) "
+    "was disabled or deleted, per the organization's leaked_key_action.",
     "app.create": "An app was created.",
     "app.update": "An app's name, description or scopes changed.",
     "app.delete": "An app and every key in it were deleted.",

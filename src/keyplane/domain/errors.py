@@ -6,7 +6,13 @@ KeyplaneError
 │   └── LimitsNeedRedis   a limit or quota while several processes keep limits in memory
 ├── InvalidInput          a field with a reason (``errors``: one or more FieldError)
 ├── Unauthenticated       no key, or a key that is malformed, unknown, disabled or expired
+├── Throttled             too many failed sign-ins
+│   └── ReportsThrottled  too many leak reports from one address
 ├── LimitExceeded       the calling key is over a rate limit or out of quota (429)
+├── SignatureRefused      a partner's report (GitHub secret scanning) whose signature does
+│                         not verify against the partner's published keys
+├── PartnerKeysUnavailable  the partner's public keys cannot be fetched: nothing can be
+│                         verified, so nothing is processed (fail closed)
 └── Forbidden
     ├── MissingScope      the caller lacks the scope an operation needs
     ├── Escalation        the caller tried to grant a scope it does not hold
@@ -98,6 +104,17 @@ class Throttled(KeyplaneError):
         super().__init__(f"Too many failed attempts. Try again in {self.retry_after} seconds.")
 
 
+class ReportsThrottled(Throttled):
+    """Too many leak reports from one address (POST /v1/keys/leaked)."""
+
+    def __init__(self, retry_after: float) -> None:
+        self.retry_after = max(1, int(retry_after + 0.999))
+        KeyplaneError.__init__(
+            self,
+            f"Too many leak reports from this address. Try again in {self.retry_after} seconds.",
+        )
+
+
 class Forbidden(KeyplaneError):
     pass
 
@@ -124,6 +141,18 @@ class LimitExceeded(KeyplaneError):
         else:
             message = "This API key's quota is used up."
         super().__init__(message)
+
+
+class SignatureRefused(KeyplaneError):
+    """A partner's report whose signature headers are missing, name an unknown key or do
+    not verify over the raw body. The message says which, never anything about keys."""
+
+
+class PartnerKeysUnavailable(KeyplaneError):
+    """The partner's public keys could not be fetched (or parsed): the report cannot be
+    verified, so it is refused, and the partner retries it later."""
+
+    retry_after = 60
 
 
 class MissingScope(Forbidden):

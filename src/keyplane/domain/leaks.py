@@ -9,8 +9,9 @@ tail are not reported.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Literal
 
 from keyplane.domain.tokens import (
     CHECKSUM_LENGTH,
@@ -64,3 +65,36 @@ def find_keys(text: str) -> list[FoundKey]:
                     )
                 )
     return found
+
+
+# Reports of leaked keys (POST /v1/keys/leaked, the GitHub secret-scanning endpoint).
+REPORT_KEYS_MAX: Final = 1000
+SOURCE_MAX: Final = 500
+# What an organization does with a key reported leaked that is still usable.
+LeakedKeyAction = Literal["disable", "delete"]
+LEAKED_KEY_ACTIONS: Final[tuple[LeakedKeyAction, ...]] = ("disable", "delete")
+
+
+def reported_keys(candidates: Iterable[str]) -> list[str]:
+    """The keys among reported strings: checksum-valid ones, each once, in order.
+
+    Everything else (typos, other vendors' tokens, random strings of the right shape) is
+    dropped here, before any database work: a report of garbage costs a CRC32 a string.
+    """
+    seen: dict[str, None] = {}
+    for candidate in candidates:
+        parsed = parse_key(candidate.strip())
+        if parsed is not None:
+            seen.setdefault(parsed.full)
+    return list(seen)
+
+
+def clean_source(source: str | None) -> str | None:
+    """A report's ``source`` as recorded: control characters become spaces, trimmed, cut to
+    ``SOURCE_MAX``; None when empty. It is the reporter's text, shown in the audit log,
+    webhooks and emails: never a key (one pasted there is masked)."""
+    if source is None:
+        return None
+    text = "".join(" " if ord(c) < 0x20 or ord(c) == 0x7F else c for c in source).strip()
+    text = KEY_PATTERN.sub(lambda m: mask_key(m.group()), text)
+    return text[:SOURCE_MAX] or None

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
+from keyplane.domain.leaks import LeakedKeyAction
 from keyplane.domain.ratelimits import Quota, RateLimit
 from keyplane.domain.scopes import ScopeSet
 from keyplane.domain.tokens import Environment
@@ -32,6 +33,8 @@ class Organization:
     rotation_period_days: int | None = None
     # Default rate limits of every key (domain/ratelimits.py: apps and keys override by name).
     ratelimits: tuple[RateLimit, ...] = ()
+    # What a key reported leaked becomes (services/leaks.py): "disable" or "delete".
+    leaked_key_action: LeakedKeyAction = "disable"
 
 
 @dataclass(frozen=True, slots=True)

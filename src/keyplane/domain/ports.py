@@ -25,6 +25,7 @@ from keyplane.domain.models import (
     Organization,
     Preset,
     Profile,
+    Role,
     User,
 )
 from keyplane.domain.ratelimits import Admission, Quota, RateLimit
@@ -64,6 +65,7 @@ class UserRepository(Protocol):
     def of_identity(self, identity_id: str) -> list[User]: ...
     def find_owner(self, org_id: str) -> User | None: ...
     def owners(self, org_id: str) -> list[User]: ...
+    def with_roles(self, org_id: str, roles: Sequence[Role]) -> list[User]: ...
     def find_by_setup_digest(self, digest: str) -> tuple[User, datetime] | None: ...
     def page(self, org_id: str, *, limit: int, after: str | None) -> list[User]: ...
     def count_owners(self, org_id: str) -> int: ...
@@ -89,6 +91,12 @@ class SessionRepository(Protocol):
 class KeyRepository(Protocol):
     def get(self, org_id: str, key_id: str) -> ApiKey | None: ...
     def find_by_digest(self, digest: str) -> ApiKey | None: ...
+    def find_by_digests(self, digests: Sequence[str]) -> list[ApiKey]: ...
+    def deactivate(self, org_id: str, key_id: str, *, at: datetime) -> bool:
+        """Sets an active key inactive; False when it was not active (another report, or a
+        person, got there first)."""
+        ...
+
     def page(
         self,
         org_id: str,
@@ -409,6 +417,24 @@ class Metrics(Protocol):
     def webhook_delivery(self, result: str) -> None:
         """A delivery attempt ended: "delivered", "failed" (will retry) or "gave_up"."""
         ...
+
+    def leak_report(self, outcome: str) -> None:
+        """A report of leaked keys ended: "accepted", "rate_limited", "signature_refused"
+        or "keys_unavailable" (GitHub's keys could not be fetched); and per key acted on,
+        "revoked"."""
+        ...
+
+
+class PartnerKeys(Protocol):
+    """A partner's published signing keys (GitHub secret scanning), fetched and cached.
+
+    ``verify`` returns when ``signature`` (base64 DER ECDSA) by the key named
+    ``identifier`` holds over ``body``; otherwise it raises SignatureRefused, or
+    PartnerKeysUnavailable when the keys cannot be had. It may wait on the network: call
+    it off the event loop.
+    """
+
+    def verify(self, identifier: str | None, signature: str | None, body: bytes) -> None: ...
 
 
 # Per key: spent since the last batch (or since the refill), the refill instant applied in

@@ -15,6 +15,7 @@ from keyplane.domain.expiry import (
     check_warning_days,
 )
 from keyplane.domain.ids import new_id
+from keyplane.domain.leaks import LEAKED_KEY_ACTIONS, LeakedKeyAction
 from keyplane.domain.limits import EXPIRES_IN_DAYS_MAX
 from keyplane.domain.models import Identity, Organization, User
 from keyplane.domain.ports import Clock, LimitsGuard, Store
@@ -65,6 +66,7 @@ SETTINGS = (
     "max_key_lifetime_days",
     "expired_key_retention_days",
     "rotation_period_days",
+    "leaked_key_action",
 )
 
 
@@ -77,6 +79,7 @@ class OrgChanges:
     expiry_warning_days: tuple[int, ...] | _Unset = UNSET
     rotation_period_days: int | _Unset | None = UNSET
     ratelimits: Sequence[Any] | _Unset = UNSET
+    leaked_key_action: str | _Unset = UNSET
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +88,15 @@ class Bootstrapped:
     owner: User
     key_id: str
     api_key: str = field(repr=False)
+
+
+def check_leaked_key_action(value: str) -> LeakedKeyAction:
+    for action in LEAKED_KEY_ACTIONS:
+        if value == action:
+            return action
+    raise InvalidInput.field(
+        "leaked_key_action", f"must be one of {', '.join(map(repr, LEAKED_KEY_ACTIONS))}"
+    )
 
 
 def check_email(value: str, field_name: str = "owner_email") -> str:
@@ -203,6 +215,9 @@ class OrgService:
             if not isinstance(changes.rotation_period_days, _Unset):
                 period = check_rotation_period_days(changes.rotation_period_days)
                 updated = replace(updated, rotation_period_days=period)
+            if not isinstance(changes.leaked_key_action, _Unset):
+                action = check_leaked_key_action(changes.leaked_key_action)
+                updated = replace(updated, leaked_key_action=action)
             limits_changed: dict[str, tuple[object, object]] = {}
             if not isinstance(changes.ratelimits, _Unset):
                 limits = check_ratelimits("ratelimits", list(changes.ratelimits))

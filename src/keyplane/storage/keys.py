@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -51,6 +51,26 @@ class SqlKeyRepository:
     def find_by_digest(self, digest: str) -> ApiKey | None:
         row = self._conn.execute(select(api_keys).where(api_keys.c.digest == digest)).first()
         return _key(row) if row else None
+
+    def find_by_digests(self, digests: Sequence[str]) -> list[ApiKey]:
+        """The keys with these digests, in any organization: one indexed query (a leak
+        report holds up to 1,000 keys, most of them usually unknown)."""
+        if not digests:
+            return []
+        query = select(api_keys).where(api_keys.c.digest.in_(list(digests)))
+        return [_key(row) for row in self._conn.execute(query.order_by(api_keys.c.id))]
+
+    def deactivate(self, org_id: str, key_id: str, *, at: datetime) -> bool:
+        # Conditional, with RETURNING: of two reports racing for one key, exactly one sees
+        # True (and writes the audit event and the webhook); the other changes nothing.
+        c = api_keys.c
+        query = (
+            update(api_keys)
+            .where(c.org_id == org_id, c.id == key_id, c.status == "active")
+            .values(status="inactive", updated_at=at)
+            .returning(c.id)
+        )
+        return self._conn.execute(query).first() is not None
 
     def page(
         self,

@@ -72,4 +72,5 @@ def _org(row: Row[Any]) -> Organization:
         expiry_warning_days=tuple(m["expiry_warning_days"]),
         rotation_period_days=m["rotation_period_days"],
         ratelimits=ratelimits_of(m["ratelimits"]),
+        leaked_key_action=m["leaked_key_action"],
     )

@@ -73,6 +73,8 @@ organizations = Table(
     Column("rotation_period_days", Integer, nullable=True),
     # Default rate limits of every key, as [{name, limit, period_seconds}] (domain/ratelimits.py).
     Column("ratelimits", JSONDoc, nullable=False, server_default=text("'[]'")),
+    # What a key reported leaked becomes: "disable" or "delete" (services/leaks.py).
+    Column("leaked_key_action", String(10), nullable=False, server_default=text("'disable'")),
 )
 
 # A person who signs in (email, password), whatever organizations they belong to.

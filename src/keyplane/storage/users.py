@@ -3,6 +3,7 @@ organization, with its set-password link)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -95,6 +96,10 @@ class SqlUserRepository:
 
     def owners(self, org_id: str) -> list[User]:
         query = _MEMBERS.where(memberships.c.org_id == org_id, memberships.c.role == "owner")
+        return [_user(row) for row in self._conn.execute(query.order_by(memberships.c.id))]
+
+    def with_roles(self, org_id: str, roles: Sequence[str]) -> list[User]:
+        query = _MEMBERS.where(memberships.c.org_id == org_id, memberships.c.role.in_(roles))
         return [_user(row) for row in self._conn.execute(query.order_by(memberships.c.id))]
 
     def find_by_setup_digest(self, digest: str) -> tuple[User, datetime] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field, StrictBool, StrictInt
 
@@ -46,6 +47,15 @@ class OrgUpdate(Request):
         max_length=RATELIMITS_MAX,
         description="Defaults for every key of the organization. " + RATELIMITS_DOC,
     )
+    leaked_key_action: Omit[Literal["disable", "delete"]] = Field(
+        default=None,
+        description=(
+            "What a key reported leaked (POST /v1/keys/leaked, GitHub secret scanning) "
+            "becomes while still usable: disabled (the default: it can be re-enabled) or "
+            "deleted for good. Either way the organization is warned (webhook key.leaked, "
+            "and email to owners and admins)."
+        ),
+    )
 
 
 class OrgOut(BaseModel):
@@ -59,6 +69,7 @@ class OrgOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     ratelimits: list[RateLimitOut]
+    leaked_key_action: Literal["disable", "delete"]
 
     @classmethod
     def of(cls, org: Organization) -> OrgOut:
@@ -73,4 +84,5 @@ class OrgOut(BaseModel):
             created_at=org.created_at,
             updated_at=org.updated_at,
             ratelimits=[RateLimitOut.of(r) for r in org.ratelimits],
+            leaked_key_action=org.leaked_key_action,
         )

@@ -110,6 +110,8 @@ def save_settings(posted: SignedForm) -> Response:
     retention = text(form, "expired_key_retention_days")
     warnings = text(form, "expiry_warning_days")
     rotation = text(form, "rotation_period_days")
+    # A form from before the setting existed sends none: the setting stays as it is.
+    leaked = text(form, "leaked_key_action") if "leaked_key_action" in form else None
     try:
         console.kp.orgs.update(
             console.principal,
@@ -121,6 +123,7 @@ def save_settings(posted: SignedForm) -> Response:
                 expiry_warning_days=_warnings(warnings),
                 rotation_period_days=_rotation(rotation),
                 ratelimits=limits_form.ratelimits(form) if "ratelimits" in form else UNSET,
+                leaked_key_action=leaked if leaked is not None else UNSET,
             ),
         )
     except KeyplaneError as exc:
@@ -145,6 +148,7 @@ def save_settings(posted: SignedForm) -> Response:
                 "warnings": warnings,
                 "rotation": rotation,
                 "ratelimits": text(form, "ratelimits"),
+                "leaked": leaked,
             },
             errors=errors,
         )
