@@ -48,6 +48,8 @@ ProfileId = Annotated[
         help="The key's profile (prf_…), the settings your service reads on verification.",
     ),
 ]
+# Keys asked for per request while listing (the server allows up to 200).
+PAGE_SIZE = 100
 SHOWN_ONCE = (
     "This is the only time the full key is shown: keyplane stores only a hash of it. "
     "Store it now (in a secret manager, never in source code)."
@@ -147,7 +149,7 @@ def list_keys(
         raise typer.BadParameter("active, inactive or expired", param_hint="--status")
     state: Literal["active", "inactive", "expired"] | None = status  # type: ignore[assignment]
     found: list[Key] = []
-    page_size = min(limit, 100) if limit else 100
+    page_size = min(limit, PAGE_SIZE) if limit else PAGE_SIZE
     for key in remote.client.keys.list(app_id=app, status=state, limit=page_size):
         found.append(key)
         if limit is not None and len(found) >= limit:
