@@ -1,5 +1,5 @@
 """The API client commands (``keyplane keys …``) run against the real test server: an
-organization of its own on the SQLite server, and a runner whose environment names that
+organization of its own on the SQLite server (``sdk_org``), and a runner whose environment names that
 server and the owner's key (or nothing, for the login and precedence tests).
 
 The commands go through the SDK and loopback HTTP like any remote user's; one backend is
@@ -12,7 +12,7 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from keyplane.cli.main import app
 
-from conftest import CreatedKeys, Org, Server
+from conftest import CreatedKeys, Org
 
 # Every variable the CLI reads: a test's invocation sees only those it sets.
 CLI_VARIABLES = ("KEYPLANE_URL", "KEYPLANE_API_KEY", "KEYPLANE_PROFILE", "KEYPLANE_CONFIG")
@@ -69,14 +69,9 @@ class Cli:
 
 
 @pytest.fixture
-def remote_org(sqlite_server: Server, created_keys: CreatedKeys) -> Iterator[Org]:
-    yield Org(sqlite_server, created_keys)
-    created_keys.close_clients()
-
-
-@pytest.fixture
-def cli(remote_org: Org, tmp_path: Path, created_keys: CreatedKeys) -> Cli:
-    return Cli(remote_org, tmp_path / "keyplane" / "config.toml", created_keys)
+def cli(sdk_org: Org, tmp_path: Path, created_keys: CreatedKeys) -> Cli:
+    """The CLI acting as the owner of the SDK tests' organization (support.sdk)."""
+    return Cli(sdk_org, tmp_path / "keyplane" / "config.toml", created_keys)
 
 
 def run_keyplane(
