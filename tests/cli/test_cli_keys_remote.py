@@ -70,14 +70,18 @@ def test_create_json_carries_the_key_and_every_option(cli: Cli) -> None:
     assert created["scopes"] == ["api_keys:read"]
     assert created["metadata"] == {"plan": "pro", "seats": 5}
     assert created["description"] == "the production key"
+    # Whole days are counted by the server, from its own clock (which tests move forward).
     expires = datetime.fromisoformat(created["expires_at"])
-    assert abs(expires - (datetime.now(UTC) + timedelta(days=30))) < timedelta(minutes=5)
+    server_now = cli.org.server.clock()
+    assert abs(expires - (server_now + timedelta(days=30))) < timedelta(minutes=5)
 
 
 def test_expires_in_hours_sets_a_time(cli: Cli) -> None:
-    created = cli.json("keys", "create", "short", "--expires-in", "2h")
+    # Not whole days: the CLI computes the time from its own clock. (Long enough to stay
+    # ahead of the test server's clock, which other tests move forward by days.)
+    created = cli.json("keys", "create", "short", "--expires-in", "245h")
     expires = datetime.fromisoformat(created["expires_at"])
-    assert abs(expires - (datetime.now(UTC) + timedelta(hours=2))) < timedelta(minutes=5)
+    assert abs(expires - (datetime.now(UTC) + timedelta(hours=245))) < timedelta(minutes=5)
 
 
 def test_list_follows_every_page(cli: Cli, monkeypatch: pytest.MonkeyPatch) -> None:
