@@ -182,7 +182,7 @@ def test_an_answer_at_the_terminal_decides(cli: Cli) -> None:
                 stderr=subprocess.PIPE,
             )
             os.write(primary, f"{answer}\n".encode())
-            stdout, stderr = process.communicate(timeout=60)
+            _, stderr = process.communicate(timeout=60)
         finally:
             os.close(primary)
             os.close(secondary)

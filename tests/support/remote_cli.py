@@ -1,6 +1,6 @@
 """The API client commands (``keyplane keys …``) run against the real test server: an
-organization of its own on the SQLite server (``sdk_org``), and a runner whose environment names that
-server and the owner's key (or nothing, for the login and precedence tests).
+organization of its own on the SQLite server (``sdk_org``), and a runner whose environment
+names that server and the owner's key (or nothing, for the login and precedence tests).
 
 The commands go through the SDK and loopback HTTP like any remote user's; one backend is
 enough, since the server's behaviour on each is the API tests' business.
@@ -74,13 +74,16 @@ def cli(sdk_org: Org, tmp_path: Path, created_keys: CreatedKeys) -> Cli:
     return Cli(sdk_org, tmp_path / "keyplane" / "config.toml", created_keys)
 
 
+MAIN = "from keyplane.cli.main import main; main()"
+
+
 def run_keyplane(
-    args: list[str], env: Mapping[str, str | None], **popen: Any
+    args: list[str], env: Mapping[str, str | None], *, probe: str = MAIN, **popen: Any
 ) -> subprocess.Popen[bytes]:
-    """``keyplane ARGS`` as a separate process, importing this checkout's modules (a test
-    run from a source tree need not have installed it)."""
+    """``keyplane ARGS`` as a separate process (``probe``: other code in its place),
+    importing this checkout's modules, so a run from a source tree needs no install."""
     environment = {k: v for k, v in os.environ.items() if k not in CLI_VARIABLES}
     environment.update({k: v for k, v in env.items() if v is not None})
     environment["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    command = [sys.executable, "-c", "from keyplane.cli.main import main; main()", *args]
+    command = [sys.executable, "-c", probe, *args]
     return subprocess.Popen(command, env=environment, **popen)

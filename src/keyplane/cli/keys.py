@@ -96,7 +96,7 @@ def create(
         raise typer.BadParameter("give --scopes or --preset, not both", param_hint="--preset")
     if environment not in ("live", "test"):
         raise typer.BadParameter("live or test", param_hint="--environment")
-    fields: dict[str, Any] = {**expiry(expires_in, expires_at)}
+    fields: dict[str, Any] = {"environment": environment, **expiry(expires_in, expires_at)}
     if scopes:
         fields["scopes"] = scopes_of(scopes)
     if preset:
@@ -109,7 +109,7 @@ def create(
         fields["description"] = description
     if profile_id:
         fields["profile_id"] = profile_id
-    created = remote.client.keys.create(name=name, environment=environment, **fields)
+    created = remote.client.keys.create(name=name, **fields)
     show_created(remote, created)
 
 

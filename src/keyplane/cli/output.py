@@ -17,9 +17,10 @@ from typing import TYPE_CHECKING, Any
 import typer
 
 if TYPE_CHECKING:
-    from keyplane_client import FieldError
     from pydantic import BaseModel
     from rich.console import Console
+
+    from keyplane_client import FieldError
 
 Row = Sequence[object]
 

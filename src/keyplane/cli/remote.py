@@ -245,7 +245,7 @@ def connected(command: Callable[Concatenate[Remote, P], None]) -> Callable[P, No
 
     @functools.wraps(command)
     def run(*args: P.args, **kwargs: P.kwargs) -> None:
-        options = {name: kwargs.pop(name) for name in _COMMON}
+        options: dict[str, Any] = {name: kwargs.pop(name) for name in _COMMON}
         out = Output(as_json=bool(options["remote_json"]))
         connection = resolve(
             options["remote_url"], options["remote_api_key"], options["remote_profile"]
