@@ -169,9 +169,10 @@ def test_delete_asks_first_then_the_key_is_gone(cli: Cli) -> None:
 
 
 def test_an_answer_at_the_terminal_decides(cli: Cli) -> None:
-    """At a real terminal the question is asked: "n" cancels (exit 6), "y" deletes."""
+    """At a real terminal the question is asked: "n" or end of input (Ctrl-D) cancels
+    (exit 6), "y" deletes."""
     key_id = cli.json("keys", "create", "acme")["id"]
-    for answer, code in (("n", 6), ("y", 0)):
+    for typed, code in (("n\n", 6), ("\x04", 6), ("y\n", 0)):
         primary, secondary = os.openpty()
         try:
             process = run_keyplane(
@@ -181,7 +182,7 @@ def test_an_answer_at_the_terminal_decides(cli: Cli) -> None:
                 stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE,
             )
-            os.write(primary, f"{answer}\n".encode())
+            os.write(primary, typed.encode())
             _, stderr = process.communicate(timeout=60)
         finally:
             os.close(primary)
@@ -189,7 +190,7 @@ def test_an_answer_at_the_terminal_decides(cli: Cli) -> None:
         assert process.returncode == code, stderr.decode()
         assert f"Delete {key_id} for good?" in stderr.decode()
         exists = cli("keys", "show", key_id).exit_code == 0
-        assert exists == (answer == "n")
+        assert exists == (code == 6)
 
 
 def test_invalid_input_prints_each_field_error(cli: Cli) -> None:

@@ -122,5 +122,5 @@ def test_help_says_where_the_connection_comes_from(cli: Cli, tmp_path: Path) -> 
     text = " ".join(result.stdout.split())
     assert "the option (--url, --api-key), the environment (KEYPLANE_URL, KEYPLANE_API_KEY)" in text
     top = cli("--help")
-    assert "Exit status:" in top.stdout
+    assert "Exit status of the API commands" in top.stdout
     assert "4  not found" in top.stdout

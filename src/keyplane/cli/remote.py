@@ -35,7 +35,7 @@ CANCELLED: Final = 6
 
 # "\b" keeps click from re-flowing the lines of the paragraph that follows it.
 EXIT_CODES_HELP: Final = """\b
-Exit status:
+Exit status of the API commands (login, keys, apps, webhooks, audit export, usage):
   0  success
   1  the server refused the request (conflict, invalid input, rate limited, ...)
   2  usage error: a bad option, no server or key configured, a confirmation
@@ -171,7 +171,12 @@ class Remote:
                 "terminal; pass --yes to go ahead without asking",
                 USAGE,
             )
-        if not typer.confirm(question, default=False, err=True):
+        try:
+            agreed = typer.confirm(question, default=False, err=True)
+        except typer.Abort:  # Ctrl-C or end of input at the question: a "no"
+            agreed = False
+            typer.echo("", err=True)
+        if not agreed:
             fail("cancelled: nothing changed", CANCELLED)
 
 
@@ -196,6 +201,9 @@ def errors_reported(out: Output) -> Iterator[None]:
         yield
     except APIError as exc:
         out.problem(exc.status, exc.title, exc.detail, exc.errors, exc.body)
+        retry_after = exc.headers.get("retry-after")
+        if retry_after and not out.as_json:
+            out.notice(f"the server asks to retry after {retry_after} s")
         raise typer.Exit(exit_code(exc.status)) from None
     except APIConnectionError as exc:
         # The SDK's message names the address and the reason, never a header or the key.
