@@ -57,3 +57,21 @@ def test_client_commands_import_nothing_of_the_server(args: list[str]) -> None:
         or any(m == s or m.startswith(s + ".") for s in SERVER_MODULES)
     ]
     assert heavy == []
+
+
+WITHOUT_SDK = """
+import sys
+sys.modules["keyplane_client"] = None  # as where keyplane-client is not installed
+from keyplane.cli.main import main
+main()
+"""
+
+
+def test_without_the_sdk_the_api_commands_say_what_to_install() -> None:
+    args = ["keys", "list", "--url", "http://127.0.0.1:9", "--api-key", "kp_live_x"]
+    process = run_keyplane(
+        args, {}, stdout=subprocess.PIPE, stderr=subprocess.PIPE, probe=WITHOUT_SDK
+    )
+    _, stderr = process.communicate(timeout=60)
+    assert process.returncode == 2
+    assert "need the keyplane-client package" in stderr.decode()

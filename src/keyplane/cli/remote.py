@@ -14,6 +14,7 @@ import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import TYPE_CHECKING, Annotated, Any, Concatenate, Final, NoReturn, ParamSpec
 from urllib.parse import urlsplit
 
@@ -180,21 +181,28 @@ class Remote:
             fail("cancelled: nothing changed", CANCELLED)
 
 
-def connect(url: str, api_key: str) -> Client:
+def sdk() -> ModuleType:
+    """The SDK, imported now: only a command that calls a server pays for it."""
     try:
-        from keyplane_client import Keyplane
-    except ImportError:  # pragma: no cover - keyplane's install includes it
+        import keyplane_client
+    except ImportError:
         fail(
             "the API commands need the keyplane-client package: pip install "
             "./clients/python (from keyplane's source tree)",
             USAGE,
         )
-    return Keyplane(url, api_key)
+    return keyplane_client
+
+
+def connect(url: str, api_key: str) -> Client:
+    client: Client = sdk().Keyplane(url, api_key)
+    return client
 
 
 @contextmanager
 def errors_reported(out: Output) -> Iterator[None]:
     """The SDK's exceptions as one readable message and a documented exit code."""
+    sdk()  # a missing SDK said plainly, before the import below
     from keyplane_client import APIConnectionError, APIError
 
     try:
