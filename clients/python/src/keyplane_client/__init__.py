@@ -27,6 +27,7 @@ from keyplane_client._errors import (
     PermissionDeniedError,
     RateLimitedError,
     ServiceUnavailableError,
+    UnexpectedResponseError,
     ValidationError,
 )
 from keyplane_client._models import (
@@ -110,6 +111,7 @@ __all__ = [
     "Resource",
     "ServiceUnavailableError",
     "TopKeys",
+    "UnexpectedResponseError",
     "UsagePoint",
     "UsageSeries",
     "User",

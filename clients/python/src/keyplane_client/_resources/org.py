@@ -20,7 +20,7 @@ class Org:
         self._client = client
 
     def get(self) -> Organization:
-        return self._client.request(Organization, _GET)
+        return self._client._request(Organization, _GET)
 
     def update(
         self,
@@ -43,7 +43,7 @@ class Org:
             rotation_period_days=rotation_period_days,
             ratelimits=ratelimits,
         )
-        return self._client.request(Organization, call)
+        return self._client._request(Organization, call)
 
 
 class AsyncOrg:
@@ -51,7 +51,7 @@ class AsyncOrg:
         self._client = client
 
     async def get(self) -> Organization:
-        return await self._client.request(Organization, _GET)
+        return await self._client._request(Organization, _GET)
 
     async def update(
         self,
@@ -73,4 +73,4 @@ class AsyncOrg:
             rotation_period_days=rotation_period_days,
             ratelimits=ratelimits,
         )
-        return await self._client.request(Organization, call)
+        return await self._client._request(Organization, call)
