@@ -203,7 +203,7 @@ def connect(url: str, api_key: str) -> Client:
 def errors_reported(out: Output) -> Iterator[None]:
     """The SDK's exceptions as one readable message and a documented exit code."""
     sdk()  # a missing SDK said plainly, before the import below
-    from keyplane_client import APIConnectionError, APIError
+    from keyplane_client import APIConnectionError, APIError, KeyplaneError
 
     try:
         yield
@@ -216,6 +216,9 @@ def errors_reported(out: Output) -> Iterator[None]:
     except APIConnectionError as exc:
         # The SDK's message names the address and the reason, never a header or the key.
         out.error(f"cannot reach the keyplane server: {exc}")
+        raise typer.Exit(UNAVAILABLE) from None
+    except KeyplaneError as exc:  # a success whose body is no keyplane answer: a wrong URL?
+        out.error(f"the server's answer is not keyplane's API (check the URL): {exc}")
         raise typer.Exit(UNAVAILABLE) from None
 
 
