@@ -101,11 +101,22 @@ def test_the_option_beats_the_environment_which_beats_the_profile(cli: Cli) -> N
     # The environment's key wins over the profile's: refused (401), so it was used.
     from_env = cli("keys", "list", connected=False, KEYPLANE_API_KEY=wrong)
     assert from_env.exit_code == 3
+    assert "the key came from KEYPLANE_API_KEY" in from_env.stderr
     # The option wins over the environment.
     from_option = cli("keys", "list", "--api-key", cli.key, connected=False, KEYPLANE_API_KEY=wrong)
     assert from_option.exit_code == 0, from_option.output
     from_url_option = cli("keys", "list", "--url", "http://127.0.0.1:9", connected=False)
     assert from_url_option.exit_code == 2  # the profile's key is not for that server
+
+
+def test_a_refused_profile_key_says_where_it_came_from(cli: Cli) -> None:
+    made = cli.json("keys", "create", "soon disabled")
+    _login(cli, made["key"])
+    assert cli("keys", "disable", made["id"], "--yes").exit_code == 0  # as the owner
+    result = cli("keys", "list", connected=False)
+    assert result.exit_code == 3
+    assert "(401)" in result.stderr
+    assert "the key came from profile 'default'" in result.stderr
 
 
 def test_a_profile_key_is_never_sent_to_another_server(cli: Cli) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -94,7 +95,8 @@ Yes = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmat
 class Connection:
     url: str
     api_key: str
-    source: str = field(default="options")  # for messages: "profile NAME" or "options"
+    # Where the key came from, to say so when the server refuses it.
+    key_source: str = field(default="--api-key")
 
 
 def fail(message: str, code: int) -> NoReturn:
@@ -111,7 +113,7 @@ def resolve(url: str | None, api_key: str | None, profile: str | None) -> Connec
     user never logged in to), and the key must come from --api-key or KEYPLANE_API_KEY.
     """
     if url and api_key:
-        return Connection(url, api_key)  # the config file is not read at all
+        return Connection(url, api_key, _given("KEYPLANE_API_KEY", api_key))  # no file read
     name = profile or profiles.DEFAULT_PROFILE
     path = profiles.config_path()
     try:
@@ -127,6 +129,7 @@ def resolve(url: str | None, api_key: str | None, profile: str | None) -> Connec
                 USAGE,
             )
         url = saved.url
+    key_source = _given("KEYPLANE_API_KEY", api_key) if api_key else f"profile {name!r}"
     if not api_key:
         if saved is None or _origin(saved.url) != _origin(url):
             fail(
@@ -135,8 +138,12 @@ def resolve(url: str | None, api_key: str | None, profile: str | None) -> Connec
                 USAGE,
             )
         api_key = saved.api_key
-    source = f"profile {saved.name}" if saved is not None else "options"
-    return Connection(url, api_key, source)
+    return Connection(url, api_key, key_source)
+
+
+def _given(variable: str, value: str) -> str:
+    """Which of the option and the variable gave ``value`` (typer preferred the option)."""
+    return variable if os.environ.get(variable) == value else "--api-key"
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -200,7 +207,7 @@ def connect(url: str, api_key: str) -> Client:
 
 
 @contextmanager
-def errors_reported(out: Output) -> Iterator[None]:
+def errors_reported(out: Output, key_source: str | None = None) -> Iterator[None]:
     """The SDK's exceptions as one readable message and a documented exit code."""
     sdk()  # a missing SDK said plainly, before the import below
     from keyplane_client import APIConnectionError, APIError, KeyplaneError
@@ -212,6 +219,8 @@ def errors_reported(out: Output) -> Iterator[None]:
         retry_after = exc.headers.get("retry-after")
         if retry_after and not out.as_json:
             out.notice(f"the server asks to retry after {retry_after} s")
+        if exc.status == 401 and key_source and not out.as_json:
+            out.notice(f"the key came from {key_source}")
         raise typer.Exit(exit_code(exc.status)) from None
     except APIConnectionError as exc:
         # The SDK's message names the address and the reason, never a header or the key.
@@ -271,7 +280,7 @@ def connected(command: Callable[Concatenate[Remote, P], None]) -> Callable[P, No
         )
         remote = Remote(connection, out)
         try:
-            with errors_reported(out):
+            with errors_reported(out, connection.key_source):
                 command(remote, *args, **kwargs)
         finally:
             remote.close()
