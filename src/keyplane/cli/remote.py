@@ -175,8 +175,8 @@ class Remote:
             return
         if not sys.stdin.isatty():
             fail(
-                f"{question.rstrip('?')}: this asks for confirmation and stdin is not a "
-                "terminal; pass --yes to go ahead without asking",
+                f"not confirmed: stdin is not a terminal, so nobody can answer {question!r} "
+                "Pass --yes to go ahead without asking.",
                 USAGE,
             )
         try:
