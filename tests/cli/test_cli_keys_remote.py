@@ -136,7 +136,7 @@ def test_disable_asks_and_refuses_to_guess_without_a_terminal(cli: Cli) -> None:
     key_id = cli.json("keys", "create", "acme")["id"]
     refused = cli("keys", "disable", key_id)  # CliRunner's stdin is not a terminal
     assert refused.exit_code == 2
-    assert "pass --yes" in refused.stderr
+    assert "Pass --yes" in refused.stderr
     assert cli.json("keys", "show", key_id)["status"] == "active"
     disabled = cli.json("keys", "disable", key_id, "--yes")
     assert disabled["status"] == "inactive"
