@@ -1,4 +1,10 @@
-"""``keyplane serve | migrate | worker | scan | orgs create``."""
+"""``keyplane``: the server's commands (serve, migrate, worker, orgs, users, audit verify,
+scan) and the API client's (login, keys, apps, webhooks, audit export, usage).
+
+Every import of the server (the app, its settings, SQLAlchemy, FastAPI) happens inside the
+command that runs it: at the top of this module it cost every command about 1.5 s before
+it did anything, ``keyplane keys list`` against a remote server included.
+"""
 
 from __future__ import annotations
 
@@ -16,30 +22,24 @@ import typer
 from typer.core import TyperArgument, TyperOption
 
 from keyplane import __version__
-from keyplane.app import build, create_app
+from keyplane.cli.apps import apps
 from keyplane.cli.audit import audit
-from keyplane.cli.common import (
-    DatabaseUrl,
-    build_services,
-    fail,
-    one_time_password,
-    settings_for,
-)
+from keyplane.cli.common import DatabaseUrl, build_services, fail, one_time_password, settings_for
+from keyplane.cli.keys import keys
+from keyplane.cli.login import login, logout
+from keyplane.cli.remote import EXIT_CODES_HELP
 from keyplane.cli.scan import scan
+from keyplane.cli.usage import usage
 from keyplane.cli.users import users
+from keyplane.cli.webhooks import webhooks
 from keyplane.cli.worker import worker
-from keyplane.container import Keyplane
-from keyplane.domain.errors import KeyplaneError, LimitsNeedRedis, StorageUnavailable
-from keyplane.domain.scopes import ScopeSet
 from keyplane.logs import setup_logging
-from keyplane.services.common import Principal
-from keyplane.services.orgs import furnish_demo
-from keyplane.services.users import check_password
-from keyplane.settings import Settings
-from keyplane.storage.engine import is_sqlite
 
 if TYPE_CHECKING:
     import uvicorn
+
+    from keyplane.container import Keyplane
+    from keyplane.settings import Settings
 
 
 def _argument_label(self: TyperArgument, ctx: object) -> None:
@@ -66,12 +66,13 @@ def _version(value: bool) -> None:
 
 app = typer.Typer(
     help="keyplane: a control plane for API keys.",
+    epilog=EXIT_CODES_HELP,
     no_args_is_help=True,
     add_completion=False,
     # Plain help, as click writes it: rich's panels label flags and --help with `<bool>`.
     rich_markup_mode=None,
 )
-orgs = typer.Typer(help="Organizations.", no_args_is_help=True)
+orgs = typer.Typer(help="Organizations (on the database).", no_args_is_help=True)
 app.add_typer(orgs, name="orgs")
 app.add_typer(users, name="users")
 app.add_typer(audit, name="audit")
@@ -154,6 +155,10 @@ def serve(
 ) -> None:
     """Run migrations if needed and serve the API and the console."""
     import uvicorn
+
+    from keyplane.app import create_app
+    from keyplane.domain.errors import StorageUnavailable
+    from keyplane.storage.engine import is_sqlite
 
     settings = settings_for(database_url)
     problems = settings.production_problems(demo=demo)
@@ -240,6 +245,8 @@ def _metrics_directory(enabled: bool) -> Iterator[None]:
 def _join_limits_guard(kp: Keyplane, workers: int) -> None:
     """Refuse to serve when rate limits and quotas could not be exact (ports.LimitsGuard):
     without KEYPLANE_REDIS_URL each process counts them in its own memory."""
+    from keyplane.domain.errors import LimitsNeedRedis
+
     try:
         kp.guard.join(processes=workers)
     except LimitsNeedRedis as exc:
@@ -266,6 +273,9 @@ def worker_app() -> Any:
     parent set (its --database-url included), the schema already migrated by the parent.
     Each process has its own key cache and its own invalidation listener, so it hears of
     every change, the other workers' too, as a separate node would."""
+    from keyplane.app import build, create_app
+    from keyplane.settings import Settings
+
     settings = Settings()
     setup_logging(settings.log_level)
     sys.setswitchinterval(SWITCH_INTERVAL)
@@ -273,6 +283,10 @@ def worker_app() -> Any:
 
 
 def _print_demo(kp: Keyplane, base: str) -> None:
+    from keyplane.domain.scopes import ScopeSet
+    from keyplane.services.common import Principal
+    from keyplane.services.orgs import furnish_demo
+
     issued = kp.orgs.demo(DEMO_ORG, DEMO_EMAIL)
     owner = Principal(issued.org.id, issued.owner.id, ScopeSet.full())
     furnish_demo(owner, kp.resources, kp.apps, kp.profiles, kp.presets)
@@ -314,6 +328,9 @@ def create_org(
 
     The owner gets a one-time console password, printed here, unless one is given on stdin.
     """
+    from keyplane.domain.errors import KeyplaneError, StorageUnavailable
+    from keyplane.services.users import check_password
+
     kp = build_services(database_url)
     try:
         given = sys.stdin.readline().rstrip("\n") if owner_password_stdin else None
@@ -343,6 +360,16 @@ def create_org(
     if kept:
         typer.echo("password      unchanged: the owner already signs in with their own")
     typer.echo("Store the API key now: it has full access and cannot be shown again.")
+
+
+# The API client's commands, listed after the server's: they call a keyplane server with an
+# API key (keyplane.cli.remote) and never touch a database.
+app.command()(login)
+app.command()(logout)
+app.add_typer(keys, name="keys")
+app.add_typer(apps, name="apps")
+app.add_typer(webhooks, name="webhooks")
+app.command()(usage)
 
 
 def main() -> None:

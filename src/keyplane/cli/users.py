@@ -8,8 +8,6 @@ from typing import Annotated
 import typer
 
 from keyplane.cli.common import DatabaseUrl, build_services, one_time_password
-from keyplane.domain.errors import KeyplaneError, StorageUnavailable
-from keyplane.services.users import check_password
 
 users = typer.Typer(help="People who sign in to the console.", no_args_is_help=True)
 
@@ -32,6 +30,9 @@ def reset_password(
 ) -> None:
     """Give a person a new password (printed once unless read from stdin) and end every
     console session they have. Recorded in the audit log of each of their organizations."""
+
+    from keyplane.domain.errors import KeyplaneError, StorageUnavailable
+    from keyplane.services.users import check_password
 
     kp = build_services(database_url)
     try:
