@@ -11,6 +11,7 @@ import pytest
 
 from keyplane.cli import keys as keys_module
 from keyplane.domain.tokens import parse_key
+from keyplane_client import Keyplane
 
 from support.remote_cli import Cli, run_keyplane
 
@@ -41,6 +42,16 @@ def test_create_without_scopes_warns_of_full_access(cli: Cli) -> None:
     result = cli("keys", "create", "everything")
     assert result.exit_code == 0, result.output
     assert "FULL ACCESS" in result.stderr
+
+
+def test_create_from_a_preset_copies_its_scopes(cli: Cli, kp: Keyplane) -> None:
+    kp.presets.create(name="dashboard", scopes=["api_keys:read", "apps:read"])
+    created = cli.json("keys", "create", "from a preset", "--preset", "dashboard")
+    assert created["scopes"] == ["api_keys:read", "apps:read"]
+    assert created["preset"]["name"] == "dashboard"
+    unknown = cli("keys", "create", "nope", "--preset", "no such preset")
+    assert unknown.exit_code == 1
+    assert "preset" in unknown.stderr
 
 
 def test_create_json_carries_the_key_and_every_option(cli: Cli) -> None:
