@@ -25,6 +25,7 @@ from keyplane.jobs import JobRunner
 from keyplane.services.analytics import AnalyticsService
 from keyplane.services.apps import AppService
 from keyplane.services.auditing import AuditService
+from keyplane.services.children import ChildKeyService
 from keyplane.services.keys import KeyService
 from keyplane.services.orgs import OrgService
 from keyplane.services.profiles import ProfileService
@@ -47,6 +48,7 @@ class Keyplane:
     counter: BackgroundUsageCounter
     keys: KeyService
     rotation: RotationService
+    children: ChildKeyService
     apps: AppService
     profiles: ProfileService
     resources: ResourceService
