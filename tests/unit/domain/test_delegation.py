@@ -8,6 +8,7 @@ from fractions import Fraction
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from test_scopes import EVERY_SCOPE, scope_sets
 
 from keyplane.domain.delegation import (
     CHILD_LIFETIME_DEFAULT,
@@ -24,8 +25,6 @@ from keyplane.domain.delegation import (
 from keyplane.domain.errors import Escalation, InvalidInput
 from keyplane.domain.ratelimits import Quota, RateLimit, Refill
 from keyplane.domain.scopes import ScopeSet
-
-from test_scopes import EVERY_SCOPE, scope_sets
 
 NOW = datetime(2026, 12, 1, 6, 0, tzinfo=UTC)
 
@@ -105,7 +104,8 @@ def test_each_parent_limit_missing_or_looser_is_named(
     errors = looser_ratelimits(child, parent)
     assert len(errors) == len(expected)
     assert all(
-        e.field == "ratelimits" and repr(p.name) in e.message for e, p in zip(errors, expected)
+        e.field == "ratelimits" and repr(p.name) in e.message
+        for e, p in zip(errors, expected, strict=True)
     )
 
 
@@ -152,14 +152,15 @@ def test_a_childs_expiry_is_in_the_future_within_the_maximum_and_the_parents(
     parent_in: timedelta | None, expires_in: int | None
 ) -> None:
     parent = NOW + parent_in if parent_in is not None else None
-    try:
-        expiry = child_expiry(NOW, parent, expires_in=expires_in)
-    except InvalidInput as refused:
-        assert expires_in is not None
-        assert refused.errors[0].field == "expires_in"
-        asked = NOW + timedelta(seconds=expires_in)
-        assert asked <= NOW or asked > NOW + CHILD_LIFETIME_MAX or (parent and asked > parent)
+    asked = NOW + timedelta(seconds=expires_in) if expires_in is not None else None
+    if asked is not None and (
+        asked <= NOW or asked > NOW + CHILD_LIFETIME_MAX or (parent is not None and asked > parent)
+    ):
+        with pytest.raises(InvalidInput) as refused:
+            child_expiry(NOW, parent, expires_in=expires_in)
+        assert refused.value.errors[0].field == "expires_in"
         return
+    expiry = child_expiry(NOW, parent, expires_in=expires_in)
     assert NOW < expiry <= NOW + CHILD_LIFETIME_MAX
     assert parent is None or expiry <= parent
     if expires_in is None:
