@@ -124,7 +124,7 @@ class ExpiryJob:
         if key.expires_at <= purge_before:
             # Its descendants go first (they expire no later: services/delegation.py),
             # each purged and audited here, whatever their own retention round.
-            purged.extend(delete_descendants(tx, principal, now, key, "key.purge"))
+            purged.extend(delete_descendants(tx, principal, now, key, purge=True))
         if key.expires_at <= purge_before and tx.keys.delete(org.id, key.id):
             # The notices go with the row (ON DELETE CASCADE); the audit events stay.
             record(

@@ -398,7 +398,7 @@ class KeyService:
         with self._store.transaction() as tx:
             key = _key(tx, principal.org_id, key_id)
             # Its descendants go with it (services/delegation.py), each audited.
-            gone = delete_descendants(tx, principal, now, key, "key.delete")
+            gone = delete_descendants(tx, principal, now, key)
             tx.keys.delete(principal.org_id, key_id)
             record(tx, principal, now, "key.delete", "key", key.id, name=key.name)
             tx.invalidations.key(key_id)
