@@ -337,3 +337,10 @@ def test_creating_a_child_needs_the_key_itself_so_no_credentials_is_a_401(org: O
     with httpx.Client(base_url=org.server.base_url, timeout=15) as anonymous:
         response = anonymous.post(CHILDREN.format(made["id"]), json={"name": "x"})
     problem(response, 401)
+
+
+@pytest.mark.parametrize("field", ["scopes", "ratelimits"])
+def test_null_scopes_or_limits_are_a_422_not_the_parents(org: Org, field: str) -> None:
+    parent, made = _parent(org)
+    response = parent.post(CHILDREN.format(made["id"]), json={"name": "x", field: None})
+    problem(response, 422, field)

@@ -17,6 +17,7 @@ from keyplane.api.schemas.keys import (
     KeyRotate,
     KeyUpdate,
 )
+from keyplane.domain.errors import InvalidInput
 from keyplane.domain.limits import PAGE_DEFAULT
 from keyplane.services.children import NewChild
 from keyplane.services.keys import KeyChanges, NewKey
@@ -126,6 +127,9 @@ def create_child_key(
     KEYPLANE_MAX_KEY_DEPTH (default 2). The full key is in this response only."""
     no_store(response)
     fields = body.model_fields_set
+    for name in ("scopes", "ratelimits"):  # left out: the parent's; null says nothing
+        if name in fields and getattr(body, name) is None:
+            raise InvalidInput.field(name, "must not be null")
     issued = kp.children.create(
         principal,
         key_id,
