@@ -344,3 +344,15 @@ def test_null_scopes_or_limits_are_a_422_not_the_parents(org: Org, field: str) -
     parent, made = _parent(org)
     response = parent.post(CHILDREN.format(made["id"]), json={"name": "x", field: None})
     problem(response, 422, field)
+
+
+def test_narrowing_the_parents_app_narrows_its_children_too(org: Org) -> None:
+    app = org.api.post("/v1/apps", json={"name": "rw", "scopes": ["apps:read", "apps:write"]})
+    parent, made = _parent(org, scopes=[], app_id=app.json()["id"])
+    child = _child(parent, made["id"])
+    assert org.api.verify(child["key"], ["apps:write"])["code"] == "VALID"
+
+    org.api.patch(f"/v1/apps/{app.json()['id']}", json={"scopes": ["apps:read"]})
+
+    assert org.api.verify(child["key"], ["apps:write"])["code"] == "INSUFFICIENT_SCOPE"
+    assert org.api.verify(child["key"], ["apps:read"])["code"] == "VALID"

@@ -94,11 +94,12 @@ def clamp_descendants(
             "key",
             child.id,
             target_name=child.name,
-            changes={"expires_at": (_iso(child.expires_at), expires_at.isoformat())},
+            changes={
+                "expires_at": (
+                    child.expires_at.isoformat() if child.expires_at else None,
+                    expires_at.isoformat(),
+                )
+            },
             with_ancestor=key.id,
         )
         tx.invalidations.key(child.id)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value is not None else None
