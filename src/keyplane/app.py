@@ -52,6 +52,7 @@ from keyplane.redislimits import RedisFailurePolicy, RedisRateLimiter
 from keyplane.services.analytics import AnalyticsService, UsageRetentionJob
 from keyplane.services.apps import AppService
 from keyplane.services.auditing import AuditService
+from keyplane.services.children import ChildKeyService
 from keyplane.services.delivery import WebhookDeliveryJob
 from keyplane.services.expiry import ExpiryJob, NoticeJob
 from keyplane.services.keys import KeyService
@@ -132,6 +133,15 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
         counter=counter,
         keys=keys,
         rotation=RotationService(store, keys, clock),
+        children=ChildKeyService(
+            store,
+            hasher,
+            clock,
+            keys,
+            max_depth=settings.max_key_depth,
+            limiter=limiter,
+            guard=guard,
+        ),
         apps=AppService(store, clock, guard),
         profiles=ProfileService(store, clock),
         presets=PresetService(store, clock),

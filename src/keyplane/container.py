@@ -26,6 +26,7 @@ from keyplane.jobs import JobRunner
 from keyplane.services.analytics import AnalyticsService
 from keyplane.services.apps import AppService
 from keyplane.services.auditing import AuditService
+from keyplane.services.children import ChildKeyService
 from keyplane.services.keys import KeyService
 from keyplane.services.leaks import LeakService
 from keyplane.services.orgs import OrgService
@@ -50,6 +51,7 @@ class Keyplane:
     counter: BackgroundUsageCounter
     keys: KeyService
     rotation: RotationService
+    children: ChildKeyService
     apps: AppService
     profiles: ProfileService
     presets: PresetService

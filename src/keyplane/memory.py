@@ -47,6 +47,9 @@ class InProcessKeyCache:
         self._by_app: dict[str, set[str]] = {}
         self._by_profile: dict[str, set[str]] = {}
         self._by_org: dict[str, set[str]] = {}
+        # Delegated keys' records by each of their ancestors: forgetting a key forgets
+        # every descendant's record too (their verdicts fold its status and expiry in).
+        self._by_ancestor: dict[str, set[str]] = {}
         self._max_entries = max_entries
         self._max_missing = max_missing
         self._generation = 0
@@ -76,6 +79,8 @@ class InProcessKeyCache:
                 self._by_app.setdefault(entry.app_id, set()).add(digest)
             if entry.profile_id:
                 self._by_profile.setdefault(entry.profile_id, set()).add(digest)
+            for ancestor in entry.ancestors:
+                self._by_ancestor.setdefault(ancestor, set()).add(digest)
 
     def put_missing(self, digest: str, generation: int) -> None:
         with self._lock:
@@ -92,6 +97,8 @@ class InProcessKeyCache:
             digest = self._by_key.get(key_id)
             if digest is not None:
                 self._drop(digest)
+            for below in list(self._by_ancestor.get(key_id, ())):
+                self._drop(below)
 
     def invalidate_app(self, app_id: str) -> None:
         self._invalidate_group(self._by_app, app_id)
@@ -107,7 +114,13 @@ class InProcessKeyCache:
             self._generation += 1
             self._entries.clear()
             self._missing.clear()
-            for index in (self._by_key, self._by_app, self._by_profile, self._by_org):
+            for index in (
+                self._by_key,
+                self._by_app,
+                self._by_profile,
+                self._by_org,
+                self._by_ancestor,
+            ):
                 index.clear()
 
     def __len__(self) -> int:
@@ -129,6 +142,8 @@ class InProcessKeyCache:
             _discard(self._by_app, entry.app_id, digest)
         if entry.profile_id:
             _discard(self._by_profile, entry.profile_id, digest)
+        for ancestor in entry.ancestors:
+            _discard(self._by_ancestor, ancestor, digest)
 
 
 def _discard(index: dict[str, set[str]], ident: str, digest: str) -> None:

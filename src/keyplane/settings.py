@@ -45,6 +45,9 @@ class Settings(BaseSettings):
     # (in the background: the request that finds it stale is answered from it). The last
     # safety net behind invalidation notices (services/verifying.py says how stale).
     cache_ttl_seconds: float = Field(default=30.0, gt=0)
+    # Delegated keys (services/children.py): how deep a chain of keys creating children
+    # may go. A root key is depth 0, its child 1, a grandchild 2; 0 turns delegation off.
+    max_key_depth: int = Field(default=2, ge=0, le=10)
     # Background jobs (keyplane/jobs.py): seconds between rounds, and whether `serve` runs
     # them too (false when `keyplane worker` processes run them instead).
     jobs_interval_seconds: float = Field(default=30.0, gt=0)

@@ -17,7 +17,7 @@ from fastapi.routing import iter_route_contexts
 
 from keyplane.api import install
 from keyplane.api.deps import Require
-from keyplane.api.policy import POLICY
+from keyplane.api.policy import KEY_ITSELF, POLICY
 from keyplane.domain.catalogue import BUILTIN_RESOURCES, Catalogue
 from keyplane.domain.roles import ROLES, role_scopes
 
@@ -37,8 +37,15 @@ from support.operations import (
 # The verify route is the hot path and checks its scope by hand (routes/verify.py): no
 # dependency states it, so the behavioural matrix below is what holds it to the table.
 CHECKED_BY_HAND = {("POST", "/v1/keys/verify")}
-PROTECTED = [op for op in OPERATIONS if POLICY.get((op.method, op.path)) is not None]
-PUBLIC = [op for op in OPERATIONS if (op.method, op.path) in POLICY and op not in PROTECTED]
+# Open only to the key the path names, whatever scopes it holds (delegation): no scope to
+# lack, so the role matrix cannot hold them; the matrix below does.
+ITSELF = [op for op in OPERATIONS if POLICY.get((op.method, op.path)) == KEY_ITSELF]
+PROTECTED = [op for op in OPERATIONS if POLICY.get((op.method, op.path)) not in (None, KEY_ITSELF)]
+PUBLIC = [
+    op
+    for op in OPERATIONS
+    if (op.method, op.path) in POLICY and op not in PROTECTED and op not in ITSELF
+]
 EVERY_BUILTIN_SCOPE = sorted(
     f"{resource.name}:{action}"
     for resource in BUILTIN_RESOURCES.values()
@@ -78,6 +85,8 @@ def test_every_route_requires_exactly_the_scope_the_policy_states() -> None:
     for method, path, dependant in _routes():
         operation = (method, path)
         expected = POLICY[operation]
+        if expected == KEY_ITSELF:  # authenticated, and no scope required
+            expected = None
         if operation in CHECKED_BY_HAND:
             assert expected is not None
             expected = None
@@ -157,3 +166,31 @@ def test_every_role_and_a_key_lacking_the_scope_meet_the_policy(org: Org, op: Op
     # Two corners of the role table, stated independently of domain/roles.py.
     assert "owner" not in denied
     assert ("viewer" in denied) == (op.method != "GET")
+
+
+@pytest.mark.parametrize("op", ITSELF, ids=[op.id for op in ITSELF])
+def test_operations_of_the_key_itself_answer_only_that_key(org: Org, op: Operation) -> None:
+    """Without credentials a 401; as any other key of the organization (every role, and
+    full access) a 403 that changes nothing; as the key itself, with no scope at all for
+    keyplane's API, past authorization."""
+    assert op.params == ("key_id",)
+    itself = org.api.create_key(name="itself", scopes=["apps:read"])
+    ids = {"key_id": str(itself["id"])}
+    before = snapshot(org.api)
+    with httpx.Client(base_url=org.server.base_url, timeout=15) as anonymous:
+        problem(call(anonymous, op, ids, body(op)), 401)
+    catalogue = Catalogue(())
+    others = {"owner": org.api} | {
+        role: org.key_with(*role_scopes(role, catalogue).sorted())
+        for role in ROLES
+        if not role_scopes(role, catalogue).is_full_access
+    }
+    before = snapshot(org.api)
+
+    for name, caller in others.items():
+        answer = problem(call(caller, op, ids, body(op)), 403)
+        assert answer["type"] == "urn:keyplane:problem:not-the-key", name
+    assert snapshot(org.api) == before
+
+    probe = call(org.api.as_key(str(itself["key"])), op, ids, {"probe": 1})
+    problem(probe, 422, "probe")

@@ -125,6 +125,9 @@ def test_every_2xx_answer_carries_only_documented_fields(org: Org, op: Operation
         _seeded(org, op)
     elif op.id == "GET /v1/webhooks/{webhook_id}/deliveries":  # a list under its webhook
         NESTED["delivery_id"][1](org.api, ids["webhook_id"])
+    elif op.id == "GET /v1/keys/{key_id}/children":  # a child of the calling key
+        made = org.api.post(f"/v1/keys/{ids['key_id']}/children", json={"name": "child"})
+        assert made.status_code == 201, made.text
 
     response = call(org.api, op, ids, payload)
 

@@ -1,7 +1,8 @@
 """Two keyplane processes' worth of services on one PostgreSQL database: a change through
 one is forgotten by the other's key cache within a second (LISTEN/NOTIFY sent inside the
-changing transaction), a rolled-back change tells nobody anything, and a listener whose
-connection is killed drops its cache and comes back."""
+changing transaction; a key's notice also reaches its delegated descendants), a rolled-back
+change tells nobody anything, and a listener whose connection is killed drops its cache
+and comes back."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from keyplane.app import build
 from keyplane.container import Keyplane
 from keyplane.domain.invalidation import unstamped
 from keyplane.services.apps import AppChanges
+from keyplane.services.children import NewChild
 from keyplane.services.common import Principal
 from keyplane.services.keys import KeyChanges, NewKey
 from keyplane.services.profiles import ProfileChanges
@@ -96,6 +98,29 @@ def test_a_key_deleted_through_one_node_is_not_found_on_the_other_within_a_secon
     assert _code(nodes.b, nodes, secret) == "VALID"
     nodes.a.keys.delete(nodes.owner, key_id)
     eventually(lambda: _code(nodes.b, nodes, secret) == "NOT_FOUND")
+
+
+def test_a_parent_disabled_through_one_node_stops_its_grandchild_on_the_other(
+    nodes: Nodes,
+) -> None:
+    """Delegated keys: B caches only the grandchild; the parent's one notice reaches it
+    (its record folds every ancestor in, and is forgotten with any of them)."""
+    key_id, secret = _issue(nodes, scopes=("apps:read",))
+    parent = nodes.a.verifier.authenticate(secret)
+    child = nodes.a.children.create(parent, key_id, NewChild(name="child"))
+    grandchild = nodes.a.children.create(
+        nodes.a.verifier.authenticate(child.secret), child.view.key.id, NewChild(name="grand")
+    )
+    assert grandchild.view.key.depth == 2
+    assert _code(nodes.b, nodes, grandchild.secret, "apps:read") == "VALID"
+
+    nodes.a.keys.update(nodes.owner, key_id, KeyChanges(status="inactive"))
+    eventually(lambda: _code(nodes.b, nodes, grandchild.secret) == "DISABLED")
+
+    nodes.a.keys.update(nodes.owner, key_id, KeyChanges(status="active"))
+    eventually(lambda: _code(nodes.b, nodes, grandchild.secret) == "VALID")
+    nodes.a.keys.delete(nodes.owner, key_id)
+    eventually(lambda: _code(nodes.b, nodes, grandchild.secret) == "NOT_FOUND")
 
 
 def test_an_app_narrowed_through_one_node_narrows_its_keys_on_the_other(nodes: Nodes) -> None:

@@ -111,6 +111,7 @@ NESTED: dict[str, tuple[str, Callable[[Api, str], str]]] = {
 }
 # Audit filters: a key acts (actor_id), an app is acted on (target_id).
 FACTORIES["actor_id"] = FACTORIES["key_id"]
+FACTORIES["parent_id"] = FACTORIES["key_id"]  # the key list's filter by parent
 FACTORIES["target_id"] = FACTORIES["app_id"]
 
 # path parameter -> an id of the right shape that names nothing
@@ -122,6 +123,7 @@ NEVER: dict[str, Callable[[], str]] = {
     "preset_id": lambda: new_id("pst"),
     "user_id": lambda: new_id("usr"),
     "actor_id": lambda: new_id("key"),
+    "parent_id": lambda: new_id("key"),
     "target_id": lambda: new_id("app"),
     "webhook_id": lambda: new_id("whk"),
     "delivery_id": lambda: new_id("msg"),
@@ -133,6 +135,7 @@ BODIES: dict[str, Callable[[], dict[str, Any]]] = {
     "POST /v1/keys": lambda: {"name": "made", "scopes": ["apps:read"]},
     "PATCH /v1/keys/{key_id}": lambda: {"description": "changed"},
     "POST /v1/keys/{key_id}/rotate": lambda: {"grace_period_seconds": 60},
+    "POST /v1/keys/{key_id}/children": lambda: {"name": "delegated", "scopes": ["apps:read"]},
     "POST /v1/apps": lambda: {"name": _unique("made"), "scopes": ["apps:read"]},
     "PATCH /v1/apps/{app_id}": lambda: {"description": "changed"},
     "POST /v1/profiles": lambda: {"name": _unique("made"), "settings": {"tier": "gold"}},
@@ -165,8 +168,25 @@ PUBLIC_ANSWERS: dict[str, int] = {
 }
 
 
+# Operations on the calling key itself: only a key creates its own children (policy
+# KEY_ITSELF), and its children are listed where they are made.
+OWN_KEY: frozenset[str] = frozenset(
+    {"POST /v1/keys/{key_id}/children", "GET /v1/keys/{key_id}/children"}
+)
+
+
+def own_key_id(api: Api) -> str:
+    """The id of the key ``api`` calls with (read from the server's verifier, in process)."""
+    entry = api.server.kp.verifier.load(api.key)
+    assert entry is not None
+    return entry.key_id
+
+
 def targets(api: Api, op: Operation) -> dict[str, str]:
-    """One fresh object of ``api``'s organization for each path id of ``op``."""
+    """One fresh object of ``api``'s organization for each path id of ``op`` (for an
+    operation on the calling key itself, that key)."""
+    if op.id in OWN_KEY:
+        return {"key_id": own_key_id(api)}
     return made_for(api, op.params)
 
 

@@ -21,7 +21,12 @@ NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 
 
 def entry(
-    key_id: str, *, org_id: str = "org_1", app_id: str | None = None, profile_id: str | None = None
+    key_id: str,
+    *,
+    org_id: str = "org_1",
+    app_id: str | None = None,
+    profile_id: str | None = None,
+    ancestors: tuple[str, ...] = (),
 ) -> CachedKey:
     return CachedKey(
         key_id=key_id,
@@ -34,6 +39,7 @@ def entry(
         profile=None,
         metadata={},
         environment="live",
+        ancestors=ancestors,
     )
 
 
@@ -157,6 +163,18 @@ def test_clear_drops_every_entry_and_every_known_miss() -> None:
     assert cached_ids(cache, *KEY_IDS) == set()
     assert not cache.known_missing("nothing")
     assert cache.generation() > before
+
+
+def test_forgetting_a_key_forgets_every_descendants_record_wherever_the_key_itself_is() -> None:
+    child, grandchild = entry("c", ancestors=("p",)), entry("g", ancestors=("c", "p"))
+    cache = filled(child, grandchild, entry("other"))  # the parent's own record is not cached
+
+    cache.invalidate_key("p")
+
+    assert cached_ids(cache, "c", "g", "other") == {"other"}
+    cache = filled(child, grandchild)
+    cache.invalidate_key("c")
+    assert cached_ids(cache, "c", "g") == set()
 
 
 # --- InProcessKeyCache: stale fills ----------------------------------------------------------
@@ -283,13 +301,16 @@ def test_the_cache_never_holds_more_than_max_entries(count: int, bound: int) -> 
 # --- InProcessKeyCache: a model ---------------------------------------------------------------
 
 # Six digests whose entries are fixed (a key's digest, org, app and profile belong together),
-# spread over two orgs, two apps and two profiles.
+# spread over two orgs, two apps and two profiles; k2 is k0's child and k4 its grandchild
+# (delegated keys: forgetting a key forgets its descendants).
+ANCESTORS = {2: ("k0",), 4: ("k2", "k0")}
 MODEL_ENTRIES = {
     f"d{i}": entry(
         f"k{i}",
         org_id=("org_a", "org_b")[i % 2],
         app_id=("app_a", "app_b", None)[i % 3],
         profile_id=("prof_a", None, "prof_b", None)[i % 4],
+        ancestors=ANCESTORS.get(i, ()),
     )
     for i in range(6)
 }
@@ -317,7 +338,7 @@ class KeyCacheMachine(RuleBasedStateMachine):
     def put_after_a_racing_invalidation(self, digest: str, key_id: str) -> None:
         generation = self.cache.generation()
         self.cache.invalidate_key(key_id)
-        self._drop_where("key_id", key_id)
+        self._drop_key(key_id)
 
         self.cache.put(digest, MODEL_ENTRIES[digest], generation)
 
@@ -326,10 +347,15 @@ class KeyCacheMachine(RuleBasedStateMachine):
         self.cache.put_missing(digest, self.cache.generation())
         self.missing.add(digest)
 
+    def _drop_key(self, key_id: str) -> None:
+        self.model = {
+            d: e for d, e in self.model.items() if e.key_id != key_id and key_id not in e.ancestors
+        }
+
     @rule(key_id=st.sampled_from([f"k{i}" for i in range(7)]))
     def invalidate_key(self, key_id: str) -> None:
         self.cache.invalidate_key(key_id)
-        self._drop_where("key_id", key_id)
+        self._drop_key(key_id)
 
     @rule(app_id=st.sampled_from(["app_a", "app_b", "app_c"]))
     def invalidate_app(self, app_id: str) -> None:

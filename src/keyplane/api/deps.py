@@ -74,6 +74,8 @@ def _holding(scope: str) -> object:
     return Depends(Require(scope))
 
 
+# A caller whose authority is the key itself, not a scope (policy.KEY_ITSELF).
+Authenticated = Annotated[Principal, Depends(authenticated)]
 # One alias per scope a route needs; the route's signature then states its contract.
 KeysRead = Annotated[Principal, _holding("api_keys:read")]
 KeysWrite = Annotated[Principal, _holding("api_keys:write")]

@@ -19,6 +19,7 @@ from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from keyplane.domain.delegation import DepthExceeded, NotTheKey
 from keyplane.domain.errors import (
     Conflict,
     Escalation,
@@ -56,6 +57,8 @@ TABLE: Final[dict[type[KeyplaneError], tuple[int, str, str]]] = {
     InvalidInput: (422, "validation-error", "Invalid input"),
     Throttled: (429, "too-many-requests", "Too many requests"),
     IpForbidden: (403, "ip-forbidden", "Address not allowed"),
+    NotTheKey: (403, "not-the-key", "Only the key itself can delegate"),
+    DepthExceeded: (403, "delegation-depth", "Delegation too deep"),
     LimitExceeded: (429, "rate-limited", "Too many requests"),
     SignatureRefused: (401, "signature-refused", "Signature refused"),
     PartnerKeysUnavailable: (503, "partner-keys-unavailable", "Cannot verify the signature"),

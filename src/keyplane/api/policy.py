@@ -4,7 +4,8 @@ One declared table, read by people and by the tests: ``tests/api/test_matrix_bfl
 it against the routes (each route's ``Require`` dependency in ``api/deps.py`` must state the
 scope written here, and an operation missing from the table fails), then calls every
 operation as every built-in role and as a key lacking the scope. ``None`` marks a public
-operation, answered without credentials.
+operation, answered without credentials; ``KEY_ITSELF`` one that only the key its path
+names may call (delegation: ``tests/api/test_children_keys.py`` holds it to that).
 
 The verify route checks its scope by hand (it is the hot path, outside FastAPI's dependency
 injection); the table states it all the same and the tests hold the route to it.
@@ -16,6 +17,11 @@ from collections.abc import Mapping
 from typing import Final
 
 Operation = tuple[str, str]  # (HTTP method, path template as in the OpenAPI document)
+
+# Not a scope: the operation is open only to the key its path names, authenticated as
+# itself, and needs no scope (holding the key is the authority). Any other caller of the
+# organization, whatever it holds, gets a 403; a caller of another organization, a 404.
+KEY_ITSELF: Final = "(the key itself)"
 
 POLICY: Final[Mapping[Operation, str | None]] = {
     ("GET", "/"): None,
@@ -30,6 +36,8 @@ POLICY: Final[Mapping[Operation, str | None]] = {
     ("GET", "/v1/keys/{key_id}"): "api_keys:read",
     ("PATCH", "/v1/keys/{key_id}"): "api_keys:write",
     ("POST", "/v1/keys/{key_id}/rotate"): "api_keys:write",
+    ("POST", "/v1/keys/{key_id}/children"): KEY_ITSELF,
+    ("GET", "/v1/keys/{key_id}/children"): "api_keys:read",
     ("DELETE", "/v1/keys/{key_id}"): "api_keys:delete",
     ("POST", "/v1/apps"): "apps:write",
     ("GET", "/v1/apps"): "apps:read",

@@ -146,6 +146,10 @@ class ApiKey:
     ratelimits: tuple[RateLimit, ...] = ()
     quota: Quota | None = None
     ip_allowlist: tuple[str, ...] = ()
+    # Delegation (domain/delegation.py): the key that created this one with its own
+    # authority (None: a root key), and the number of keys above it (0: root).
+    parent_id: str | None = None
+    depth: int = 0
 
     def status(self, now: datetime) -> KeyStatus:
         """``expired`` once ``expires_at`` has passed, whatever the stored status."""

@@ -80,6 +80,10 @@ class CachedKey:
     quota: Quota | None = None
     allowlist: IpAllowlist | None = None
     limited: bool = False
+    # Delegation: the ids of the keys above this one, parent first (empty: a root key).
+    # ``stored_status`` and ``expires_at`` already fold theirs in (services/verifying.py),
+    # so the hot path checks nothing more; the cache forgets this record with any of them.
+    ancestors: tuple[str, ...] = ()
 
     def code_at(self, now: datetime) -> Code:
         if self.expires_at is not None and self.expires_at <= now:

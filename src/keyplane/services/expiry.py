@@ -34,6 +34,7 @@ from keyplane.domain.models import ApiKey, KeyNotice, MailStatus, NoticeKind, Or
 from keyplane.domain.ports import Mailer, Store, Transaction
 from keyplane.domain.scopes import ScopeSet
 from keyplane.services.common import Principal, record
+from keyplane.services.delegation import delete_descendants
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +88,8 @@ class ExpiryJob:
                     org_id, now=now, purge_before=purge_before, limit=BATCH
                 )
                 for key in keys:
+                    if key.id in purged:  # went with its purged parent, earlier in the batch
+                        continue
                     handled += self._expire(tx, org, key, now, purge_before, purged)
             purged_in_round.extend(purged)
             if len(keys) < BATCH:
@@ -118,6 +121,10 @@ class ExpiryJob:
                 retention_days=org.expired_key_retention_days,
             )
             done = 1
+        if key.expires_at <= purge_before:
+            # Its descendants go first (they expire no later: services/delegation.py),
+            # each purged and audited here, whatever their own retention round.
+            purged.extend(delete_descendants(tx, principal, now, key, purge=True))
         if key.expires_at <= purge_before and tx.keys.delete(org.id, key.id):
             # The notices go with the row (ON DELETE CASCADE); the audit events stay.
             record(

@@ -7,7 +7,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from keyplane.domain.catalogue import Catalogue
-from keyplane.domain.errors import InvalidInput, NotFound, StorageUnavailable
+from keyplane.domain.delegation import looser_quota, looser_ratelimits
+from keyplane.domain.errors import FieldError, InvalidInput, NotFound, StorageUnavailable
 from keyplane.domain.ids import new_id
 from keyplane.domain.limits import (
     EXPIRES_IN_DAYS_MAX,
@@ -54,6 +55,7 @@ from keyplane.services.common import (
     record,
 )
 from keyplane.services.presets import preset_details, preset_instead_of_scopes
+from keyplane.services.delegation import clamp_descendants, delete_descendants
 
 
 @dataclass(frozen=True, slots=True)
@@ -276,8 +278,10 @@ class KeyService:
         app_id: str | None = None,
         q: str | None = None,
         environment: Environment | None = None,
+        parent_id: str | None = None,
     ) -> Page[KeyView]:
-        """Newest first. ``q`` matches a name anywhere or an id from its start, ignoring case."""
+        """Newest first. ``q`` matches a name anywhere or an id from its start, ignoring case;
+        ``parent_id``: that key's children only."""
         check_limit(limit)
         after = check_cursor(cursor, "key")
         q = _search(q)
@@ -293,6 +297,7 @@ class KeyService:
                     app_id=app_id,
                     q=q,
                     environment=environment,
+                    parent_id=parent_id,
                 ),
                 limit,
                 lambda k: k.id,
@@ -357,10 +362,14 @@ class KeyService:
                 updated = replace(updated, expires_at=expires_at)
                 changed["expires_at"] = (_iso(key.expires_at), _iso(expires_at))
             updated, quota_change = _limit_changes(key, updated, changes, now, changed)
+            if key.parent_id is not None:
+                _within_parent(tx, org, key, updated, quota_change, changed, now)
             self._guard_limits(tx, updated, quota_change, changed)
             updated = replace(updated, updated_at=now)
             tx.keys.update(updated)
             _store_quota(tx, key, quota_change, changed)
+            if updated.expires_at is not None and _earlier_than(updated.expires_at, key.expires_at):
+                clamp_descendants(tx, principal, now, key, updated.expires_at)
             record(
                 tx,
                 principal,
@@ -400,11 +409,14 @@ class KeyService:
         now = self._clock()
         with self._store.transaction() as tx:
             key = _key(tx, principal.org_id, key_id)
+            # Its descendants go with it (services/delegation.py), each audited.
+            gone = delete_descendants(tx, principal, now, key)
             tx.keys.delete(principal.org_id, key_id)
             record(tx, principal, now, "key.delete", "key", key.id, name=key.name)
             tx.invalidations.key(key_id)
         if self._limiter is not None:
-            self._limiter.forget(key_id)
+            for ident in (key_id, *gone):
+                self._limiter.forget(ident)
 
     def _view(self, tx: Transaction, key: ApiKey, now: datetime) -> KeyView:
         app = tx.apps.get(key.org_id, key.app_id) if key.app_id else None
@@ -589,6 +601,49 @@ def _within_policy(
             f"exceeds this organization's maximum key lifetime of {maximum} days from creation",
         )
     return expires_at
+
+
+def _within_parent(
+    tx: Transaction,
+    org: Organization,
+    key: ApiKey,
+    updated: ApiKey,
+    quota_change: QuotaChange,
+    changed: dict[str, tuple[object, object]],
+    now: datetime,
+) -> None:
+    """A delegated key stays within its parent (domain/delegation.py): a PATCH may not move
+    its expiry past the parent's, nor loosen its rate limits or quota beyond the parent's."""
+    parent = tx.keys.get(key.org_id, key.parent_id) if key.parent_id else None
+    if parent is None:  # deleted in a concurrent transaction: this key goes with it
+        raise NotFound("key", key.id)
+    if (
+        "expires_at" in changed
+        and parent.expires_at is not None
+        and (updated.expires_at is None or updated.expires_at > parent.expires_at)
+    ):
+        raise InvalidInput.field(
+            "expires_at",
+            f"must not be after the parent key's expiry ({parent.expires_at.isoformat()})",
+        )
+    errors = []
+    if "ratelimits" in changed:
+        app = tx.apps.get(org.id, key.app_id) if key.app_id else None
+        defaults = (org.ratelimits, app.ratelimits if app else ())
+        errors += looser_ratelimits(
+            merge(*defaults, updated.ratelimits), merge(*defaults, parent.ratelimits)
+        )
+    if isinstance(quota_change, int):
+        errors.append(FieldError("quota.add", "a delegated key's quota cannot be raised"))
+    elif quota_change is not None:
+        parent_quota = parent.quota.current(now) if parent.quota else None
+        errors += looser_quota(quota_change[0], parent_quota)
+    if errors:
+        raise InvalidInput(*errors)
+
+
+def _earlier_than(candidate: datetime, current: datetime | None) -> bool:
+    return current is None or candidate < current
 
 
 def _earlier(candidate: datetime | None, current: datetime | None) -> bool:

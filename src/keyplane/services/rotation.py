@@ -20,6 +20,7 @@ from keyplane.domain.limits import EXPIRES_IN_DAYS_MAX
 from keyplane.domain.models import ApiKey, Organization
 from keyplane.domain.ports import Clock, Store, Transaction
 from keyplane.services.common import Principal, load_org, record
+from keyplane.services.delegation import clamp_descendants
 from keyplane.services.keys import IssuedKey, KeyService, NewKey
 
 GRACE_DEFAULT_SECONDS: Final = 86_400
@@ -54,6 +55,14 @@ class RotationService:
             old = _key(tx, org.id, key_id)
             if old.rotated_to is not None:
                 raise _already_rotated(old.id, old.rotated_to)
+            if old.parent_id is not None:
+                # A successor would need the parent's authority, which only the parent key
+                # holds (POST /v1/keys/{parent}/children); a delegated key is short-lived.
+                raise Conflict(
+                    f"The key {old.id!r} is delegated (a child of {old.parent_id!r}) and is "
+                    "not rotated: have its parent create another child.",
+                    field="key_id",
+                )
             if old.status(now) == "expired":
                 raise Conflict(
                     f"The key {old.id!r} has expired and cannot be rotated: create a new key.",
@@ -108,6 +117,8 @@ class RotationService:
             # of work, beside the audit event.
             # The old key's cached record still holds its former expiry.
             tx.invalidations.key(old.id)
+            # Its children end with its grace (services/delegation.py).
+            clamp_descendants(tx, principal, now, old, grace_ends_at)
         return Rotated(issued, old.id, grace_ends_at)
 
 

@@ -28,13 +28,14 @@ from datetime import datetime, timedelta
 from functools import partial
 
 from keyplane.domain.errors import IpForbidden, LimitExceeded, StorageUnavailable, Unauthenticated
-from keyplane.domain.models import effective_scopes
+from keyplane.domain.models import ApiKey, effective_scopes
 from keyplane.domain.ports import (
     Clock,
     KeyCache,
     Metrics,
     RateLimiter,
     Store,
+    Transaction,
     UsageCounter,
     UsageRecorder,
 )
@@ -121,9 +122,21 @@ class Verifier:
             if key is None:
                 self._cache.put_missing(digest, generation)
                 return None
+            chain = _ancestors(tx, key)
+            if chain is None:  # an ancestor is gone: this key goes with it (never valid again)
+                self._cache.put_missing(digest, generation)
+                return None
             app = tx.apps.get(key.org_id, key.app_id) if key.app_id else None
             profile = tx.profiles.get(key.org_id, key.profile_id) if key.profile_id else None
             org = tx.orgs.get(key.org_id)
+        status, expires_at = key.stored_status, key.expires_at
+        for ancestor in chain:
+            if ancestor.stored_status != "active":
+                status = ancestor.stored_status
+            if ancestor.expires_at is not None and (
+                expires_at is None or ancestor.expires_at < expires_at
+            ):
+                expires_at = ancestor.expires_at
         ratelimits = merge(
             org.ratelimits if org else (), app.ratelimits if app else (), key.ratelimits
         )
@@ -132,8 +145,8 @@ class Verifier:
             org_id=key.org_id,
             app_id=key.app_id,
             profile_id=key.profile_id,
-            stored_status=key.stored_status,
-            expires_at=key.expires_at,
+            stored_status=status,
+            expires_at=expires_at,
             scopes=effective_scopes(key.scopes, app),
             profile=ProfileView(profile.id, profile.name, profile.settings) if profile else None,
             metadata=key.metadata,
@@ -144,6 +157,7 @@ class Verifier:
             quota=key.quota,
             allowlist=IpAllowlist.of(key.ip_allowlist),
             limited=bool(ratelimits) or key.quota is not None,
+            ancestors=tuple(ancestor.id for ancestor in chain),
         )
         self._cache.put(digest, entry, generation)
         return entry
@@ -311,6 +325,24 @@ class Verifier:
         entry = self.lookup(presented)
         assert not isinstance(entry, NeedsLoad)  # noqa: S101 - load=True never answers it
         return entry
+
+
+def _ancestors(tx: Transaction, key: ApiKey) -> list[ApiKey] | None:
+    """The keys above ``key``, parent first; None when one of them no longer exists.
+
+    A delegated key is only as alive as every key above it: its record folds their status
+    and expiry in, read in the same transaction as the key (one primary-key read per level;
+    depth is bounded by KEYPLANE_MAX_KEY_DEPTH, and root keys read nothing more).
+    """
+    chain: list[ApiKey] = []
+    parent_id = key.parent_id
+    while parent_id is not None:
+        parent = tx.keys.get(key.org_id, parent_id)
+        if parent is None:
+            return None
+        chain.append(parent)
+        parent_id = parent.parent_id
+    return chain
 
 
 def _thread(task: Callable[[], None]) -> None:

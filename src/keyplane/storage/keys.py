@@ -83,9 +83,12 @@ class SqlKeyRepository:
         app_id: str | None,
         q: str | None = None,
         environment: Environment | None = None,
+        parent_id: str | None = None,
     ) -> list[ApiKey]:
         c = api_keys.c
         query = select(api_keys).where(c.org_id == org_id)
+        if parent_id is not None:
+            query = query.where(c.parent_id == parent_id)
         if after is not None:
             query = query.where(c.id < after)
         if app_id is not None:
@@ -105,6 +108,13 @@ class SqlKeyRepository:
             query = query.where(c.status == status, live)
         rows = self._conn.execute(query.order_by(c.id.desc()).limit(limit))
         return [_key(row) for row in rows]
+
+    def children_of(self, org_id: str, parent_ids: Sequence[str]) -> list[ApiKey]:
+        if not parent_ids:
+            return []
+        c = api_keys.c
+        query = select(api_keys).where(c.org_id == org_id, c.parent_id.in_(list(parent_ids)))
+        return [_key(row) for row in self._conn.execute(query.order_by(c.id))]
 
     def insert(self, key: ApiKey) -> None:
         self._conn.execute(insert(api_keys).values(**_key_fields(key)))
@@ -127,6 +137,8 @@ class SqlKeyRepository:
             # Rotation links only change through mark_rotated; the count only in batches.
             "rotated_from",
             "rotated_to",
+            "parent_id",
+            "depth",
             "rotated_at",
             "uses_since_rotation",
             # The quota's count changes only by set_quota/add_quota and the limiter's

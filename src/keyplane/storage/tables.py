@@ -213,7 +213,13 @@ api_keys = Table(
     Column("quota_remaining", BigInteger, nullable=True),
     Column("quota_refill", JSONDoc, nullable=True),
     Column("quota_refilled_at", UTCDateTime, nullable=True),
+    # Delegation (services/delegation.py): the key that created this one (null: a root
+    # key) and how deep it is (0: root). FK-like, not a foreign key: the key service
+    # deletes descendants itself, each with its audit event (migration 0008_children).
+    Column("parent_id", String(40), nullable=True),
+    Column("depth", Integer, nullable=False, server_default=text("0")),
     Index(None, "org_id", "id"),
+    Index(None, "org_id", "parent_id"),
     Index(None, "app_id"),
     Index(None, "profile_id"),
     Index(None, "expires_at"),

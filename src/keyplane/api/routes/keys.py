@@ -6,11 +6,20 @@ from typing import Literal
 
 from fastapi import APIRouter, Response
 
-from keyplane.api.deps import KeysDelete, KeysRead, KeysWrite, Services, no_store
+from keyplane.api.deps import Authenticated, KeysDelete, KeysRead, KeysWrite, Services, no_store
 from keyplane.api.routes._docs import Cursor, Limit, problems
 from keyplane.api.schemas.common import Paged, changes_from
-from keyplane.api.schemas.keys import KeyCreate, KeyCreated, KeyOut, KeyRotate, KeyUpdate
+from keyplane.api.schemas.keys import (
+    KeyChildCreate,
+    KeyCreate,
+    KeyCreated,
+    KeyOut,
+    KeyRotate,
+    KeyUpdate,
+)
+from keyplane.domain.errors import InvalidInput
 from keyplane.domain.limits import PAGE_DEFAULT
+from keyplane.services.children import NewChild
 from keyplane.services.keys import KeyChanges, NewKey
 
 router = APIRouter(prefix="/v1/keys", tags=["keys"])
@@ -51,8 +60,11 @@ def list_keys(
     cursor: Cursor = None,
     status: Literal["active", "inactive", "expired"] | None = None,
     app_id: str | None = None,
+    parent_id: str | None = None,
 ) -> Paged[KeyOut]:
-    page = kp.keys.page(principal, limit=limit, cursor=cursor, status=status, app_id=app_id)
+    page = kp.keys.page(
+        principal, limit=limit, cursor=cursor, status=status, app_id=app_id, parent_id=parent_id
+    )
     return Paged[KeyOut](data=[KeyOut.of(v) for v in page.items], next_cursor=page.next_cursor)
 
 
@@ -97,3 +109,56 @@ def delete_key(key_id: str, principal: KeysDelete, kp: Services) -> Response:
     """Deletes a key for good: every service using it stops working at once."""
     kp.keys.delete(principal, key_id)
     return Response(status_code=204)
+
+
+@router.post(
+    "/{key_id}/children",
+    status_code=201,
+    responses=problems(403, 404, 409, 422),
+    summary="Create a delegated key",
+)
+def create_child_key(
+    key_id: str, body: KeyChildCreate, principal: Authenticated, kp: Services, response: Response
+) -> KeyCreated:
+    """Called with the key ``key_id`` itself, which needs no scope for it: holding the key
+    is the authority (any other caller is a 403). Creates a child key with a subset of the
+    parent's effective scopes, an expiry no later than the parent's (default one hour), and
+    rate limits and quota no looser than the parent's. Disabling, deleting, rotating out or
+    expiring the parent stops every descendant at once. Children nest up to
+    KEYPLANE_MAX_KEY_DEPTH (default 2). The full key is in this response only."""
+    no_store(response)
+    fields = body.model_fields_set
+    for name in ("scopes", "ratelimits"):  # left out: the parent's; null says nothing
+        if name in fields and getattr(body, name) is None:
+            raise InvalidInput.field(name, "must not be null")
+    issued = kp.children.create(
+        principal,
+        key_id,
+        NewChild(
+            name=body.name,
+            description=body.description,
+            scopes=tuple(body.scopes) if body.scopes is not None else None,
+            expires_at=body.expires_at,
+            expires_in=body.expires_in,
+            metadata=body.metadata,
+            ratelimits=(
+                [r.model_dump() for r in body.ratelimits] if body.ratelimits is not None else None
+            ),
+            quota=body.quota.model_dump(exclude_unset=True) if body.quota else None,
+            quota_given="quota" in fields,
+        ),
+    )
+    return KeyCreated.of_issued(issued)
+
+
+@router.get("/{key_id}/children", responses=problems(404, 422), summary="List a key's children")
+def list_child_keys(
+    key_id: str,
+    principal: KeysRead,
+    kp: Services,
+    limit: Limit = PAGE_DEFAULT,
+    cursor: Cursor = None,
+) -> Paged[KeyOut]:
+    """The keys ``key_id`` created with POST /v1/keys/{key_id}/children, newest first."""
+    page = kp.children.page(principal, key_id, limit=limit, cursor=cursor)
+    return Paged[KeyOut](data=[KeyOut.of(v) for v in page.items], next_cursor=page.next_cursor)

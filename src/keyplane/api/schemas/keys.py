@@ -23,6 +23,7 @@ from keyplane.api.schemas.limits import (
     states,
 )
 from keyplane.api.schemas.presets import PRESET_FIELD_DOC, PresetRef
+from keyplane.domain.delegation import CHILD_EXPIRES_IN_MAX, CHILD_LIFETIME_MAX
 from keyplane.domain.limits import (
     EXPIRES_IN_DAYS_MAX,
     EXPIRES_IN_DAYS_MIN,
@@ -131,6 +132,11 @@ class KeyOut(BaseModel):
     ratelimits: list[RateLimitOut] = Field(description="The key's own rate limits.")
     quota: QuotaOut | None
     ip_allowlist: list[str]
+    parent_id: str | None = Field(
+        description="The key that created this one (POST /v1/keys/{key_id}/children); null "
+        "for a key created otherwise. Disabling, deleting or expiring it stops this key too."
+    )
+    depth: int = Field(description="Keys above this one: 0 for a root key, 1 for a child, …")
     current_ratelimits: list[RateLimitState] | None = Field(
         default=None,
         description="Single-key reads: every limit that applies (organization and app "
@@ -167,12 +173,51 @@ class KeyOut(BaseModel):
             ratelimits=[RateLimitOut.of(r) for r in key.ratelimits],
             quota=QuotaOut.of(key.quota, view.limits),
             ip_allowlist=list(key.ip_allowlist),
+            parent_id=key.parent_id,
+            depth=key.depth,
             current_ratelimits=(
                 [RateLimitState.model_validate(s) for s in states(view.limits)]
                 if view.limits is not None
                 else None
             ),
         )
+
+
+class KeyChildCreate(Request):
+    name: Name
+    description: Description = ""
+    scopes: Omit[list[Scope]] = Field(
+        default=None,
+        description="A subset of the parent's effective scopes (its app's count). Left "
+        "out: all of them.",
+    )
+    expires_at: AwareDatetime | None = Field(
+        default=None,
+        description="RFC 3339, in the future, no later than the parent's expiry and at most "
+        f"{CHILD_LIFETIME_MAX.days} days from now.",
+    )
+    expires_in: StrictInt | None = Field(
+        default=None,
+        ge=1,
+        le=CHILD_EXPIRES_IN_MAX,
+        description="Seconds from now, instead of expires_at. Neither: one hour (or the "
+        "parent's expiry, if sooner).",
+    )
+    metadata: dict[str, Any] = Field(
+        default_factory=dict, description="Any JSON object up to 4 KB."
+    )
+    ratelimits: Omit[list[RateLimitIn]] = Field(
+        default=None,
+        max_length=RATELIMITS_MAX,
+        description="No looser than the parent's: every limit the parent is held to, by "
+        "name, with no larger burst (limit) and no faster rate (limit / period_seconds). "
+        "Left out: the parent's own.",
+    )
+    quota: QuotaIn | None = Field(
+        default=None,
+        description="When the parent has a quota: at most its remaining uses, with a refill "
+        "no more generous. Left out: the parent's as it stands now.",
+    )
 
 
 class KeyRotate(Request):

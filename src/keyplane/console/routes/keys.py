@@ -212,6 +212,9 @@ def _capped(
     return expires_at, in_days
 
 
+CHILDREN_SHOWN = 50
+
+
 def _key(console: Console, key_id: str) -> Any:
     try:
         return console.kp.keys.get(console.principal, key_id)
@@ -239,6 +242,8 @@ def _edit(console: Console, view: Any, status_code: int = 200, **context: Any) -
         grace_choices=GRACE_CHOICES,
         grace_default=GRACE_DEFAULT_SECONDS,
         usage=usage_of(console, key_id=view.key.id),
+        # The keys this one delegated to (POST /v1/keys/{id}/children), newest first.
+        children=console.kp.children.page(console.principal, key.id, limit=CHILDREN_SHOWN),
         **_choices(console),
         **context,
     )
