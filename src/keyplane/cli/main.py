@@ -26,6 +26,7 @@ from keyplane.cli.common import (
     settings_for,
 )
 from keyplane.cli.scan import scan
+from keyplane.cli.signing_keys import signing_keys
 from keyplane.cli.users import users
 from keyplane.cli.worker import worker
 from keyplane.container import Keyplane
@@ -75,6 +76,7 @@ orgs = typer.Typer(help="Organizations.", no_args_is_help=True)
 app.add_typer(orgs, name="orgs")
 app.add_typer(users, name="users")
 app.add_typer(audit, name="audit")
+app.add_typer(signing_keys, name="signing-keys")
 app.command()(worker)
 app.command()(scan)
 
