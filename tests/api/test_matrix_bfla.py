@@ -29,7 +29,11 @@ from support.operations import OPERATIONS, Operation, body, call, never, snapsho
 # dependency states it, so the behavioural matrix below is what holds it to the table.
 CHECKED_BY_HAND = {("POST", "/v1/keys/verify")}
 PROTECTED = [op for op in OPERATIONS if POLICY.get((op.method, op.path)) is not None]
-PUBLIC = [op for op in OPERATIONS if (op.method, op.path) in POLICY and op not in PROTECTED]
+PUBLIC = [
+    op
+    for op in OPERATIONS
+    if (op.method, op.path) in POLICY and op not in PROTECTED and not op.form  # see Operation
+]
 EVERY_BUILTIN_SCOPE = sorted(
     f"{resource.name}:{action}"
     for resource in BUILTIN_RESOURCES.values()

@@ -231,7 +231,7 @@ def test_refusals_are_rfc6749_errors(
                 "headers": {
                     **_basic(client_id, secret),
                     "Content-Type": "application/x-www-form-urlencoded",
-                }
+                },
             },
         ),
         "json body": (None, {"json": grant, "headers": _basic(client_id, secret)}),

@@ -20,6 +20,10 @@ Operation = tuple[str, str]  # (HTTP method, path template as in the OpenAPI doc
 POLICY: Final[Mapping[Operation, str | None]] = {
     ("GET", "/"): None,
     ("GET", "/healthz"): None,
+    # OAuth 2.0 client credentials: the client authenticates with its key id and key (HTTP
+    # Basic or form fields), not a bearer; the JWKS is public by nature.
+    ("POST", "/oauth/token"): None,
+    ("GET", "/.well-known/jwks.json"): None,
     ("POST", "/v1/keys/verify"): "keys:verify",
     ("POST", "/v1/keys"): "api_keys:write",
     ("GET", "/v1/keys"): "api_keys:read",

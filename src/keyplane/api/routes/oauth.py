@@ -129,12 +129,7 @@ def oauth_error(exc: OAuthError) -> Response:
     "/.well-known/jwks.json",
     summary="The token signing keys (JWKS)",
     response_class=Response,
-    responses={
-        200: {
-            "description": "The current and previous public keys.",
-            "content": {"application/jwk-set+json": {"schema": Jwks.model_json_schema()}},
-        }
-    },
+    responses={200: {"model": Jwks, "description": "The current and previous public keys."}},
 )
 async def jwks(request: Request) -> Response:
     """The public keys that verify keyplane's access tokens (RFC 7517): the current signing
@@ -145,6 +140,6 @@ async def jwks(request: Request) -> Response:
         await run_in_threadpool(keyring.load)
     return Response(
         orjson.dumps(keyring.jwks()),
-        media_type="application/jwk-set+json",
+        media_type=_JSON,
         headers={"Cache-Control": f"public, max-age={JWKS_MAX_AGE}"},
     )
