@@ -169,7 +169,7 @@ def test_a_token_in_the_url_is_refused(org: Org, oauth: OAuth2Client) -> None:
 
 def test_a_tampered_or_unsigned_token_is_refused(org: Org, oauth: OAuth2Client) -> None:
     token = oauth.fetch_token()["access_token"]
-    header, payload, signature = token.split(".")
+    header, _payload, signature = token.split(".")
     claims = jwt.decode(token, options={"verify_signature": False})
     forged_payload = jwt.encode({**claims, "scope": "*"}, "x" * 32, algorithm="HS256")
     forged = f"{header}.{forged_payload.split('.')[1]}.{signature}"
