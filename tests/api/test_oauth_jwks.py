@@ -179,3 +179,37 @@ def test_private_keys_are_sealed_in_the_database_and_never_logged(
             other.open(sealed, kid)
         with pytest.raises(InvalidTag):
             mine.open(sealed, "sig_another")
+
+
+@pytest.mark.parametrize("own", [600], indirect=True)
+def test_token_requests_and_token_calls_spend_the_keys_rate_limits(own: Server) -> None:
+    _, owner = _key(own)
+    made = httpx.post(
+        f"{own.base_url}/v1/keys",
+        json={
+            "name": "limited",
+            "scopes": ["apps:read"],
+            "ratelimits": [{"name": "burst", "limit": 3, "period_seconds": 600}],
+        },
+        headers={"Authorization": f"Bearer {owner}"},
+    ).json()
+    first = httpx.post(
+        f"{own.base_url}/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(made["id"], made["key"]),
+    )
+    assert first.status_code == 200
+    assert first.headers["ratelimit"] == '"burst";r=2;t=200'
+    token = first.json()["access_token"]
+    call = httpx.get(f"{own.base_url}/v1/apps", headers={"Authorization": f"Bearer {token}"})
+    assert call.status_code == 200
+    assert call.headers["ratelimit"].startswith('"burst";r=1;')
+    assert _token(own, made["id"], made["key"])
+    refused = httpx.post(
+        f"{own.base_url}/oauth/token",
+        data={"grant_type": "client_credentials"},
+        auth=(made["id"], made["key"]),
+    )
+    assert refused.status_code == 429
+    assert refused.json()["error"] == "rate_limited"
+    assert int(refused.headers["retry-after"]) >= 1
