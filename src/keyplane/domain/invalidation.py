@@ -18,7 +18,8 @@ from typing import Final, Literal
 from keyplane.domain.ports import KeyCache
 
 Kind = Literal["key", "app", "profile", "org", "signing"]
-KINDS: Final = ("key", "app", "profile", "org", "signing")
+# The kinds that name key cache records (``signing`` names the signing keys instead).
+KINDS: Final = ("key", "app", "profile", "org")
 
 
 def notice(kind: Kind, ident: str) -> str:
