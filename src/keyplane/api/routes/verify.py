@@ -191,6 +191,10 @@ async def verify(request: Request) -> Response:
     `ratelimits` (each limit's `remaining`, `reset_seconds`, `reset_at`) and `quota`
     (`remaining`) for a gateway to pass on. The answer also carries the key's effective
     scopes and profile so the calling service can configure itself per key.
+
+    `key` may also be an access token from `POST /oauth/token`: the verdict is its key's,
+    with the key's scopes narrowed to the token's (an expired, forged or foreign token is
+    `NOT_FOUND`). The calling credential may be a token too.
     """
     kp: Keyplane = request.app.state.keyplane
     return await answer(
