@@ -64,7 +64,6 @@ ACTIONS: Final[Mapping[str, str]] = {
     "webhook.disable": "The delivery job disabled a webhook whose deliveries failed for 5 days.",
     "webhook.redeliver": "A webhook message was queued to be sent again.",
     "webhook.test": "A test message was queued to a webhook.",
-    "signing_key.create": "The first token signing key was made (instance-wide).",
     "signing_key.rotate": "The token signing keys were rotated (instance-wide).",
 }
 

@@ -14,6 +14,7 @@ others, listed by no organization's audit log).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from typing import Final
 
@@ -22,6 +23,8 @@ from keyplane.domain.oauth import TOKEN_LIFETIME_MAX, SigningKey
 from keyplane.domain.ports import Clock, Keyring, Store
 from keyplane.domain.scopes import ScopeSet
 from keyplane.services.common import Principal, record
+
+log = logging.getLogger(__name__)
 
 INSTANCE: Final = "instance"
 _OPERATOR: Final = "system"
@@ -52,18 +55,13 @@ class SigningKeyService:
         try:
             with self._store.transaction() as tx:
                 tx.signing_keys.insert(key)
-                record(
-                    tx,
-                    _actor("keyplane (first start)"),
-                    now,
-                    "signing_key.create",
-                    "signing_key",
-                    key.kid,
-                    algorithm=key.algorithm,
-                )
                 tx.invalidations.signing_keys()
         except Conflict:
             pass  # another node made it first
+        else:
+            # Not an audit event: no one acted, and an instance chain in every database
+            # from its first start would be noise; rotations, which someone does, are.
+            log.info("made the first token signing key %s", key.kid)
         self._keyring.invalidate()
 
     def rotate(self, actor_name: str = "keyplane signing-keys rotate") -> Rotation:
