@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from keyplane.domain.oauth import ErrorCode
+
 
 class TokenRequestForm(BaseModel):
     """The form-encoded token request (``application/x-www-form-urlencoded``)."""
@@ -35,15 +37,7 @@ class TokenResponse(BaseModel):
 class OAuthErrorResponse(BaseModel):
     """RFC 6749 5.2: what OAuth clients parse (not a problem document)."""
 
-    error: Literal[
-        "invalid_request",
-        "invalid_client",
-        "invalid_grant",
-        "unauthorized_client",
-        "unsupported_grant_type",
-        "invalid_scope",
-        "rate_limited",
-    ]
+    error: ErrorCode
     error_description: str | None = None
 
 
