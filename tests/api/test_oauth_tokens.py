@@ -257,3 +257,18 @@ def test_refusals_are_rfc6749_errors(
     assert secret not in response.text
     if status == 401:
         assert response.headers["www-authenticate"].startswith("Basic")
+
+
+def test_a_change_made_with_a_token_is_audited_as_its_key(org: Org) -> None:
+    key = org.api.create_key(name="writer", scopes=["apps:write", "apps:read"])
+    with _client(org, key) as client:
+        token = client.fetch_token()["access_token"]
+        made = client.post(
+            f"{org.server.base_url}/v1/apps", json={"name": "by token", "scopes": ["apps:read"]}
+        )
+    assert made.status_code == 201, made.text
+    events = org.api.get("/v1/audit-events", params={"action": "app.create"}).json()["data"]
+    event = next(e for e in events if e["target"]["id"] == made.json()["id"])
+    assert event["actor"]["id"] == key["id"]
+    assert token not in str(events)
+    assert str(key["key"]) not in str(events)
