@@ -35,6 +35,7 @@ from keyplane.domain.ports import (
 from keyplane.domain.tokens import KeyHasher
 from keyplane.domain.usage import Retention
 from keyplane.jobs import JobRunner
+from keyplane.jose import Sealer, SqlKeyring
 from keyplane.mail import NullMailer, SmtpMailer, SmtpTarget
 from keyplane.memory import (
     BufferedUsageRecorder,
@@ -63,6 +64,8 @@ from keyplane.services.profiles import ProfileService
 from keyplane.services.resources import ResourceService
 from keyplane.services.rotation import RotationService
 from keyplane.services.signin import SignInService
+from keyplane.services.signing import SigningKeyService
+from keyplane.services.tokens import TokenService
 from keyplane.services.users import UserService
 from keyplane.services.verifying import Verifier
 from keyplane.services.webhooks import WebhookService
@@ -83,14 +86,27 @@ def utc_now() -> datetime:
 
 
 def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = True) -> Keyplane:
-    hasher = KeyHasher(settings.pepper())  # first: a configuration error beats a connection
+    pepper = settings.pepper()  # first: a configuration error beats a connection
+    hasher = KeyHasher(pepper)
     engine = make_engine(settings.database_url)
     if run_migrations:
         migrate(engine)
     _check_secret(settings, hasher, engine)
     metrics: Metrics = PrometheusMetrics() if settings.metrics else NullMetrics()
     cache = InProcessKeyCache(max_entries=settings.cache_max_entries)
-    store = SqlStore(engine, committed=lambda notices: apply_all(cache, notices))
+    store = SqlStore(
+        engine, committed=lambda notices: apply_all(cache, notices, keyring.invalidate)
+    )
+    keyring = SqlKeyring(
+        store,
+        Sealer(pepper),
+        clock,
+        issuer=settings.token_issuer,
+        ttl=timedelta(seconds=settings.cache_ttl_seconds),
+    )
+    signing = SigningKeyService(store, keyring, clock)
+    if run_migrations:
+        signing.ensure()
     usage = BufferedUsageRecorder(store.record_last_used, interval=settings.usage_flush_interval)
     usage_counts = SqlUsageRepository(engine)
     counter = _usage_counter(settings, usage_counts, clock)
@@ -124,6 +140,18 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
     # GitHub's secret-scanning keys: an operator's URL, so private addresses are allowed
     # (link-local and metadata ones never are: outbound.py).
     fetcher = HttpFetcher(allow_private=True)
+    verifier = Verifier(
+        store,
+        hasher,
+        cache,
+        clock,
+        usage,
+        counter,
+        limiter,
+        ttl=timedelta(seconds=settings.cache_ttl_seconds),
+        background=revalidation.submit,
+        metrics=metrics,
+    )
     return Keyplane(
         settings=settings,
         clock=clock,
@@ -147,18 +175,14 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
         presets=PresetService(store, clock),
         resources=ResourceService(store, clock),
         orgs=OrgService(store, keys, clock, guard),
-        verifier=Verifier(
-            store,
-            hasher,
-            cache,
+        verifier=verifier,
+        tokens=TokenService(
+            verifier,
+            keyring,
             clock,
-            usage,
-            counter,
-            limiter,
-            ttl=timedelta(seconds=settings.cache_ttl_seconds),
-            background=revalidation.submit,
-            metrics=metrics,
+            lifetime=timedelta(seconds=settings.token_lifetime_seconds),
         ),
+        signing=signing,
         analytics=AnalyticsService(store, usage_counts, clock),
         users=UserService(store, passwords, clock, accounts, time.monotonic),
         signin=SignInService(
@@ -201,7 +225,7 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
             close_limiter,
             engine.dispose,
         ],
-        listener=_listener(settings, cache, metrics),
+        listener=_listener(settings, cache, metrics, keyring),
     )
 
 
@@ -267,7 +291,7 @@ def _limits_guard(settings: Settings) -> LimitsGuard:
 
 
 def _listener(
-    settings: Settings, cache: InProcessKeyCache, metrics: Metrics
+    settings: Settings, cache: InProcessKeyCache, metrics: Metrics, keyring: SqlKeyring
 ) -> InvalidationListener | None:
     """How other processes' changes reach this one's cache.
 
@@ -280,7 +304,9 @@ def _listener(
     """
     if is_sqlite(settings.database_url):
         return None
-    return PostgresInvalidationListener(settings.database_url, cache, metrics)
+    return PostgresInvalidationListener(
+        settings.database_url, cache, metrics, signing=keyring.invalidate
+    )
 
 
 def _usage_counter(

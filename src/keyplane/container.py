@@ -35,6 +35,8 @@ from keyplane.services.profiles import ProfileService
 from keyplane.services.resources import ResourceService
 from keyplane.services.rotation import RotationService
 from keyplane.services.signin import SignInService
+from keyplane.services.signing import SigningKeyService
+from keyplane.services.tokens import TokenService
 from keyplane.services.users import UserService
 from keyplane.services.verifying import Verifier
 from keyplane.services.webhooks import WebhookService
@@ -78,6 +80,9 @@ class Keyplane:
     # Keeps in-memory limits exact (domain/ports.py LimitsGuard): joined by every serving
     # process (start(listen=True), and `serve` before it forks its workers).
     guard: LimitsGuard
+    # OAuth access tokens for keys (services/tokens.py) and the keys that sign them.
+    tokens: TokenService
+    signing: SigningKeyService
     # Run once, in order, by close(): stop background threads before the pool they use.
     closers: list[Callable[[], None]] = field(default_factory=list)
     # Run by the ASGI app's shutdown, on its event loop (clients bound to that loop).

@@ -58,6 +58,10 @@ class InProcessKeyCache:
     def get(self, digest: str) -> CachedKey | None:
         return self._entries.get(digest)
 
+    def get_by_key_id(self, key_id: str) -> CachedKey | None:
+        digest = self._by_key.get(key_id)
+        return None if digest is None else self._entries.get(digest)
+
     def known_missing(self, digest: str) -> bool:
         return digest in self._missing
 

@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     # (api/routes/metrics.py).
     metrics: bool = False
     metrics_token: SecretStr | None = None
+    # OAuth access tokens (POST /oauth/token): seconds a token lives (at most an hour, and
+    # never past its key's expiry), and the ``iss`` it carries (e.g. this server's URL).
+    token_lifetime_seconds: int = Field(default=900, ge=1, le=3600)
+    token_issuer: str = "keyplane"  # noqa: S105 - a name, not a secret
     log_level: str = "info"
     # Console cookies are Secure: browsers send them over HTTPS and to localhost only. Turn
     # off only behind a trusted plain-HTTP hop (never on the open internet).

@@ -79,12 +79,26 @@ def test_docs_are_served(server: Server, path: str) -> None:
     assert httpx.get(f"{server.base_url}{path}").status_code == 200
 
 
+# OAuth protocol endpoints answer RFC 6749 errors, not problem documents, to a form body:
+# what OAuth clients expect (tests/api/test_oauth_tokens.py holds them to it).
+OAUTH_PATHS = frozenset(("/oauth/token",))
+
+
 def _operations(spec: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
     return [
         (path, method, operation)
         for path, item in spec["paths"].items()
         for method, operation in item.items()
+        if path not in OAUTH_PATHS
     ]
+
+
+def test_the_oauth_token_endpoint_documents_its_rfc6749_errors(spec: dict[str, Any]) -> None:
+    responses = spec["paths"]["/oauth/token"]["post"]["responses"]
+    assert {"200", "400", "401", "413", "429"} <= set(responses)
+    for status in ("400", "401", "429"):
+        schema = responses[status]["content"]["application/json"]["schema"]
+        assert "invalid_client" in schema["properties"]["error"]["enum"]
 
 
 @pytest.fixture(scope="module")

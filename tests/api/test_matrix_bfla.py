@@ -44,7 +44,10 @@ PROTECTED = [op for op in OPERATIONS if POLICY.get((op.method, op.path)) not in 
 PUBLIC = [
     op
     for op in OPERATIONS
-    if (op.method, op.path) in POLICY and op not in PROTECTED and op not in ITSELF
+    if (op.method, op.path) in POLICY
+    and op not in PROTECTED
+    and op not in ITSELF
+    and not op.form  # see Operation
 ]
 EVERY_BUILTIN_SCOPE = sorted(
     f"{resource.name}:{action}"

@@ -15,6 +15,7 @@ from keyplane.api.routes import (
     index,
     keys,
     leaks,
+    oauth,
     org,
     presets,
     profiles,
@@ -43,6 +44,7 @@ def install(app: FastAPI) -> None:
     app.add_middleware(RequestGuard)
     app.router.routes.insert(0, Route("/healthz", health.healthz, methods=["GET"]))
     app.include_router(verify.router)
+    app.include_router(oauth.router)
     app.include_router(leaks.router)  # before keys: /v1/keys/leaked is no key id
     for feature in (
         keys,

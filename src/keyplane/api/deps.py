@@ -9,12 +9,14 @@ from fastapi import Depends, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from keyplane.container import Keyplane
+from keyplane.domain.oauth import looks_like_token
 from keyplane.services.common import Principal
 
 bearer = HTTPBearer(
     auto_error=False,
     scheme_name="ApiKey",
-    description="A keyplane API key: `Authorization: Bearer kp_live_…`.",
+    description="A keyplane API key, `Authorization: Bearer kp_live_…`, or an access token "
+    "from `POST /oauth/token` (`Bearer eyJ…`), which acts as its key narrowed to its scopes.",
 )
 
 
@@ -42,7 +44,12 @@ def authenticated(kp: Services, credentials: Credentials, request: Request) -> P
     """The calling key, admitted by its own IP allowlist, rate limits and quota (the client
     address is the connection's, or X-Forwarded-For's as TrustedProxies resolved it)."""
     client = request.client.host if request.client else None
-    principal = kp.verifier.authenticate(credentials.credentials if credentials else None, client)
+    presented = credentials.credentials if credentials else None
+    if presented is not None and looks_like_token(presented):
+        # An access token: its key, narrowed to the token's scopes (services/tokens.py).
+        principal = kp.verifier.principal_of(kp.tokens.load(presented), client)
+    else:
+        principal = kp.verifier.authenticate(presented, client)
     if principal.limits is not None:
         request.scope[LIMITS_SCOPE_KEY] = principal.limits
     return from_request(principal, request)

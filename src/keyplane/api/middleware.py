@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from keyplane.api.deps import LIMITS_SCOPE_KEY
 from keyplane.api.errors import problem, ratelimit_headers
 from keyplane.domain.limits import REQUEST_BODY_MAX_BYTES
+from keyplane.domain.oauth import contains_token
 from keyplane.domain.tokens import looks_like_key
 from keyplane.settings import IPNetwork
 
@@ -61,7 +62,7 @@ class RequestGuard:
             if decoded == text:
                 break
             text = decoded
-        if looks_like_key(text):
+        if looks_like_key(text) or contains_token(text):
             return problem(
                 400,
                 "key-in-url",

@@ -26,6 +26,10 @@ KEY_ITSELF: Final = "(the key itself)"
 POLICY: Final[Mapping[Operation, str | None]] = {
     ("GET", "/"): None,
     ("GET", "/healthz"): None,
+    # OAuth 2.0 client credentials: the client authenticates with its key id and key (HTTP
+    # Basic or form fields), not a bearer; the JWKS is public by nature.
+    ("POST", "/oauth/token"): None,
+    ("GET", "/.well-known/jwks.json"): None,
     ("POST", "/v1/keys/verify"): "keys:verify",
     # Public: whoever finds a leaked key may report it (routes/leaks.py); GitHub's reports
     # are authenticated by their signature, not by a key.

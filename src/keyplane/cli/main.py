@@ -30,6 +30,7 @@ from keyplane.cli.login import login, logout
 from keyplane.cli.remote import EXIT_CODES_HELP
 from keyplane.cli.scan import scan
 from keyplane.cli.usage import usage
+from keyplane.cli.signing_keys import signing_keys
 from keyplane.cli.users import users
 from keyplane.cli.webhooks import webhooks
 from keyplane.cli.worker import worker
@@ -76,6 +77,7 @@ orgs = typer.Typer(help="Organizations (on the database).", no_args_is_help=True
 app.add_typer(orgs, name="orgs")
 app.add_typer(users, name="users")
 app.add_typer(audit, name="audit")
+app.add_typer(signing_keys, name="signing-keys")
 app.command()(worker)
 app.command()(scan)
 

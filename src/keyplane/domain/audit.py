@@ -69,6 +69,7 @@ ACTIONS: Final[Mapping[str, str]] = {
     "webhook.disable": "The delivery job disabled a webhook whose deliveries failed for 5 days.",
     "webhook.redeliver": "A webhook message was queued to be sent again.",
     "webhook.test": "A test message was queued to a webhook.",
+    "signing_key.rotate": "The token signing keys were rotated (instance-wide).",
 }
 
 CANONICAL_FIELDS: Final = (

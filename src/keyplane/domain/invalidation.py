@@ -1,22 +1,24 @@
 """Cache invalidation notices: what a committed change tells every process's key cache.
 
 A notice is ``<kind>:<id>``, kind being ``key``, ``app``, ``profile`` or ``org``: the same
-four ways ``KeyCache`` forgets records. Short text, because on PostgreSQL it travels as a
-NOTIFY payload (at most 8000 bytes) and the same words are what a reader of the server's
-log sees. A notice this version does not understand (from a newer node during an upgrade)
-drops the whole cache: forgetting too much costs cold loads, forgetting too little serves a
-revoked key.
+four ways ``KeyCache`` forgets records; or ``signing:keys``, a rotation of the token signing
+keys, which the process's Keyring reloads (``signing``: its ``invalidate``). Short text,
+because on PostgreSQL it travels as a NOTIFY payload (at most 8000 bytes) and the same
+words are what a reader of the server's log sees. A notice this version does not
+understand (from a newer node during an upgrade) drops the whole cache: forgetting too
+much costs cold loads, forgetting too little serves a revoked key.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Final, Literal
 
 from keyplane.domain.ports import KeyCache
 
-Kind = Literal["key", "app", "profile", "org"]
+Kind = Literal["key", "app", "profile", "org", "signing"]
+# The kinds that name key cache records (``signing`` names the signing keys instead).
 KINDS: Final = ("key", "app", "profile", "org")
 
 
@@ -46,10 +48,15 @@ def unstamped(payload: str) -> tuple[str, float | None]:
     return payload, None
 
 
-def apply(cache: KeyCache, text: str) -> None:
-    """Forget what ``text`` names; everything, when it names nothing this version knows."""
+def apply(cache: KeyCache, text: str, signing: Callable[[], None] | None = None) -> None:
+    """Forget what ``text`` names; everything, when it names nothing this version knows.
+    ``signing``: what reloads the signing keys (a node of an older version has none, and
+    reads the ``signing`` kind as unknown: it drops its cache, harmlessly)."""
     kind, _, ident = text.partition(":")
-    if not ident:
+    if kind == "signing":
+        if signing is not None:
+            signing()
+    elif not ident:
         cache.clear()
     elif kind == "key":
         cache.invalidate_key(ident)
@@ -61,8 +68,12 @@ def apply(cache: KeyCache, text: str) -> None:
         cache.invalidate_org(ident)
     else:
         cache.clear()
+        if signing is not None:
+            signing()
 
 
-def apply_all(cache: KeyCache, notices: Iterable[str]) -> None:
+def apply_all(
+    cache: KeyCache, notices: Iterable[str], signing: Callable[[], None] | None = None
+) -> None:
     for text in notices:
-        apply(cache, text)
+        apply(cache, text, signing)

@@ -28,6 +28,7 @@ from keyplane.domain.models import (
     Role,
     User,
 )
+from keyplane.domain.oauth import SigningKey
 from keyplane.domain.ratelimits import Admission, Quota, RateLimit
 from keyplane.domain.tokens import Environment
 from keyplane.domain.usage import KeyUsage, Retention, UsagePoint, UsageRange, UsageTally
@@ -307,6 +308,30 @@ class Invalidations(Protocol):
     def app(self, app_id: str) -> None: ...
     def profile(self, profile_id: str) -> None: ...
     def org(self, org_id: str) -> None: ...
+    def signing_keys(self) -> None:
+        """The token signing keys changed (a rotation): every node reloads its Keyring."""
+        ...
+
+
+class SigningKeyRepository(Protocol):
+    """The instance's token signing keys (domain/oauth.py SigningKey)."""
+
+    def live(self) -> list[SigningKey]:
+        """The current key and the previous ones: what signs and verifies tokens."""
+        ...
+
+    def all(self) -> list[SigningKey]: ...
+    def insert(self, key: SigningKey) -> None:
+        """A second ``current`` key is a Conflict (another node's concurrent first start)."""
+        ...
+
+    def demote_current(self, now: datetime) -> str | None:
+        """The current key becomes previous (its kid; None when there was none)."""
+        ...
+
+    def retire_previous(self, rotated_before: datetime) -> list[str]:
+        """Previous keys that stopped signing before then leave the JWKS (their kids)."""
+        ...
 
 
 class Transaction(Protocol):
@@ -337,6 +362,8 @@ class Transaction(Protocol):
     @property
     def webhooks(self) -> WebhookRepository: ...
     @property
+    def signing_keys(self) -> SigningKeyRepository: ...
+    @property
     def invalidations(self) -> Invalidations: ...
 
 
@@ -361,6 +388,10 @@ class KeyCache(Protocol):
     """
 
     def get(self, digest: str) -> CachedKey | None: ...
+    def get_by_key_id(self, key_id: str) -> CachedKey | None:
+        """The record of a key by its id (an access token names its key by id)."""
+        ...
+
     def known_missing(self, digest: str) -> bool: ...
     def generation(self) -> int: ...
     def put(self, digest: str, entry: CachedKey, generation: int) -> None: ...
@@ -371,6 +402,33 @@ class KeyCache(Protocol):
     def invalidate_org(self, org_id: str) -> None: ...
     def clear(self) -> None:
         """Forgets everything (a lost invalidation listener: what it missed is unknown)."""
+        ...
+
+
+class Keyring(Protocol):
+    """The token signing keys as this process holds them: signs with the current one,
+    verifies with the current and previous ones (jose.py). Loaded from the store; reloaded
+    on a ``signing_keys`` invalidation notice and after the cache TTL. ``load`` reads the
+    database: an event loop asks ``needs_load`` first and loads in a thread."""
+
+    def needs_load(self) -> bool: ...
+    def load(self) -> None: ...
+    def invalidate(self) -> None: ...
+    def new_key(self, now: datetime) -> SigningKey:
+        """A new key pair, its private key sealed under the server secret."""
+        ...
+
+    def sign(self, claims: Mapping[str, object]) -> str:
+        """A compact JWS of ``claims``, with the current key's ``kid`` in its header."""
+        ...
+
+    def read(self, token: str) -> Mapping[str, object] | None:
+        """The claims of a token this instance signed and that has not expired; None for
+        anything else (a bad signature, an unknown kid, a missing claim, garbage)."""
+        ...
+
+    def jwks(self) -> dict[str, object]:
+        """The public keys of the current and previous signing keys, as a JWK Set."""
         ...
 
 

@@ -46,6 +46,8 @@ from keyplane.metrics import NullMetrics
 from keyplane.services.common import Principal
 
 _NOT_FOUND = Verdict("NOT_FOUND")
+# Where a key id found missing is remembered among the digests (no digest has a colon).
+_BY_ID = "id:"
 TTL_DEFAULT = timedelta(seconds=30)
 
 log = logging.getLogger(__name__)
@@ -112,6 +114,39 @@ class Verifier:
             return None
         return self._load(digest) if load else NEEDS_LOAD
 
+    def lookup_id(
+        self, org_id: str, key_id: str, *, load: bool = True
+    ) -> CachedKey | NeedsLoad | None:
+        """The verification record of a key by its id (what an access token names), through
+        the same cache as ``lookup``; None for a key that is gone or of another org."""
+        entry = self._cache.get_by_key_id(key_id)
+        if entry is not None:
+            self.metrics.cache_lookup(True)
+            return entry if entry.org_id == org_id else None
+        # Ids are never reused: a key found missing by id stays missing.
+        missing = self._cache.known_missing(_BY_ID + key_id)
+        self.metrics.cache_lookup(missing)
+        if missing:
+            return None
+        if not load:
+            return NEEDS_LOAD
+        return self._load_id(org_id, key_id)
+
+    def _load_id(self, org_id: str, key_id: str) -> CachedKey | None:
+        generation = self._cache.generation()
+        loaded_at = self._clock()
+        with self._store.read() as tx:
+            key = tx.keys.get(org_id, key_id)
+            if key is None:
+                self._cache.put_missing(_BY_ID + key_id, generation)
+                return None
+            entry = self._entry(tx, key, key.digest, loaded_at)
+            if entry is None:  # an ancestor is gone: so is this key
+                self._cache.put_missing(_BY_ID + key_id, generation)
+                return None
+        self._cache.put(key.digest, entry, generation)
+        return entry
+
     def _load(self, digest: str) -> CachedKey | None:
         generation = self._cache.generation()
         loaded_at = self._clock()
@@ -122,13 +157,26 @@ class Verifier:
             if key is None:
                 self._cache.put_missing(digest, generation)
                 return None
-            chain = _ancestors(tx, key)
-            if chain is None:  # an ancestor is gone: this key goes with it (never valid again)
-                self._cache.put_missing(digest, generation)
-                return None
-            app = tx.apps.get(key.org_id, key.app_id) if key.app_id else None
-            profile = tx.profiles.get(key.org_id, key.profile_id) if key.profile_id else None
-            org = tx.orgs.get(key.org_id)
+            entry = self._entry(tx, key, digest, loaded_at)
+        if entry is None:  # an ancestor is gone: this key goes with it (never valid again)
+            self._cache.put_missing(digest, generation)
+            return None
+        self._cache.put(digest, entry, generation)
+        return entry
+
+    def _entry(
+        self, tx: Transaction, key: ApiKey, digest: str, loaded_at: datetime
+    ) -> CachedKey | None:
+        """The record of ``key`` as verification reads it; None when an ancestor is gone.
+
+        A delegated key takes its ancestors' status (any one not active) and their earliest
+        expiry, so the record alone answers for the whole chain."""
+        chain = _ancestors(tx, key)
+        if chain is None:
+            return None
+        app = tx.apps.get(key.org_id, key.app_id) if key.app_id else None
+        profile = tx.profiles.get(key.org_id, key.profile_id) if key.profile_id else None
+        org = tx.orgs.get(key.org_id)
         status, expires_at = key.stored_status, key.expires_at
         for ancestor in chain:
             if ancestor.stored_status != "active":
@@ -140,7 +188,7 @@ class Verifier:
         ratelimits = merge(
             org.ratelimits if org else (), app.ratelimits if app else (), key.ratelimits
         )
-        entry = CachedKey(
+        return CachedKey(
             key_id=key.id,
             org_id=key.org_id,
             app_id=key.app_id,
@@ -159,8 +207,6 @@ class Verifier:
             limited=bool(ratelimits) or key.quota is not None,
             ancestors=tuple(ancestor.id for ancestor in chain),
         )
-        self._cache.put(digest, entry, generation)
-        return entry
 
     def _revalidate(self, digest: str) -> None:
         """Reloads a stale record in the background; the caller answers from the old one."""

@@ -44,6 +44,9 @@ class SqlInvalidations:
     def org(self, org_id: str) -> None:
         self._add("org", org_id)
 
+    def signing_keys(self) -> None:
+        self._add("signing", "keys")
+
     def _add(self, kind: Kind, ident: str) -> None:
         payload = notice(kind, ident)
         if payload in self.notices:

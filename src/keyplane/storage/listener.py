@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from typing import Final
 
 import psycopg
@@ -61,9 +62,12 @@ class PostgresInvalidationListener:
         *,
         ping_seconds: float = 5.0,
         backoff: tuple[float, float] = (0.1, 5.0),
+        signing: Callable[[], None] | None = None,
     ) -> None:
         self._conninfo = make_conninfo(libpq_url(url), **_KEEPALIVES)
         self._cache = cache
+        # Reloads the token signing keys (a rotation's notice, or a lost connection).
+        self._signing = signing
         self._metrics = metrics
         self._ping_seconds = ping_seconds
         self._backoff = backoff
@@ -118,6 +122,8 @@ class PostgresInvalidationListener:
             self._pid = conn.info.backend_pid
             # After LISTEN, never before: see the module's docstring.
             self._cache.clear()
+            if self._signing is not None:
+                self._signing()
             self.connects += 1
             self.listening.set()
             if self.connects > 1:
@@ -129,7 +135,7 @@ class PostgresInvalidationListener:
                 # Short waits, so that stop() is prompt.
                 for message in conn.notifies(timeout=_WAIT_SECONDS):
                     text, sent_at = unstamped(message.payload)
-                    apply(self._cache, text)
+                    apply(self._cache, text, self._signing)
                     self.received += 1
                     self._metrics.invalidation_received(
                         None if sent_at is None else time.time() - sent_at
@@ -144,3 +150,5 @@ class PostgresInvalidationListener:
         self.listening.clear()
         self._pid = None
         self._cache.clear()
+        if self._signing is not None:
+            self._signing()

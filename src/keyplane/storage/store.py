@@ -35,6 +35,7 @@ from keyplane.storage.presets import SqlPresetRepository
 from keyplane.storage.profiles import SqlProfileRepository
 from keyplane.storage.resources import SqlResourceRepository
 from keyplane.storage.sessions import SqlSessionRepository
+from keyplane.storage.signing import SqlSigningKeyRepository
 from keyplane.storage.users import SqlIdentityRepository, SqlUserRepository
 from keyplane.storage.webhooks import SqlWebhookRepository
 
@@ -160,4 +161,5 @@ class SqlTransaction:
         self.sessions = SqlSessionRepository(conn)
         self.notices = SqlNoticeRepository(conn)
         self.webhooks = SqlWebhookRepository(conn)
+        self.signing_keys = SqlSigningKeyRepository(conn)
         self.invalidations = SqlInvalidations(conn, notify=notify)

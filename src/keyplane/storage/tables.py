@@ -312,6 +312,28 @@ instance_settings = Table(
     Column("created_at", UTCDateTime, nullable=False),
 )
 
+# Keys that sign OAuth access tokens (JWTs), instance-wide: the private key sealed under
+# the server secret (jose.py), never in clear; ``state`` current | previous | retired, at most
+# one ``current`` (the partial unique index: two nodes' first starts race on it, one wins).
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("kid", String(40), primary_key=True),
+    Column("algorithm", String(10), nullable=False),
+    Column("private_key", Text, nullable=False),
+    Column("public_jwk", Text, nullable=False),
+    Column("state", String(10), nullable=False),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("rotated_at", UTCDateTime, nullable=True),
+    Index(
+        "ix_signing_keys_one_current",
+        "state",
+        unique=True,
+        postgresql_where=text("state = 'current'"),
+        sqlite_where=text("state = 'current'"),
+    ),
+)
+
 # Usage counts per bucket (a minute, an hour or a day), key and outcome; one batch from a
 # node adds to all three granularities at once (domain/usage.py). ``key_id`` is '' for
 # NOT_FOUND answers about no key of the organization: a primary key column cannot be NULL,

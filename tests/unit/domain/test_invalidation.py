@@ -42,6 +42,16 @@ def test_a_notice_not_understood_forgets_everything(text: str) -> None:
     assert cache.calls == [("clear", "")]
 
 
+def test_a_signing_notice_reloads_the_signing_keys_and_keeps_the_cache() -> None:
+    cache, reloads = RecordingCache(), []
+    apply(cache, notice("signing", "keys"), lambda: reloads.append(1))  # type: ignore[arg-type]
+    assert cache.calls == []
+    assert reloads == [1]
+    apply(cache, "webhook:whk_1", lambda: reloads.append(2))  # type: ignore[arg-type]
+    assert cache.calls == [("clear", "")]
+    assert reloads == [1, 2]  # a notice not understood forgets the signing keys too
+
+
 def test_notices_apply_in_order() -> None:
     cache = RecordingCache()
     apply_all(cache, ["app:app_1", "key:key_2"])  # type: ignore[arg-type]

@@ -35,6 +35,7 @@ _DESCRIPTIONS = {
 # What any operation taking a JSON body can answer, whatever its route declares: the body
 # is read and parsed before the route runs.
 _BODY_STATUSES: Final = (400, 413, 415, 422)
+_GUARD_STATUSES: Final = (413,)
 _FASTAPI_422: Final = "HTTPValidationError"
 
 
@@ -82,8 +83,11 @@ def _complete(spec: dict[str, Any]) -> dict[str, Any]:
             # keyplane answers every 422 with a problem document.
             if _FASTAPI_422 in str(responses.get("422", "")):
                 responses["422"] = _problem_response(422)
-            if "requestBody" in operation:
-                for status in _BODY_STATUSES:
+            body = operation.get("requestBody", {}).get("content", {})
+            # A JSON body's problems; a form body (the OAuth token endpoint) answers its
+            # own errors, and only the request guard's ones as problems.
+            for status in _BODY_STATUSES if "application/json" in body else _GUARD_STATUSES:
+                if body:
                     responses.setdefault(str(status), _problem_response(status))
     if _FASTAPI_422 not in str(spec["paths"]):
         schemas.pop(_FASTAPI_422, None)

@@ -29,9 +29,11 @@ from keyplane.api.schemas.limits import states
 from keyplane.api.schemas.verify import VerifyRequest, VerifyResponse
 from keyplane.container import Keyplane
 from keyplane.domain.errors import FieldError, InvalidInput, KeyplaneError, StorageUnavailable
+from keyplane.domain.oauth import looks_like_token
 from keyplane.domain.ratelimits import check_cost
 from keyplane.domain.scopes import InvalidScope, parse_scope
 from keyplane.domain.verification import CachedKey, Verdict
+from keyplane.services.tokens import TokenService
 from keyplane.services.verifying import NeedsLoad, Verifier
 
 router = APIRouter(tags=["verification"])
@@ -40,12 +42,21 @@ _FIELDS = frozenset(("key", "scopes", "ip", "cost"))
 _JSON = "application/json"
 
 
-async def _entry(verifier: Verifier, presented: str | None) -> CachedKey | None:
+async def _entry(
+    verifier: Verifier, presented: str | None, tokens: TokenService
+) -> CachedKey | None:
     if not presented:
         return None
     entry = verifier.lookup(presented, load=False)
     if isinstance(entry, NeedsLoad):  # cold: read the store off the event loop
         return await run_in_threadpool(verifier.load, presented)
+    if entry is None and looks_like_token(presented):
+        # Not a key (lookup answers None at once for any other length): an access token
+        # stands for its key narrowed to the token's scopes (services/tokens.py).
+        found = tokens.resolve(presented, load=False)
+        if isinstance(found, NeedsLoad):
+            return await run_in_threadpool(tokens.load, presented)
+        return found
     return entry
 
 
@@ -180,10 +191,15 @@ async def verify(request: Request) -> Response:
     `ratelimits` (each limit's `remaining`, `reset_seconds`, `reset_at`) and `quota`
     (`remaining`) for a gateway to pass on. The answer also carries the key's effective
     scopes and profile so the calling service can configure itself per key.
+
+    `key` may also be an access token from `POST /oauth/token`: the verdict is its key's,
+    with the key's scopes narrowed to the token's (an expired, forged or foreign token is
+    `NOT_FOUND`). The calling credential may be a token too.
     """
     kp: Keyplane = request.app.state.keyplane
     return await answer(
         kp.verifier,
+        kp.tokens,
         request.app.state.valid_bodies,
         request.headers.get("authorization"),
         request.headers.get("content-type", ""),
@@ -194,6 +210,7 @@ async def verify(request: Request) -> Response:
 
 async def answer(
     verifier: Verifier,
+    tokens: TokenService,
     bodies: ValidBodies,
     authorization: str | None,
     content_type: str,
@@ -213,7 +230,7 @@ async def answer(
             "Send the request body as JSON with 'Content-Type: application/json'.",
         )
     try:
-        caller = await _entry(verifier, _bearer(authorization))
+        caller = await _entry(verifier, _bearer(authorization), tokens)
         if caller is not None and caller.limited and verifier.limits_block:
             principal = await verifier.principal_of_async(caller, client)
         else:
@@ -229,7 +246,7 @@ async def answer(
     except StorageUnavailable as exc:  # a cold load: this path answers without FastAPI
         return unavailable_problem(exc)
     try:
-        entry = await _entry(verifier, key)
+        entry = await _entry(verifier, key, tokens)
         # A limiter in Redis is a network round trip: awaited on the event loop (the
         # pipelined connection of redisclient.py), and only for a limited key, so the usual
         # verification stays one inline call. Measured with bench/verify.py --limits on
@@ -327,6 +344,7 @@ class VerifyFastPath:
         client = scope.get("client")
         response = await answer(
             kp.verifier,
+            kp.tokens,
             state.valid_bodies,
             authorization,
             content_type,

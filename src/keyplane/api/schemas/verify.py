@@ -14,7 +14,10 @@ from keyplane.domain.verification import Code
 
 
 class VerifyRequest(Request):
-    key: str = Field(description="The key a client presented to your service.")
+    key: str = Field(
+        description="The key a client presented to your service, or an access token from "
+        "POST /oauth/token (its key's verdict, narrowed to the token's scopes)."
+    )
     scopes: list[Scope] = Field(default_factory=list, description="May the key do all of these?")
     ip: str | None = Field(
         default=None,
