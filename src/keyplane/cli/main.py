@@ -29,8 +29,8 @@ from keyplane.cli.keys import keys
 from keyplane.cli.login import login, logout
 from keyplane.cli.remote import EXIT_CODES_HELP
 from keyplane.cli.scan import scan
-from keyplane.cli.usage import usage
 from keyplane.cli.signing_keys import signing_keys
+from keyplane.cli.usage import usage
 from keyplane.cli.users import users
 from keyplane.cli.webhooks import webhooks
 from keyplane.cli.worker import worker

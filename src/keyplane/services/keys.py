@@ -54,8 +54,8 @@ from keyplane.services.common import (
     paginate,
     record,
 )
-from keyplane.services.presets import preset_details, preset_instead_of_scopes
 from keyplane.services.delegation import clamp_descendants, delete_descendants
+from keyplane.services.presets import preset_details, preset_instead_of_scopes
 
 
 @dataclass(frozen=True, slots=True)
