@@ -23,7 +23,16 @@ from keyplane.domain.roles import ROLES, role_scopes
 
 from conftest import Api, Org, Server
 from support import problem
-from support.operations import OPERATIONS, Operation, body, call, never, snapshot, targets
+from support.operations import (
+    OPERATIONS,
+    PRESENTED_KEY,
+    Operation,
+    body,
+    call,
+    never,
+    snapshot,
+    targets,
+)
 
 # The verify route is the hot path and checks its scope by hand (routes/verify.py): no
 # dependency states it, so the behavioural matrix below is what holds it to the table.
@@ -102,7 +111,12 @@ def test_every_protected_operation_answers_401_without_credentials(org: Org, op:
 @pytest.mark.parametrize("op", PUBLIC, ids=[op.id for op in PUBLIC])
 def test_public_operations_answer_without_credentials(server: Server, op: Operation) -> None:
     with httpx.Client(base_url=server.base_url, timeout=15) as anonymous:
-        assert call(anonymous, op, never(op), body(op)).status_code == 200
+        if op.id in PRESENTED_KEY:  # it judges a presented key: none is a 401
+            response = call(anonymous, op, never(op), body(op), headers=PRESENTED_KEY[op.id]())
+            problem(response, 401)
+            assert response.headers["www-authenticate"].startswith("Bearer")
+        else:
+            assert call(anonymous, op, never(op), body(op)).status_code == 200
 
 
 def _callers(org: Org, scope: str) -> dict[str, Api]:

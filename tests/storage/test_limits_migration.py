@@ -27,6 +27,8 @@ NEW = {
         "quota_refilled_at",
     },
 }
+# Columns later migrations add (test_route_table_migration.py and the like check them).
+LATER = {"organizations": {"route_table"}}
 
 
 @pytest.fixture
@@ -57,7 +59,7 @@ def test_the_migration_adds_the_limit_columns_and_the_downgrade_keeps_the_rows(
     migrate_to(engine, "0007_limits")
     for table in (organizations, apps, api_keys):
         columns = _columns(engine, table.name)
-        assert set(columns) == set(table.c.keys()), table.name
+        assert set(columns) == set(table.c.keys()) - LATER.get(table.name, set()), table.name
         for name in NEW[table.name]:
             assert columns[name]["nullable"] == table.c[name].nullable, name
     with engine.connect() as conn:

@@ -141,6 +141,16 @@ BODIES: dict[str, Callable[[], dict[str, Any]]] = {
     "PATCH /v1/webhooks/{webhook_id}": lambda: {"description": "changed"},
 }
 
+# Public operations that judge the key the caller presents (so without one they answer 401,
+# not 200), and the headers each needs besides.
+PRESENTED_KEY: dict[str, Callable[[], dict[str, str]]] = {
+    "GET /v1/auth/nginx": lambda: {
+        "X-Keyplane-Org": new_id("org"),
+        "X-Original-Method": "GET",
+        "X-Original-URI": "/models/llama",
+    },
+}
+
 
 def targets(api: Api, op: Operation) -> dict[str, str]:
     """One fresh object of ``api``'s organization for each path id of ``op``."""

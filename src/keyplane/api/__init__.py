@@ -11,6 +11,7 @@ from keyplane.api.routes import (
     analytics,
     apps,
     audit,
+    gateway,
     health,
     index,
     keys,
@@ -41,5 +42,6 @@ def install(app: FastAPI) -> None:
     app.add_middleware(RequestGuard)
     app.router.routes.insert(0, Route("/healthz", health.healthz, methods=["GET"]))
     app.include_router(verify.router)
+    app.include_router(gateway.router)
     for feature in (keys, apps, profiles, resources, users, org, analytics, audit, webhooks):
         app.include_router(feature.router)

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any, Generic, Literal, TypeVar
 
 from keyplane.domain.ratelimits import Quota, RateLimit
+from keyplane.domain.routes import Route
 from keyplane.domain.scopes import ScopeSet
 from keyplane.domain.tokens import Environment
 
@@ -32,6 +33,8 @@ class Organization:
     rotation_period_days: int | None = None
     # Default rate limits of every key (domain/ratelimits.py: apps and keys override by name).
     ratelimits: tuple[RateLimit, ...] = ()
+    # What a gateway's requests need (domain/routes.py, GET /v1/auth/nginx): ordered rules.
+    route_table: tuple[Route, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

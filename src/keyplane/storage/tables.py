@@ -73,6 +73,8 @@ organizations = Table(
     Column("rotation_period_days", Integer, nullable=True),
     # Default rate limits of every key, as [{name, limit, period_seconds}] (domain/ratelimits.py).
     Column("ratelimits", JSONDoc, nullable=False, server_default=text("'[]'")),
+    # Gateway route rules, as [{method, path, scopes}] in order (domain/routes.py).
+    Column("route_table", JSONDoc, nullable=False, server_default=text("'[]'")),
 )
 
 # A person who signs in (email, password), whatever organizations they belong to.

@@ -8,6 +8,7 @@ from pydantic import BaseModel, Field, StrictBool, StrictInt
 
 from keyplane.api.schemas.common import Name, Omit, Request
 from keyplane.api.schemas.limits import RATELIMITS_DOC, RATELIMITS_MAX, RateLimitIn, RateLimitOut
+from keyplane.api.schemas.routes import ROUTE_TABLE_DOC, RouteIn, RouteOut
 from keyplane.domain.limits import (
     EXPIRES_IN_DAYS_MAX,
     RETENTION_DAYS_MAX,
@@ -15,6 +16,7 @@ from keyplane.domain.limits import (
     WARNING_THRESHOLDS_MAX,
 )
 from keyplane.domain.models import Organization
+from keyplane.domain.routes import ROUTES_MAX
 
 
 class OrgUpdate(Request):
@@ -46,6 +48,9 @@ class OrgUpdate(Request):
         max_length=RATELIMITS_MAX,
         description="Defaults for every key of the organization. " + RATELIMITS_DOC,
     )
+    route_table: Omit[list[RouteIn]] = Field(
+        default=None, max_length=ROUTES_MAX, description=ROUTE_TABLE_DOC
+    )
 
 
 class OrgOut(BaseModel):
@@ -59,6 +64,7 @@ class OrgOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     ratelimits: list[RateLimitOut]
+    route_table: list[RouteOut] = Field(description=ROUTE_TABLE_DOC)
 
     @classmethod
     def of(cls, org: Organization) -> OrgOut:
@@ -73,4 +79,5 @@ class OrgOut(BaseModel):
             created_at=org.created_at,
             updated_at=org.updated_at,
             ratelimits=[RateLimitOut.of(r) for r in org.ratelimits],
+            route_table=[RouteOut.of(r) for r in org.route_table],
         )
