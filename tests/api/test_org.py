@@ -21,6 +21,7 @@ ORG_FIELDS = {
     "created_at",
     "updated_at",
     "ratelimits",
+    "route_table",
 }
 
 
@@ -50,6 +51,7 @@ def test_the_org_reads_with_its_policies_off_by_default(org: Org) -> None:
     assert body["expired_key_retention_days"] == 0
     assert body["expiry_warning_days"] == [7, 1]
     assert body["rotation_period_days"] is None
+    assert body["route_table"] == []  # nothing passes a gateway until rules are written
     assert datetime.fromisoformat(body["created_at"]).tzinfo is not None
     assert datetime.fromisoformat(body["updated_at"]) >= datetime.fromisoformat(body["created_at"])
 
