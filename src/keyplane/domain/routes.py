@@ -134,21 +134,26 @@ def _pattern_problem(value: Any) -> str | None:
         return "must be a path starting with /"
     if len(value) > ROUTE_PATH_MAX:
         return f"must be at most {ROUTE_PATH_MAX} characters"
-    if value == "/":
-        return None
-    if not _PATTERN_CHARS.fullmatch(value):
+    if value != "/" and not _PATTERN_CHARS.fullmatch(value):
         return (
             "must not contain spaces, control characters, ?, #, % or \\ (write the path "
             "decoded; the query string is never matched)"
         )
     segments = value[1:].split("/")
     for position, segment in enumerate(segments):
-        if segment == "" and position != len(segments) - 1:
-            return "must not contain empty segments (//)"
-        if segment in (".", ".."):
-            return "must not contain . or .. segments"
-        if "**" in segment and segment != "**":
-            return "** must be a whole segment (/a/**); * matches within a segment"
+        problem = _segment_problem(segment, last=position == len(segments) - 1)
+        if problem is not None:
+            return problem
+    return None
+
+
+def _segment_problem(segment: str, *, last: bool) -> str | None:
+    if segment == "" and not last:
+        return "must not contain empty segments (//)"
+    if segment in (".", ".."):
+        return "must not contain . or .. segments"
+    if "**" in segment and segment != "**":
+        return "** must be a whole segment (/a/**); * matches within a segment"
     return None
 
 
@@ -228,25 +233,24 @@ def compiled(routes: tuple[Route, ...]) -> RouteTable:
 def normalised_path(uri: str) -> str | None:
     """The decoded path of a request URI as the client sent it (``$request_uri``: query
     string and all), or None when servers could read it differently (module docstring)."""
-    path = uri.partition("?")[0]
+    decoded = _decoded(uri.partition("?")[0])
+    if decoded is None or _CONTROL.search(decoded):
+        return None
+    segments = decoded[1:].split("/")
+    if "." in segments or ".." in segments or "" in segments[:-1]:
+        return None
+    return decoded
+
+
+def _decoded(path: str) -> str | None:
+    """``path`` percent-decoded once, or None: not a path, too long, a malformed or refused
+    escape, bytes that are not UTF-8."""
     if not path.startswith("/") or len(path) > REQUEST_PATH_MAX:
         return None
     try:
         raw = path.encode("latin-1")  # headers arrive as latin-1 text: the bytes as sent
-    except UnicodeEncodeError:
-        return None
-    if _PERCENT.search(raw) or _REFUSED_ESCAPES.search(raw):
-        return None
-    try:
-        decoded = unquote_to_bytes(raw).decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    if _CONTROL.search(decoded):
-        return None
-    segments = decoded[1:].split("/")
-    for position, segment in enumerate(segments):
-        if segment in (".", ".."):
+        if _PERCENT.search(raw) or _REFUSED_ESCAPES.search(raw):
             return None
-        if segment == "" and position != len(segments) - 1:
-            return None
-    return decoded
+        return unquote_to_bytes(raw).decode("utf-8")
+    except UnicodeError:  # a character no header carries; bytes that are not UTF-8
+        return None
