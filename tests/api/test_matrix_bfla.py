@@ -19,6 +19,7 @@ from keyplane.api import install
 from keyplane.api.deps import Require
 from keyplane.api.policy import POLICY
 from keyplane.domain.catalogue import BUILTIN_RESOURCES, Catalogue
+from keyplane.domain.ids import new_id
 from keyplane.domain.roles import ROLES, role_scopes
 
 from conftest import Api, Org, Server
@@ -112,7 +113,8 @@ def test_every_protected_operation_answers_401_without_credentials(org: Org, op:
 def test_public_operations_answer_without_credentials(server: Server, op: Operation) -> None:
     with httpx.Client(base_url=server.base_url, timeout=15) as anonymous:
         if op.id in PRESENTED_KEY:  # it judges a presented key: none is a 401
-            response = call(anonymous, op, never(op), body(op), headers=PRESENTED_KEY[op.id]())
+            headers = PRESENTED_KEY[op.id](new_id("org"))
+            response = call(anonymous, op, never(op), body(op), headers=headers)
             problem(response, 401)
             assert response.headers["www-authenticate"].startswith("Bearer")
         else:

@@ -142,13 +142,17 @@ BODIES: dict[str, Callable[[], dict[str, Any]]] = {
 }
 
 # Public operations that judge the key the caller presents (so without one they answer 401,
-# not 200), and the headers each needs besides.
-PRESENTED_KEY: dict[str, Callable[[], dict[str, str]]] = {
-    "GET /v1/auth/nginx": lambda: {
-        "X-Keyplane-Org": new_id("org"),
+# not 200), and the headers each needs besides, for an organization's id.
+PRESENTED_KEY: dict[str, Callable[[str], dict[str, str]]] = {
+    "GET /v1/auth/nginx": lambda org_id: {
+        "X-Keyplane-Org": org_id,
         "X-Original-Method": "GET",
         "X-Original-URI": "/models/llama",
     },
+}
+# What lets a presented key through each of them: a body for PATCH /v1/org.
+ADMITTING: dict[str, dict[str, Any]] = {
+    "GET /v1/auth/nginx": {"route_table": [{"method": "*", "path": "/**", "scopes": []}]},
 }
 
 
