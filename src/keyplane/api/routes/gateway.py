@@ -63,14 +63,18 @@ _PARAMETERS: Final = [
         "in": "header",
         "required": True,
         "description": "The organization whose keys and route table this gateway uses.",
-        "schema": {"type": "string", "examples": ["org_01jd…"]},
+        "schema": {
+            "type": "string",
+            "minLength": 1,
+            "examples": ["org_01jdq8v2m3k4n5p6r7s8t9v0wx"],
+        },
     },
     {
         "name": "X-Original-Method",
         "in": "header",
         "required": True,
         "description": "The client request's method (nginx: `$request_method`).",
-        "schema": {"type": "string", "examples": ["GET"]},
+        "schema": {"type": "string", "minLength": 1, "examples": ["GET"]},
     },
     {
         "name": "X-Original-URI",
@@ -78,7 +82,7 @@ _PARAMETERS: Final = [
         "required": True,
         "description": "The client request's URI as sent (nginx: `$request_uri`); the query "
         "string is ignored.",
-        "schema": {"type": "string", "examples": ["/models/llama?stream=1"]},
+        "schema": {"type": "string", "pattern": "^/", "examples": ["/models/llama?stream=1"]},
     },
 ]
 
@@ -123,10 +127,14 @@ async def nginx_auth(request: Request) -> Response:
     rate-limit headers; 401 for a missing, unknown (also of another organization), disabled
     or expired key (`WWW-Authenticate`); 403 for a missing scope, an address outside the
     key's allowlist, or no matching rule; 429 with `Retry-After` over a rate limit or out of
-    quota; 400 when a required header is missing (a misconfigured gateway).
+    quota; 400 when a key is presented but a required header is missing (a misconfigured
+    gateway).
     """
     kp: Keyplane = request.app.state.keyplane
     headers = request.headers
+    authorization = headers.get("authorization")
+    if not _bearer(authorization):  # no key: refused before anything else is looked at
+        return domain_problem(Unauthenticated(_UNAUTHENTICATED[None]))
     org_id = headers.get("x-keyplane-org")
     method = headers.get("x-original-method")
     uri = headers.get("x-original-uri")
@@ -137,7 +145,7 @@ async def nginx_auth(request: Request) -> Response:
         org_id,
         method,
         uri,
-        headers.get("authorization"),
+        authorization,
         request.client.host if request.client else None,
     )
 
