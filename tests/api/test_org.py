@@ -22,6 +22,7 @@ ORG_FIELDS = {
     "updated_at",
     "ratelimits",
     "leaked_key_action",
+    "route_table",
 }
 
 
@@ -52,6 +53,7 @@ def test_the_org_reads_with_its_policies_off_by_default(org: Org) -> None:
     assert body["expiry_warning_days"] == [7, 1]
     assert body["rotation_period_days"] is None
     assert body["leaked_key_action"] == "disable"
+    assert body["route_table"] == []  # nothing passes a gateway until rules are written
     assert datetime.fromisoformat(body["created_at"]).tzinfo is not None
     assert datetime.fromisoformat(body["updated_at"]) >= datetime.fromisoformat(body["created_at"])
 

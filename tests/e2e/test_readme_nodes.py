@@ -7,22 +7,16 @@ nginx answers through the other."""
 
 from __future__ import annotations
 
-import getpass
-import os
-import re
-import shutil
-import subprocess
-import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import IN_CI, POSTGRES_ADMIN_URL, TEST_SECRET, CreatedKeys, free_port
+from conftest import POSTGRES_ADMIN_URL, TEST_SECRET, CreatedKeys, free_port
 from support.databases import fresh_postgres
-from support.serving import KEYPLANE, Process, clean_env, serve, stop
+from support.nginx import nginx
+from support.serving import Process, clean_env, create_org, serve, stop
 
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres]
 
@@ -37,81 +31,6 @@ def nginx_block() -> str:
     text = README.read_text()
     start = text.index("```nginx\n", text.index(MARKER)) + len("```nginx\n")
     return text[start : text.index("```", start)]
-
-
-def nginx_binary() -> str:
-    found = shutil.which("nginx") or next(
-        (p for p in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if os.access(p, os.X_OK)), None
-    )
-    if found is None:
-        if IN_CI:
-            pytest.fail("nginx is not installed (.ci/run installs it; CI=true requires it)")
-        pytest.skip("nginx is not installed (apt-get install nginx; its service is not needed)")
-    return found
-
-
-def nginx_config(block: str, prefix: Path, listen: int, upstreams: list[int]) -> str:
-    """The README's block with this test's ports, inside the least a whole config needs."""
-    servers = re.findall(r"^\s*server\s+\S+:\d+;$", block, flags=re.MULTILINE)
-    assert len(servers) == len(upstreams), block
-    for line, port in zip(servers, upstreams, strict=True):
-        block = block.replace(line, f"    server 127.0.0.1:{port};", 1)
-    block, listens = re.subn(r"listen\s+80;", f"listen 127.0.0.1:{listen};", block)
-    assert listens == 1, block
-    temp = "\n".join(
-        f"    {kind}_temp_path {prefix / kind};"
-        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    # As root the workers would run as "nobody", which cannot enter pytest's private tmp.
-    user = f"user {getpass.getuser()};\n" if os.geteuid() == 0 else ""
-    return (
-        f"{user}worker_processes 1;\npid {prefix / 'nginx.pid'};\n"
-        f"error_log {prefix / 'error.log'} info;\n"
-        "events { worker_connections 64; }\n"
-        f"http {{\n    access_log off;\n{temp}\n{block}\n}}\n"
-    )
-
-
-@contextmanager
-def nginx(directory: Path, block: str, upstreams: list[int]) -> Iterator[str]:
-    binary = nginx_binary()
-    prefix = directory / "nginx"
-    prefix.mkdir()
-    port = free_port()
-    conf = prefix / "nginx.conf"
-    conf.write_text(nginx_config(block, prefix, port, upstreams))
-    checked = subprocess.run(
-        [binary, "-t", "-p", str(prefix), "-c", str(conf)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=30,
-    )
-    assert checked.returncode == 0, checked.stderr
-    proc = subprocess.Popen(
-        [binary, "-p", str(prefix), "-c", str(conf), "-g", "daemon off;"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 15
-        while True:
-            try:
-                httpx.get(f"{base}/healthz", timeout=1)
-                break
-            except httpx.TransportError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail((prefix / "error.log").read_text())
-                time.sleep(0.05)
-        yield base
-    finally:
-        proc.terminate()  # SIGTERM: nginx's fast shutdown
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def test_the_readme_nginx_block_balances_two_nodes_and_forwards_the_client_address(
@@ -131,7 +50,7 @@ def test_the_readme_nginx_block_balances_two_nodes_and_forwards_the_client_addre
             served = serve(tmp_path, free_port(), env=env, database_url=database)
             nodes.append(next(served))
             stack.callback(served.close)
-        owner = _owner_key(tmp_path, database, env, created_keys)
+        owner = create_org(tmp_path, database, env, created_keys)["api_key"]
         base = stack.enter_context(nginx(tmp_path, block, [_port(n) for n in nodes]))
         client = stack.enter_context(
             httpx.Client(
@@ -184,22 +103,3 @@ def test_the_readme_nginx_block_balances_two_nodes_and_forwards_the_client_addre
 
 def _port(process: Process) -> int:
     return int(process.base_url.rsplit(":", 1)[1])
-
-
-def _owner_key(
-    directory: Path, database: str, env: dict[str, str], created_keys: CreatedKeys
-) -> str:
-    import json
-
-    made = subprocess.run(
-        [KEYPLANE, "orgs", "create", "Acme", "--owner-email", "ops@acme.io", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-        cwd=directory,
-        env={**env, "KEYPLANE_DATABASE_URL": database},
-    )
-    key: str = json.loads(made.stdout)["api_key"]
-    created_keys.add(key)
-    return key

@@ -46,7 +46,7 @@ def test_existing_organizations_disable_leaked_keys_and_the_downgrade_keeps_them
 
     migrate_to(engine, "0009_leaked_keys")
     columns = _columns(engine)
-    assert set(columns) == set(organizations.c.keys())
+    assert set(columns) == set(organizations.c.keys()) - {"route_table"}  # 0012 adds it
     assert columns["leaked_key_action"]["nullable"] is False
     with engine.connect() as conn:
         query = select(organizations.c.leaked_key_action).where(organizations.c.id == ORG)

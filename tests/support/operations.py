@@ -176,6 +176,20 @@ PUBLIC_ANSWERS: dict[str, int] = {
     "POST /v1/github/secret-scanning": 401,
 }
 
+# Public operations that judge the key the caller presents (so without one they answer 401,
+# not 200), and the headers each needs besides, for an organization's id.
+PRESENTED_KEY: dict[str, Callable[[str], dict[str, str]]] = {
+    "GET /v1/auth/nginx": lambda org_id: {
+        "X-Keyplane-Org": org_id,
+        "X-Original-Method": "GET",
+        "X-Original-URI": "/models/llama",
+    },
+}
+# What lets a presented key through each of them: a body for PATCH /v1/org.
+ADMITTING: dict[str, dict[str, Any]] = {
+    "GET /v1/auth/nginx": {"route_table": [{"method": "*", "path": "/**", "scopes": []}]},
+}
+
 
 # Operations on the calling key itself: only a key creates its own children (policy
 # KEY_ITSELF), and its children are listed where they are made.

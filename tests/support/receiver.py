@@ -63,6 +63,13 @@ class Receiver:
                 self.end_headers()
                 self.wfile.write(receiver.answer)
 
+            # Any method, recorded alike (an API behind a gateway, tests/e2e/test_nginx_auth.py).
+            def do_GET(self) -> None:
+                self.do_POST()
+
+            def do_DELETE(self) -> None:
+                self.do_POST()
+
             def log_message(self, format: str, *args: Any) -> None:
                 return
 

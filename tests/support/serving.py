@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +14,8 @@ from pathlib import Path
 
 import httpx
 import pytest
+
+from conftest import CreatedKeys
 
 KEYPLANE = str(Path(sys.executable).with_name("keyplane"))
 
@@ -84,3 +87,26 @@ def stop(proc: subprocess.Popen[str]) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def create_org(
+    directory: Path,
+    database_url: str,
+    env: Mapping[str, str],
+    created_keys: CreatedKeys,
+    name: str = "Acme",
+) -> dict[str, str]:
+    """``keyplane orgs create --json`` on ``database_url``: ``org_id``, ``user_id`` and the
+    owner's full-access ``api_key`` (noted for the leak search)."""
+    made = subprocess.run(
+        [KEYPLANE, "orgs", "create", name, "--owner-email", "ops@acme.io", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+        cwd=directory,
+        env={**env, "KEYPLANE_DATABASE_URL": database_url},
+    )
+    created: dict[str, str] = json.loads(made.stdout)
+    created_keys.add(created["api_key"])
+    return created

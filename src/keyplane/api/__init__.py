@@ -11,6 +11,7 @@ from keyplane.api.routes import (
     analytics,
     apps,
     audit,
+    gateway,
     health,
     index,
     keys,
@@ -45,6 +46,7 @@ def install(app: FastAPI) -> None:
     app.router.routes.insert(0, Route("/healthz", health.healthz, methods=["GET"]))
     app.include_router(verify.router)
     app.include_router(oauth.router)
+    app.include_router(gateway.router)
     app.include_router(leaks.router)  # before keys: /v1/keys/leaked is no key id
     for feature in (
         keys,

@@ -91,7 +91,7 @@ def form_errors(exc: KeyplaneError) -> dict[str, str]:
     return shown
 
 
-_NESTED = re.compile(r"^(ratelimits|ip_allowlist|quota)(?:\[(\d+)\])?(.*)$")
+_NESTED = re.compile(r"^(ratelimits|ip_allowlist|quota|route_table)(?:\[(\d+)\])?(.*)$")
 
 
 def ratelimits_text(limits: tuple[RateLimit, ...]) -> str:

@@ -8,6 +8,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from keyplane.domain.leaks import LeakedKeyAction
 from keyplane.domain.ratelimits import Quota, RateLimit
+from keyplane.domain.routes import Route
 from keyplane.domain.scopes import ScopeSet
 from keyplane.domain.tokens import Environment
 
@@ -35,6 +36,8 @@ class Organization:
     ratelimits: tuple[RateLimit, ...] = ()
     # What a key reported leaked becomes (services/leaks.py): "disable" or "delete".
     leaked_key_action: LeakedKeyAction = "disable"
+    # What a gateway's requests need (domain/routes.py, GET /v1/auth/nginx): ordered rules.
+    route_table: tuple[Route, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,6 +16,7 @@ from typing import Final, Literal
 
 from keyplane.domain.models import JSONObject, StoredStatus
 from keyplane.domain.ratelimits import Admission, IpAllowlist, Quota, RateLimit
+from keyplane.domain.routes import EMPTY, RouteTable
 from keyplane.domain.scopes import ScopeSet
 
 Code = Literal[
@@ -84,6 +85,10 @@ class CachedKey:
     # ``stored_status`` and ``expires_at`` already fold theirs in (services/verifying.py),
     # so the hot path checks nothing more; the cache forgets this record with any of them.
     ancestors: tuple[str, ...] = ()
+    # The organization's compiled route table (GET /v1/auth/nginx), shared by all its keys'
+    # records: an org change drops those records (invalidation ``org:<id>``), and with
+    # them the table, on every node.
+    routes: RouteTable = EMPTY
 
     def code_at(self, now: datetime) -> Code:
         if self.expires_at is not None and self.expires_at <= now:

@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from keyplane.domain.catalogue import Catalogue
 from keyplane.domain.errors import Conflict, InvalidInput
 from keyplane.domain.expiry import (
     check_retention_days,
@@ -20,6 +21,7 @@ from keyplane.domain.limits import EXPIRES_IN_DAYS_MAX
 from keyplane.domain.models import Identity, Organization, User
 from keyplane.domain.ports import Clock, LimitsGuard, Store
 from keyplane.domain.ratelimits import check_ratelimits, ratelimits_json
+from keyplane.domain.routes import check_route_table, route_table_json
 from keyplane.domain.scopes import ScopeSet
 from keyplane.services.apps import AppService
 from keyplane.services.common import UNSET, Principal, _Unset, check_name, diff, load_org, record
@@ -80,6 +82,8 @@ class OrgChanges:
     rotation_period_days: int | _Unset | None = UNSET
     ratelimits: Sequence[Any] | _Unset = UNSET
     leaked_key_action: str | _Unset = UNSET
+    # [{method, path, scopes}] (domain/routes.py), in order: the first match decides.
+    route_table: Sequence[Any] | _Unset = UNSET
 
 
 @dataclass(frozen=True, slots=True)
@@ -218,15 +222,23 @@ class OrgService:
             if not isinstance(changes.leaked_key_action, _Unset):
                 action = check_leaked_key_action(changes.leaked_key_action)
                 updated = replace(updated, leaked_key_action=action)
-            limits_changed: dict[str, tuple[object, object]] = {}
+            settings_changed: dict[str, tuple[object, object]] = {}
             if not isinstance(changes.ratelimits, _Unset):
                 limits = check_ratelimits("ratelimits", list(changes.ratelimits))
                 updated = replace(updated, ratelimits=limits)
                 if limits and self._guard is not None:
                     self._guard.limits_added(tx, "ratelimits")
-                limits_changed["ratelimits"] = (
+                settings_changed["ratelimits"] = (
                     ratelimits_json(org.ratelimits),
                     ratelimits_json(limits),
+                )
+            if not isinstance(changes.route_table, _Unset):
+                catalogue = Catalogue(tx.resources.all(org.id))
+                routes = check_route_table("route_table", list(changes.route_table), catalogue)
+                updated = replace(updated, route_table=routes)
+                settings_changed["route_table"] = (
+                    route_table_json(org.route_table),
+                    route_table_json(routes),
                 )
             updated = replace(updated, updated_at=now)
             tx.orgs.update(updated)
@@ -245,7 +257,7 @@ class OrgService:
                         list(org.expiry_warning_days),
                         list(updated.expiry_warning_days),
                     ),
-                    **limits_changed,
+                    **settings_changed,
                 },
             )
             tx.invalidations.org(org.id)

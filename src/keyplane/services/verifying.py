@@ -40,8 +40,9 @@ from keyplane.domain.ports import (
     UsageRecorder,
 )
 from keyplane.domain.ratelimits import Admission, IpAllowlist, merge
+from keyplane.domain.routes import EMPTY, compiled
 from keyplane.domain.tokens import KEY_LENGTH, KeyHasher, parse_key
-from keyplane.domain.verification import CachedKey, ProfileView, Verdict
+from keyplane.domain.verification import CachedKey, Code, ProfileView, Verdict
 from keyplane.metrics import NullMetrics
 from keyplane.services.common import Principal
 
@@ -206,6 +207,7 @@ class Verifier:
             allowlist=IpAllowlist.of(key.ip_allowlist),
             limited=bool(ratelimits) or key.quota is not None,
             ancestors=tuple(ancestor.id for ancestor in chain),
+            routes=compiled(org.route_table) if org else EMPTY,
         )
 
     def _revalidate(self, digest: str) -> None:
@@ -309,6 +311,12 @@ class Verifier:
         if entry.limited:
             return entry
         return Verdict("VALID", entry)
+
+    def standing(self, entry: CachedKey) -> Code:
+        """The key's status now (VALID, EXPIRED or DISABLED), without using it: for a
+        request refused before any verification (no route for it) that must still tell a
+        dead key (401) from a live one (403)."""
+        return entry.code_at(self._clock())
 
     def authenticate(self, presented: str | None, ip: str | None = None) -> Principal:
         """The caller behind a presented key, or Unauthenticated (never saying why exactly)."""

@@ -16,6 +16,7 @@ from keyplane.domain.models import (
     Organization,
 )
 from keyplane.domain.ratelimits import ratelimits_json, ratelimits_of
+from keyplane.domain.routes import route_table_json, route_table_of
 from keyplane.storage.rows import fields as _fields
 from keyplane.storage.tables import (
     organizations,
@@ -56,6 +57,7 @@ def _org_fields(org: Organization) -> dict[str, Any]:
     values = _fields(org)
     values["expiry_warning_days"] = list(org.expiry_warning_days)
     values["ratelimits"] = ratelimits_json(org.ratelimits)
+    values["route_table"] = route_table_json(org.route_table)
     return values
 
 
@@ -73,4 +75,5 @@ def _org(row: Row[Any]) -> Organization:
         rotation_period_days=m["rotation_period_days"],
         ratelimits=ratelimits_of(m["ratelimits"]),
         leaked_key_action=m["leaked_key_action"],
+        route_table=route_table_of(m["route_table"]),
     )

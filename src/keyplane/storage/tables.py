@@ -75,6 +75,8 @@ organizations = Table(
     Column("ratelimits", JSONDoc, nullable=False, server_default=text("'[]'")),
     # What a key reported leaked becomes: "disable" or "delete" (services/leaks.py).
     Column("leaked_key_action", String(10), nullable=False, server_default=text("'disable'")),
+    # Gateway route rules, as [{method, path, scopes}] in order (domain/routes.py).
+    Column("route_table", JSONDoc, nullable=False, server_default=text("'[]'")),
 )
 
 # A person who signs in (email, password), whatever organizations they belong to.

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field, StrictBool, StrictInt
 
 from keyplane.api.schemas.common import Name, Omit, Request
 from keyplane.api.schemas.limits import RATELIMITS_DOC, RATELIMITS_MAX, RateLimitIn, RateLimitOut
+from keyplane.api.schemas.routes import ROUTE_TABLE_DOC, RouteIn, RouteOut
 from keyplane.domain.limits import (
     EXPIRES_IN_DAYS_MAX,
     RETENTION_DAYS_MAX,
@@ -16,6 +17,7 @@ from keyplane.domain.limits import (
     WARNING_THRESHOLDS_MAX,
 )
 from keyplane.domain.models import Organization
+from keyplane.domain.routes import ROUTES_MAX
 
 
 class OrgUpdate(Request):
@@ -55,6 +57,8 @@ class OrgUpdate(Request):
             "deleted for good. Either way the organization is warned (webhook key.leaked, "
             "and email to owners and admins)."
         ),
+    route_table: Omit[list[RouteIn]] = Field(
+        default=None, max_length=ROUTES_MAX, description=ROUTE_TABLE_DOC
     )
 
 
@@ -70,6 +74,7 @@ class OrgOut(BaseModel):
     updated_at: datetime
     ratelimits: list[RateLimitOut]
     leaked_key_action: Literal["disable", "delete"]
+    route_table: list[RouteOut] = Field(description=ROUTE_TABLE_DOC)
 
     @classmethod
     def of(cls, org: Organization) -> OrgOut:
@@ -85,4 +90,5 @@ class OrgOut(BaseModel):
             updated_at=org.updated_at,
             ratelimits=[RateLimitOut.of(r) for r in org.ratelimits],
             leaked_key_action=org.leaked_key_action,
+            route_table=[RouteOut.of(r) for r in org.route_table],
         )

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Response
 from starlette.responses import RedirectResponse
 
 from keyplane.console import limits as limits_form
+from keyplane.console import routetable
 from keyplane.console.context import Console, SignedForm, SignedIn
 from keyplane.console.forms import text
 from keyplane.domain.errors import InvalidInput, KeyplaneError
@@ -86,6 +87,8 @@ def _page(console: Console, status_code: int = 200, **context: Any) -> Response:
         org=org,
         ratelimits_text=limits_form.ratelimits_text(org.ratelimits),
         ratelimits_hint=limits_form.RATELIMITS_HINT,
+        route_table_text=routetable.route_table_text(org.route_table),
+        route_table_hint=routetable.ROUTE_TABLE_HINT,
         full_access=console.kp.keys.full_access(console.principal) if readable else None,
         **context,
     )
@@ -124,6 +127,7 @@ def save_settings(posted: SignedForm) -> Response:
                 rotation_period_days=_rotation(rotation),
                 ratelimits=limits_form.ratelimits(form) if "ratelimits" in form else UNSET,
                 leaked_key_action=leaked if leaked is not None else UNSET,
+                route_table=routetable.route_table(form) if "route_table" in form else UNSET,
             ),
         )
     except KeyplaneError as exc:
@@ -149,6 +153,7 @@ def save_settings(posted: SignedForm) -> Response:
                 "rotation": rotation,
                 "ratelimits": text(form, "ratelimits"),
                 "leaked": leaked,
+                "route_table": text(form, "route_table"),
             },
             errors=errors,
         )
