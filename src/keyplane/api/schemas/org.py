@@ -57,6 +57,7 @@ class OrgUpdate(Request):
             "deleted for good. Either way the organization is warned (webhook key.leaked, "
             "and email to owners and admins)."
         ),
+    )
     route_table: Omit[list[RouteIn]] = Field(
         default=None, max_length=ROUTES_MAX, description=ROUTE_TABLE_DOC
     )
