@@ -161,7 +161,7 @@ async def answer(
     started = time.perf_counter()
     verifier = kp.verifier
     try:
-        entry = await _entry(verifier, _bearer(authorization))
+        entry = await _entry(verifier, _bearer(authorization), kp.tokens)
         if entry is None or entry.org_id != org_id:
             return domain_problem(Unauthenticated(_UNAUTHENTICATED[None]))
         path = normalised_path(uri)
