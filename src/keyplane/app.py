@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -52,6 +52,7 @@ from keyplane.services.analytics import AnalyticsService, UsageRetentionJob
 from keyplane.services.apps import AppService
 from keyplane.services.auditing import AuditService
 from keyplane.services.delivery import WebhookDeliveryJob
+from keyplane.services.events import InvalidationEvents
 from keyplane.services.expiry import ExpiryJob, NoticeJob
 from keyplane.services.keys import KeyService
 from keyplane.services.orgs import OrgService
@@ -86,7 +87,8 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
     _check_secret(settings, hasher, engine)
     metrics: Metrics = PrometheusMetrics() if settings.metrics else NullMetrics()
     cache = InProcessKeyCache(max_entries=settings.cache_max_entries)
-    store = SqlStore(engine, committed=lambda notices: apply_all(cache, notices))
+    events = InvalidationEvents()
+    store = SqlStore(engine, committed=_committed(settings, cache, events))
     usage = BufferedUsageRecorder(store.record_last_used, interval=settings.usage_flush_interval)
     usage_counts = SqlUsageRepository(engine)
     counter = _usage_counter(settings, usage_counts, clock)
@@ -169,8 +171,26 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
             close_limiter,
             engine.dispose,
         ],
-        listener=_listener(settings, cache, metrics),
+        listener=_listener(settings, cache, metrics, events),
+        events=events,
     )
+
+
+def _committed(
+    settings: Settings, cache: InProcessKeyCache, events: InvalidationEvents
+) -> Callable[[Sequence[str]], None]:
+    """What this process does with its own committed notices: its cache forgets at once
+    (the answer to a change already reflects it). The event stream hears them here on
+    SQLite only; on PostgreSQL the listener delivers them to it with every other node's,
+    in one commit order, and a lost listener is the stream's gap (storage/listener.py)."""
+    if not is_sqlite(settings.database_url):
+        return lambda notices: apply_all(cache, notices)
+
+    def committed(notices: Sequence[str]) -> None:
+        apply_all(cache, notices)
+        events.published(notices)
+
+    return committed
 
 
 def _limiter(
@@ -235,7 +255,7 @@ def _limits_guard(settings: Settings) -> LimitsGuard:
 
 
 def _listener(
-    settings: Settings, cache: InProcessKeyCache, metrics: Metrics
+    settings: Settings, cache: InProcessKeyCache, metrics: Metrics, events: InvalidationEvents
 ) -> InvalidationListener | None:
     """How other processes' changes reach this one's cache.
 
@@ -248,7 +268,7 @@ def _listener(
     """
     if is_sqlite(settings.database_url):
         return None
-    return PostgresInvalidationListener(settings.database_url, cache, metrics)
+    return PostgresInvalidationListener(settings.database_url, cache, metrics, feed=events)
 
 
 def _usage_counter(

@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     # (in the background: the request that finds it stale is answered from it). The last
     # safety net behind invalidation notices (services/verifying.py says how stale).
     cache_ttl_seconds: float = Field(default=30.0, gt=0)
+    # GET /v1/events/stream: a comment line after this many seconds of silence (proxies close
+    # idle connections), and the longest a stream lasts before the server ends it (the
+    # client reconnects with Last-Event-ID and misses nothing; its key is checked again).
+    events_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    events_stream_max_seconds: float = Field(default=600.0, gt=0)
     # Background jobs (keyplane/jobs.py): seconds between rounds, and whether `serve` runs
     # them too (false when `keyplane worker` processes run them instead).
     jobs_interval_seconds: float = Field(default=30.0, gt=0)

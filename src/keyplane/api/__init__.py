@@ -11,6 +11,7 @@ from keyplane.api.routes import (
     analytics,
     apps,
     audit,
+    events,
     health,
     index,
     keys,
@@ -41,5 +42,16 @@ def install(app: FastAPI) -> None:
     app.add_middleware(RequestGuard)
     app.router.routes.insert(0, Route("/healthz", health.healthz, methods=["GET"]))
     app.include_router(verify.router)
-    for feature in (keys, apps, profiles, resources, users, org, analytics, audit, webhooks):
+    for feature in (
+        keys,
+        apps,
+        profiles,
+        resources,
+        users,
+        org,
+        analytics,
+        audit,
+        webhooks,
+        events,
+    ):
         app.include_router(feature.router)

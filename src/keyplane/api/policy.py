@@ -21,6 +21,7 @@ POLICY: Final[Mapping[Operation, str | None]] = {
     ("GET", "/"): None,
     ("GET", "/healthz"): None,
     ("POST", "/v1/keys/verify"): "keys:verify",
+    ("GET", "/v1/events/stream"): "keys:verify",
     ("POST", "/v1/keys"): "api_keys:write",
     ("GET", "/v1/keys"): "api_keys:read",
     ("GET", "/v1/keys/{key_id}"): "api_keys:read",

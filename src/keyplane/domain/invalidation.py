@@ -1,11 +1,17 @@
 """Cache invalidation notices: what a committed change tells every process's key cache.
 
-A notice is ``<kind>:<id>``, kind being ``key``, ``app``, ``profile`` or ``org``: the same
-four ways ``KeyCache`` forgets records. Short text, because on PostgreSQL it travels as a
-NOTIFY payload (at most 8000 bytes) and the same words are what a reader of the server's
-log sees. A notice this version does not understand (from a newer node during an upgrade)
-drops the whole cache: forgetting too much costs cold loads, forgetting too little serves a
-revoked key.
+A notice is ``<org>/<kind>:<id>``, kind being ``key``, ``app``, ``profile`` or ``org``: the
+same four ways ``KeyCache`` forgets records, and the organization whose records they are (so
+the event stream, services/events.py, tells each organization only of its own changes). The
+organization comes first on purpose: a node of an older version reads ``org_1/key`` as an
+unknown kind and drops its whole cache, where an organization after the id would make it
+forget nothing. A notice recorded without its organization (``<kind>:<id>``) still works on
+every cache; the event stream then tells every subscriber to drop everything instead.
+
+Short text, because on PostgreSQL it travels as a NOTIFY payload (at most 8000 bytes) and
+the same words are what a reader of the server's log sees. A notice this version does not
+understand (from a newer node during an upgrade) drops the whole cache: forgetting too much
+costs cold loads, forgetting too little serves a revoked key.
 """
 
 from __future__ import annotations
@@ -20,8 +26,19 @@ Kind = Literal["key", "app", "profile", "org"]
 KINDS: Final = ("key", "app", "profile", "org")
 
 
-def notice(kind: Kind, ident: str) -> str:
-    return f"{kind}:{ident}"
+def notice(kind: Kind, ident: str, org_id: str | None = None) -> str:
+    return f"{kind}:{ident}" if org_id is None else f"{org_id}/{kind}:{ident}"
+
+
+def parsed(text: str) -> tuple[str | None, str, str]:
+    """(organization or None, kind, id) of a notice; kind and id are whatever the text
+    holds, checked by ``apply`` (an organization id never holds ``/`` or ``:``)."""
+    head, slash, rest = text.partition("/")
+    org_id: str | None = None
+    if slash and ":" not in head:
+        org_id, text = head, rest
+    kind, _, ident = text.partition(":")
+    return org_id, kind, ident
 
 
 def stamped(text: str, sent_at: float) -> str:
@@ -48,7 +65,7 @@ def unstamped(payload: str) -> tuple[str, float | None]:
 
 def apply(cache: KeyCache, text: str) -> None:
     """Forget what ``text`` names; everything, when it names nothing this version knows."""
-    kind, _, ident = text.partition(":")
+    _, kind, ident = parsed(text)
     if not ident:
         cache.clear()
     elif kind == "key":

@@ -359,7 +359,7 @@ class KeyService:
                 target_name=key.name,
                 changes=changed,
             )
-            tx.invalidations.key(key_id)
+            tx.invalidations.key(key_id, principal.org_id)
             view = self._view(tx, _key(tx, org.id, key_id), now)
         if self._limiter is not None and quota_change is not None:
             if isinstance(quota_change, int):
@@ -390,7 +390,7 @@ class KeyService:
             key = _key(tx, principal.org_id, key_id)
             tx.keys.delete(principal.org_id, key_id)
             record(tx, principal, now, "key.delete", "key", key.id, name=key.name)
-            tx.invalidations.key(key_id)
+            tx.invalidations.key(key_id, principal.org_id)
         if self._limiter is not None:
             self._limiter.forget(key_id)
 

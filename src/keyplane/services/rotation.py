@@ -107,7 +107,7 @@ class RotationService:
             # A seam for the key.rotated webhook: its outbox row belongs here, in this unit
             # of work, beside the audit event.
             # The old key's cached record still holds its former expiry.
-            tx.invalidations.key(old.id)
+            tx.invalidations.key(old.id, org.id)
         return Rotated(issued, old.id, grace_ends_at)
 
 
