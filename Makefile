@@ -3,16 +3,20 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 LOCK   := requirements/lock.txt
-# A new stamp whenever pyproject.toml or the lock changes, so `make test` reinstalls.
-STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(LOCK) | cksum | cut -d' ' -f1)
+SDK    := clients/python
+# A new stamp whenever a pyproject.toml or the lock changes, so `make test` reinstalls.
+STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml $(SDK)/pyproject.toml $(LOCK) | cksum | cut -d' ' -f1)
 
 .PHONY: install lock run test lint audit browser bench bench-signin fuzz clean
 
 # The lock pins every package installed, pip included, so what pip-audit checks is what runs.
-$(STAMP): pyproject.toml $(LOCK)
+# The Python SDK (keyplane-client) is installed beside keyplane for its tests (tests/sdk);
+# keyplane itself does not depend on it.
+$(STAMP): pyproject.toml $(SDK)/pyproject.toml $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --constraint $(LOCK) --upgrade pip
 	$(BIN)/python -m pip install --quiet --constraint $(LOCK) -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --constraint $(LOCK) -e $(SDK)
 	rm -f $(VENV)/.installed-*
 	touch $(STAMP)
 
@@ -74,7 +78,7 @@ lint: install audit
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/bandit -c pyproject.toml -r src --severity-level medium --quiet
+	$(BIN)/bandit -c pyproject.toml -r src $(SDK)/src --severity-level medium --quiet
 
 ## The verification benchmark (needs wrk: apt-get install -y wrk).
 bench: install

@@ -37,7 +37,7 @@ from keyplane.logs import disable_access_log
 from keyplane.services.keys import IssuedKey
 from keyplane.settings import Settings
 
-pytest_plugins = ["support.browser", "support.databases", "support.receiver"]
+pytest_plugins = ["support.browser", "support.databases", "support.receiver", "support.sdk"]
 
 POSTGRES_ADMIN_URL = os.environ.get(
     "KEYPLANE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"

@@ -1,0 +1,121 @@
+"""keyplane's Python client.
+
+```python
+from keyplane_client import Keyplane
+
+with Keyplane("https://keyplane.example.com", api_key) as kp:
+    created = kp.keys.create(name="acme prod", scopes=["models:read"])
+    verdict = kp.keys.verify(created.key, scopes=["models:read"])
+```
+
+Everything public is here; modules starting with ``_`` may change without notice.
+``keyplane_client.testing`` holds a mock keyplane for your own tests.
+"""
+
+from keyplane_client._client import AsyncKeyplane, Keyplane
+from keyplane_client._errors import (
+    APIConnectionError,
+    APIError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    ConflictError,
+    FieldError,
+    InternalServerError,
+    KeyplaneError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitedError,
+    ServiceUnavailableError,
+    ValidationError,
+)
+from keyplane_client._models import (
+    App,
+    AuditActor,
+    AuditChange,
+    AuditEvent,
+    AuditTarget,
+    CreatedKey,
+    CreatedUser,
+    CreatedWebhook,
+    Delivery,
+    DeliveryAttempt,
+    Key,
+    KeyUsage,
+    Organization,
+    Profile,
+    Quota,
+    QuotaParam,
+    QuotaState,
+    RateLimit,
+    RateLimitParam,
+    RateLimitState,
+    Refill,
+    RefillParam,
+    Resource,
+    TopKeys,
+    UsagePoint,
+    UsageSeries,
+    User,
+    Verdict,
+    VerifiedProfile,
+    Webhook,
+)
+from keyplane_client._pagination import AsyncPaginator, Page, Paginator
+from keyplane_client._types import NOT_GIVEN, NotGiven
+from keyplane_client._version import __version__
+
+__all__ = [
+    "NOT_GIVEN",
+    "APIConnectionError",
+    "APIError",
+    "APITimeoutError",
+    "App",
+    "AsyncKeyplane",
+    "AsyncPaginator",
+    "AuditActor",
+    "AuditChange",
+    "AuditEvent",
+    "AuditTarget",
+    "AuthenticationError",
+    "BadRequestError",
+    "ConflictError",
+    "CreatedKey",
+    "CreatedUser",
+    "CreatedWebhook",
+    "Delivery",
+    "DeliveryAttempt",
+    "FieldError",
+    "InternalServerError",
+    "Key",
+    "KeyUsage",
+    "Keyplane",
+    "KeyplaneError",
+    "NotFoundError",
+    "NotGiven",
+    "Organization",
+    "Page",
+    "Paginator",
+    "PermissionDeniedError",
+    "Profile",
+    "Quota",
+    "QuotaParam",
+    "QuotaState",
+    "RateLimit",
+    "RateLimitParam",
+    "RateLimitState",
+    "RateLimitedError",
+    "Refill",
+    "RefillParam",
+    "Resource",
+    "ServiceUnavailableError",
+    "TopKeys",
+    "UsagePoint",
+    "UsageSeries",
+    "User",
+    "ValidationError",
+    "Verdict",
+    "VerifiedProfile",
+    "Webhook",
+    "__version__",
+]

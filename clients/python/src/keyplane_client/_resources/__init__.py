@@ -1,0 +1,1 @@
+"""One module per resource namespace, each with its blocking and its asyncio class."""

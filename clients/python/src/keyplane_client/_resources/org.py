@@ -1,0 +1,76 @@
+"""``kp.org``: the caller's organization and its key policies (``/v1/org``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from keyplane_client._models import Organization, RateLimitParam
+from keyplane_client._types import NOT_GIVEN, AsyncAPI, Call, NotGiven, SyncAPI, body
+
+_GET = Call("GET", "/v1/org")
+
+
+def _update(**fields: Any) -> Call:
+    return Call("PATCH", "/v1/org", json=body(**fields))
+
+
+class Org:
+    def __init__(self, client: SyncAPI) -> None:
+        self._client = client
+
+    def get(self) -> Organization:
+        return self._client.request(Organization, _GET)
+
+    def update(
+        self,
+        *,
+        name: str | NotGiven = NOT_GIVEN,
+        require_explicit_scopes: bool | NotGiven = NOT_GIVEN,
+        max_key_lifetime_days: int | NotGiven | None = NOT_GIVEN,
+        expired_key_retention_days: int | NotGiven = NOT_GIVEN,
+        expiry_warning_days: Sequence[int] | NotGiven = NOT_GIVEN,
+        rotation_period_days: int | NotGiven | None = NOT_GIVEN,
+        ratelimits: Sequence[RateLimitParam] | NotGiven = NOT_GIVEN,
+    ) -> Organization:
+        """Changes what is given (None removes a maximum lifetime or rotation period)."""
+        call = _update(
+            name=name,
+            require_explicit_scopes=require_explicit_scopes,
+            max_key_lifetime_days=max_key_lifetime_days,
+            expired_key_retention_days=expired_key_retention_days,
+            expiry_warning_days=expiry_warning_days,
+            rotation_period_days=rotation_period_days,
+            ratelimits=ratelimits,
+        )
+        return self._client.request(Organization, call)
+
+
+class AsyncOrg:
+    def __init__(self, client: AsyncAPI) -> None:
+        self._client = client
+
+    async def get(self) -> Organization:
+        return await self._client.request(Organization, _GET)
+
+    async def update(
+        self,
+        *,
+        name: str | NotGiven = NOT_GIVEN,
+        require_explicit_scopes: bool | NotGiven = NOT_GIVEN,
+        max_key_lifetime_days: int | NotGiven | None = NOT_GIVEN,
+        expired_key_retention_days: int | NotGiven = NOT_GIVEN,
+        expiry_warning_days: Sequence[int] | NotGiven = NOT_GIVEN,
+        rotation_period_days: int | NotGiven | None = NOT_GIVEN,
+        ratelimits: Sequence[RateLimitParam] | NotGiven = NOT_GIVEN,
+    ) -> Organization:
+        call = _update(
+            name=name,
+            require_explicit_scopes=require_explicit_scopes,
+            max_key_lifetime_days=max_key_lifetime_days,
+            expired_key_retention_days=expired_key_retention_days,
+            expiry_warning_days=expiry_warning_days,
+            rotation_period_days=rotation_period_days,
+            ratelimits=ratelimits,
+        )
+        return await self._client.request(Organization, call)
