@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from keyplane.domain.tokens import mint_key, parse_key
 from keyplane_client import (
     AsyncKeyplane,
     AuthenticationError,
@@ -46,6 +47,9 @@ def test_add_key_returns_a_well_formed_test_key(mock: MockKeyplane) -> None:
     key = mock.add_key(scopes=["models:read"])
     assert re.fullmatch(r"kp_test_[0-9A-Za-z]{38}", key)
     assert well_formed(key)
+    assert parse_key(key) is not None  # keyplane's own check: the checksum holds
+    assert parse_key(mock.add_key(environment="live")) is not None
+    assert well_formed(mint_key("live"))
     assert not well_formed(key[:-1] + ("A" if key[-1] != "A" else "B"))
     assert mock.key_id(key).startswith("key_")
     assert key not in repr(mock)

@@ -33,6 +33,7 @@ from keyplane_client._errors import (
     PermissionDeniedError,
     RateLimitedError,
     ServiceUnavailableError,
+    UnexpectedResponseError,
     ValidationError,
 )
 from keyplane_client._models import (
@@ -140,6 +141,7 @@ __all__ = [
     "Resource",
     "ServiceUnavailableError",
     "TopKeys",
+    "UnexpectedResponseError",
     "UsagePoint",
     "UsageSeries",
     "User",

@@ -11,9 +11,15 @@ from types import TracebackType
 from typing import Self, TypeVar
 
 import httpx
+import pydantic
 from pydantic import BaseModel
 
-from keyplane_client._errors import APIConnectionError, APITimeoutError, error_from_response
+from keyplane_client._errors import (
+    APIConnectionError,
+    APITimeoutError,
+    UnexpectedResponseError,
+    error_from_response,
+)
 from keyplane_client._resources.apps import Apps, AsyncApps
 from keyplane_client._resources.audit import AsyncAuditEvents, AuditEvents
 from keyplane_client._resources.catalogue import AsyncResources, Resources
@@ -49,6 +55,37 @@ def _connection_error(error: httpx.TransportError) -> APIConnectionError:
     cls = APITimeoutError if isinstance(error, httpx.TimeoutException) else APIConnectionError
     # The message is httpx's (an address and a reason): no header, so never the key.
     return cls(f"{type(error).__name__}: {error}", request=_request_of(error))
+
+
+def _parse(model: type[M], response: httpx.Response) -> M:
+    try:
+        return model.model_validate_json(response.content)
+    except pydantic.ValidationError as error:
+        where = f"{response.request.method} {response.request.url.path}"
+        raise UnexpectedResponseError(
+            f"{where} answered {response.status_code} with a body that is not a "
+            f"{model.__name__}: {error.error_count()} problem(s), the first: "
+            f"{error.errors()[0]['msg']} at {error.errors()[0]['loc']}",
+            response=response,
+        ) from None
+
+
+def _wait_after_error(
+    policy: RetryPolicy, attempt: int, error: httpx.TransportError, call: Call
+) -> float:
+    """Seconds before the next attempt after a transport error; or the error, raised."""
+    delay = policy.after_error(attempt, error, resendable=call.safe_to_resend)
+    if delay is None:
+        raise _connection_error(error) from error
+    return delay
+
+
+def _wait_after_answer(policy: RetryPolicy, attempt: int, response: httpx.Response) -> float:
+    """Seconds before the next attempt after an error answer (read); or the error, raised."""
+    delay = policy.after_status(attempt, response)
+    if delay is None:
+        raise error_from_response(response)
+    return delay
 
 
 def _request_of(error: httpx.TransportError) -> httpx.Request | None:
@@ -118,8 +155,7 @@ class Keyplane:
     # --- what the namespaces call -----------------------------------------------------
 
     def request(self, model: type[M], call: Call) -> M:
-        response = self._send(call, stream=False)
-        return model.model_validate(response.json())
+        return _parse(model, self._send(call, stream=False))
 
     def request_empty(self, call: Call) -> None:
         self._send(call, stream=False)
@@ -143,17 +179,13 @@ class Keyplane:
             try:
                 response = self._http.send(request, stream=stream)
             except httpx.TransportError as error:
-                delay = self.retry.after_error(attempt, error, resendable=call.safe_to_resend)
-                if delay is None:
-                    raise _connection_error(error) from error
+                delay = _wait_after_error(self.retry, attempt, error, call)
             else:
                 if response.is_success:
                     return response
                 response.read()
                 response.close()
-                delay = self.retry.after_status(attempt, response)
-                if delay is None:
-                    raise error_from_response(response)
+                delay = _wait_after_answer(self.retry, attempt, response)
             time.sleep(delay)
             attempt += 1
 
@@ -210,8 +242,7 @@ class AsyncKeyplane:
         await self._http.aclose()
 
     async def request(self, model: type[M], call: Call) -> M:
-        response = await self._send(call, stream=False)
-        return model.model_validate(response.json())
+        return _parse(model, await self._send(call, stream=False))
 
     async def request_empty(self, call: Call) -> None:
         await self._send(call, stream=False)
@@ -235,17 +266,13 @@ class AsyncKeyplane:
             try:
                 response = await self._http.send(request, stream=stream)
             except httpx.TransportError as error:
-                delay = self.retry.after_error(attempt, error, resendable=call.safe_to_resend)
-                if delay is None:
-                    raise _connection_error(error) from error
+                delay = _wait_after_error(self.retry, attempt, error, call)
             else:
                 if response.is_success:
                     return response
                 await response.aread()
                 await response.aclose()
-                delay = self.retry.after_status(attempt, response)
-                if delay is None:
-                    raise error_from_response(response)
+                delay = _wait_after_answer(self.retry, attempt, response)
             await asyncio.sleep(delay)
             attempt += 1
 

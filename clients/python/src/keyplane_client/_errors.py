@@ -4,6 +4,7 @@
 KeyplaneError
 ├── APIConnectionError            no answer: refused, reset, DNS, TLS
 │   └── APITimeoutError
+├── UnexpectedResponseError       a 2xx whose body is not what the API documents
 └── APIError                      an answer with a 4xx/5xx status (a problem document)
     ├── BadRequestError           400
     ├── AuthenticationError       401  missing, unknown, disabled or expired key
@@ -47,6 +48,15 @@ class APIConnectionError(KeyplaneError):
 
 class APITimeoutError(APIConnectionError):
     """No answer within the client's timeout."""
+
+
+class UnexpectedResponseError(KeyplaneError):
+    """A success status whose body is not what the API documents (not JSON, or missing a
+    field): a proxy answering for keyplane, or a server older than this client."""
+
+    def __init__(self, message: str, *, response: httpx.Response) -> None:
+        super().__init__(message)
+        self.response = response
 
 
 class APIError(KeyplaneError):

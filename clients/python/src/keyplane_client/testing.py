@@ -42,6 +42,8 @@ from keyplane_client._models import RateLimitParam
 
 __all__ = ["MockKeyplane"]
 
+# keyplane's key format and verdicts, written again here: the client does not depend on the
+# server. tests/sdk/test_sdk_mock.py holds both to the same answers.
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _KEY_SHAPE = re.compile(r"^kp_(live|test)_[0-9A-Za-z]{38}$")
