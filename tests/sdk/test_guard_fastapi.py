@@ -8,6 +8,7 @@ every request and carries its RateLimit headers.
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import httpx
@@ -113,7 +114,10 @@ def test_missing_malformed_and_unknown_keys_are_401_with_www_authenticate(sdk_or
     assert verifications == 0  # a typo fails its checksum here, before any call
 
 
-def test_a_disabled_key_is_refused_within_a_second_while_cached(sdk_org: Org) -> None:
+def test_a_disabled_key_is_refused_within_a_second_while_cached(org: Org) -> None:
+    """On each backend: on PostgreSQL the notice reaches the stream through the node's
+    LISTEN connection, on SQLite from the store's commit."""
+    sdk_org = org
     checker, key_id, key = _keys(sdk_org)
 
     async def scenario() -> tuple[float, int, int]:
@@ -265,3 +269,27 @@ def test_keyplane_out_of_reach_is_a_503_never_a_pass(sdk_org: Org) -> None:
     assert answer.status_code == 503
     assert answer.headers["retry-after"] == "1"
     assert answer.headers["content-type"] == PROBLEM
+
+
+def test_concurrent_misses_share_one_verification_unless_the_key_is_limited(
+    sdk_org: Org,
+) -> None:
+    checker, _, key = _keys(sdk_org)
+    limit = {"ratelimits": [{"name": "wide", "limit": 1000, "period_seconds": 60}]}
+    limited = str(sdk_org.api.create_key(name="limited", scopes=["models:read"], **limit)["key"])
+
+    async def scenario() -> tuple[int, int]:
+        kp, counted = verifier(sdk_org.server.base_url, checker)
+        guard = KeyplaneGuard(kp)
+        async with kp, guard.running(), client_for(guarded_app(guard)) as app:
+            await subscribed(guard)
+            burst = [app.get("/models", headers=bearer(key)) for _ in range(10)]
+            assert {a.status_code for a in await asyncio.gather(*burst)} == {200}
+            shared = counted.verifications
+            burst = [app.get("/models", headers=bearer(limited)) for _ in range(10)]
+            assert {a.status_code for a in await asyncio.gather(*burst)} == {200}
+            return shared, counted.verifications - shared
+
+    shared, each = run(scenario)
+    assert shared == 1
+    assert each == 10  # every request of a limited key is counted by keyplane

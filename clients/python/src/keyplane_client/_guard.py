@@ -32,6 +32,7 @@ answered from the cache shows fewer calls in keyplane's analytics than it made.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -42,7 +43,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from keyplane_client._cache import VerdictCache
+from keyplane_client._cache import CacheKey, VerdictCache
 from keyplane_client._errors import KeyplaneError
 from keyplane_client._events import READ_TIMEOUT, EventSubscription
 from keyplane_client._problems import Problem, refusal, unauthenticated, unavailable
@@ -84,6 +85,8 @@ def bearer(headers: Sequence[tuple[bytes, bytes]]) -> str | None:
     token; None without the header."""
     for name, value in headers:
         if name == b"authorization":
+            if value[:7] == b"Bearer ":  # as nearly every client sends it
+                return value[7:].strip().decode("latin-1")
             scheme, _, token = value.strip().partition(b" ")
             if scheme.lower() != b"bearer":
                 return ""
@@ -136,6 +139,8 @@ class KeyplaneGuard:
         self.cache = VerdictCache(cache_size, cache_ttl)
         self.forward_ip = forward_ip
         self.events: EventSubscription | None = None
+        # Verifications in flight, by cache key, and the cache generation they began in.
+        self._inflight: dict[CacheKey, tuple[asyncio.Future[VerifiedKey | None], int]] = {}
         if subscribe and cache_size > 0:
             self.events = EventSubscription(client, self.cache, read_timeout=stream_read_timeout)
 
@@ -159,7 +164,7 @@ class KeyplaneGuard:
                 else "The Authorization header must be: Bearer <key>."
             )
         cache = self.cache
-        key = (cache.fingerprint(token), scopes_key or " ".join(scopes), ip)
+        key: CacheKey = (cache.fingerprint(token), scopes_key or " ".join(scopes), ip)
         hit = cache.get(key)
         if hit is not None:
             return hit
@@ -171,12 +176,41 @@ class KeyplaneGuard:
         scopes: Sequence[str],
         ip: str | None,
         cost: int | None,
-        key: tuple[bytes, str, str | None],
+        key: CacheKey,
     ) -> VerifiedKey:
         if self.events is not None and not self.events.running:
             self.events.start()  # lazily, on the app's loop, if install() did not
         if token.startswith("kp_") and not well_formed(token):
             raise unauthenticated("The API key is missing, malformed or unknown.", "NOT_FOUND")
+        # Concurrent misses for one key (a burst when an entry expires) share the first
+        # one's verification when its answer is one the cache would have served anyway: a
+        # valid verdict without limits, and nothing dropped since it was asked. Anything
+        # else (a refusal, a limited key, whose every request keyplane must count) is
+        # asked again by each request.
+        pending = self._inflight.get(key)
+        if pending is not None:
+            shared = await asyncio.shield(pending[0])
+            if shared is not None and pending[1] == self.cache.generation:
+                return shared
+            return await self._ask(token, scopes, ip, cost, key, None)
+        future: asyncio.Future[VerifiedKey | None] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = (future, self.cache.generation)
+        try:
+            return await self._ask(token, scopes, ip, cost, key, future)
+        finally:
+            if not future.done():
+                future.set_result(None)
+            del self._inflight[key]
+
+    async def _ask(
+        self,
+        token: str,
+        scopes: Sequence[str],
+        ip: str | None,
+        cost: int | None,
+        key: CacheKey,
+        future: asyncio.Future[VerifiedKey | None] | None,
+    ) -> VerifiedKey:
         generation = self.cache.generation
         try:
             verdict = await self.client.keys.verify(
@@ -195,6 +229,8 @@ class KeyplaneGuard:
         verified = VerifiedKey.of(verdict)
         if not verified.limited:
             self.cache.put(key, verified, generation)
+            if future is not None:
+                future.set_result(verified)
         return verified
 
     # --- FastAPI --------------------------------------------------------------------------
