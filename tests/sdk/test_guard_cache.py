@@ -3,6 +3,8 @@ never the key), what drops an entry, and the checksum test it shares with keypla
 
 from __future__ import annotations
 
+import base64
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -10,7 +12,7 @@ import pytest
 from keyplane.domain.tokens import mint_key, parse_key
 from keyplane_client import Verdict, VerifiedKey
 from keyplane_client._cache import VerdictCache
-from keyplane_client._guard import bearer, well_formed
+from keyplane_client._guard import bearer, token_expiry, well_formed
 
 
 class Clock:
@@ -120,3 +122,28 @@ def test_the_bearer_token_is_read_from_the_authorization_header(
     headers: list[tuple[bytes, bytes]], token: str | None
 ) -> None:
     assert bearer(headers) == token
+
+
+def _jwt(claims: dict[str, object]) -> str:
+    def part(value: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(value).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'EdDSA'})}.{part(claims)}.c2lnbmF0dXJl"
+
+
+def test_a_cached_token_verdict_never_outlives_the_tokens_exp() -> None:
+    clock = Clock()
+    wall = 1_800_000_000.0
+    cache = VerdictCache(10, 30, clock=clock, wall=lambda: wall)
+    token = _jwt({"exp": wall + 3, "sub": "key_1"})
+    assert token_expiry(token) == wall + 3
+    cache.put((b"t", "", None), _verified(), cache.generation, not_after=token_expiry(token))
+    clock.now += 4
+    assert cache.get((b"t", "", None)) is None
+
+
+@pytest.mark.parametrize(
+    "token", [mint_key(), "a.b", "a.!!!.c", _jwt({"sub": "x"}), _jwt({"exp": True}), "x.W10.y"]
+)
+def test_a_key_or_a_token_without_a_readable_exp_has_no_expiry(token: str) -> None:
+    assert token_expiry(token) is None

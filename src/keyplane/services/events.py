@@ -40,6 +40,9 @@ from keyplane.domain.invalidation import KINDS, parsed
 Name = Literal["invalidate", "reset", "ready"]
 
 BUFFER_EVENTS: Final = 4096
+# Notices that change no verdict a client may cache: the token signing keys (OAuth access
+# tokens are verified by keyplane, or by a client against the JWKS it serves).
+NOT_VERDICTS: Final = frozenset({"signing"})
 QUEUE_EVENTS: Final = 1024
 
 
@@ -126,6 +129,8 @@ class InvalidationEvents:
         with self.lock:
             for text in notices:
                 org_id, kind, ident = parsed(text)
+                if kind in NOT_VERDICTS:
+                    continue
                 if org_id is None and kind == "org":
                     org_id = ident  # an organization's own notice names it
                 if org_id is None or kind not in KINDS or not ident:

@@ -118,3 +118,17 @@ def test_a_quiet_stream_times_out_for_a_heartbeat() -> None:
             subscription.close()
 
     assert run(go) == []
+
+
+def test_a_notice_that_changes_no_verdict_is_not_sent() -> None:
+    hub = InvalidationEvents(epoch="e1")
+
+    async def go() -> list[Event] | None:
+        subscription, _ = hub.subscribe("org_a", None)
+        hub.published(["signing:keys", notice("key", "key_1", "org_a")])
+        try:
+            return await subscription.next(1.0)
+        finally:
+            subscription.close()
+
+    assert _names(run(go) or []) == [("invalidate", "key", "key_1")]

@@ -82,13 +82,25 @@ class VerdictCache:
             return None
         return entry.verified
 
-    def put(self, key: CacheKey, verified: VerifiedKey, generation: int) -> bool:
-        """Stores ``verified`` if nothing was dropped since ``generation`` was read."""
+    def put(
+        self,
+        key: CacheKey,
+        verified: VerifiedKey,
+        generation: int,
+        *,
+        not_after: float | None = None,
+    ) -> bool:
+        """Stores ``verified`` if nothing was dropped since ``generation`` was read, until
+        ``not_after`` (Unix seconds: a token's ``exp``) at the latest."""
         if generation != self.generation or not self.serving or self.max_entries == 0:
             return False
-        deadline = self._clock() + self.ttl
-        if verified.expires_at is not None:
-            deadline = min(deadline, self._clock() + verified.expires_at.timestamp() - self._wall())
+        now = self._clock()
+        deadline = now + self.ttl
+        ends = [verified.expires_at.timestamp()] if verified.expires_at is not None else []
+        if not_after is not None:
+            ends.append(not_after)
+        if ends:
+            deadline = min(deadline, now + min(ends) - self._wall())
         if key in self._entries:
             self._drop(key)
         while len(self._entries) >= self.max_entries:

@@ -33,6 +33,8 @@ answered from the cache shows fewer calls in keyplane's analytics than it made.
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import logging
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -78,6 +80,21 @@ def well_formed(token: str) -> bool:
         number, rest = divmod(number, 62)
         digits.append(_BASE62[rest])
     return "".join(reversed(digits)) == token[-6:]
+
+
+def token_expiry(token: str) -> float | None:
+    """The ``exp`` of a JWT (an OAuth access token keyplane issued), read without checking
+    its signature: keyplane verifies the token, this only keeps a cached verdict from
+    outliving it. None for a key, or a token without a readable ``exp``."""
+    if token.count(".") != 2:
+        return None
+    payload = token.split(".")[1]
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    except (ValueError, RecursionError):
+        return None
+    exp = claims.get("exp") if isinstance(claims, dict) else None
+    return float(exp) if isinstance(exp, int | float) and not isinstance(exp, bool) else None
 
 
 def bearer(headers: Sequence[tuple[bytes, bytes]]) -> str | None:
@@ -228,7 +245,7 @@ class KeyplaneGuard:
             raise refusal(verdict)
         verified = VerifiedKey.of(verdict)
         if not verified.limited:
-            self.cache.put(key, verified, generation)
+            self.cache.put(key, verified, generation, not_after=token_expiry(token))
             if future is not None:
                 future.set_result(verified)
         return verified
