@@ -8,7 +8,9 @@ nothing; a position the node cannot resume from, or a gap in what the node heard
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -200,5 +202,39 @@ def test_a_gap_in_the_nodes_listener_resets_streams_and_old_positions(
             assert first is not None
             assert first.event == "reset"
             assert first.data == {"reason": "gap"}
+    finally:
+        created_keys.close_clients()
+
+
+@pytest.fixture
+def brisk_server(tmp_path: Path, log_capture: object) -> Iterator[Server]:
+    """A server of its own whose streams beat every 0.2 s and end after 1 s."""
+    url = f"sqlite:///{tmp_path / 'keyplane.db'}"
+    settings = Settings(
+        database_url=url,
+        secret_key=TEST_SECRET,
+        run_jobs=False,
+        events_heartbeat_seconds=0.2,
+        events_stream_max_seconds=1.0,
+    )
+    clock = Clock()
+    server = Server(build(settings, clock=clock), clock, url, tmp_path / "keyplane.db")
+    server.start()
+    yield server
+    server.stop()
+
+
+def test_a_quiet_stream_beats_and_ends_after_its_lifetime(
+    brisk_server: Server, created_keys: CreatedKeys
+) -> None:
+    org = Org(brisk_server, created_keys)
+    try:
+        with _stream(org) as stream:
+            stream.until("ready")
+            started = time.monotonic()
+            assert stream.next() is None  # ended by the server
+            lasted = time.monotonic() - started
+        assert ": keep-alive" in stream.raw
+        assert 0.5 <= lasted <= 3.0
     finally:
         created_keys.close_clients()
