@@ -18,7 +18,7 @@ from fastapi.responses import StreamingResponse
 from keyplane.api.deps import KeysVerify, Services
 from keyplane.api.routes._docs import problems
 from keyplane.services.common import Principal
-from keyplane.services.events import Event, InvalidationEvents, Subscription
+from keyplane.services.events import Event, InvalidationEvents
 
 router = APIRouter(prefix="/v1/events", tags=["events"])
 
@@ -71,14 +71,12 @@ async def stream_events(
         ),
     ] = None,
 ) -> StreamingResponse:
-    hub = kp.events
-    subscription, first = hub.subscribe(principal.org_id, last_event_id)
     settings = kp.settings
     return StreamingResponse(
         _frames(
-            hub,
-            subscription,
-            first,
+            kp.events,
+            principal.org_id,
+            last_event_id,
             _own(principal),
             settings.events_heartbeat_seconds,
             settings.events_stream_max_seconds,
@@ -96,14 +94,16 @@ def _own(principal: Principal) -> frozenset[tuple[str, str]]:
 
 async def _frames(
     hub: InvalidationEvents,
-    subscription: Subscription,
-    first: list[Event],
+    org_id: str,
+    last_event_id: str | None,
     own: frozenset[tuple[str, str]],
     heartbeat: float,
     lifetime: float,
 ) -> AsyncIterator[bytes]:
-    # Unsubscribed however the stream ends: its end, the client leaving (Starlette cancels
-    # this generator), or the server shutting down.
+    # Subscribed here, once the response streams (a response that never starts leaves no
+    # subscriber behind), and unsubscribed however the stream ends: its end, the client
+    # leaving (Starlette cancels this generator), or the server shutting down.
+    subscription, first = hub.subscribe(org_id, last_event_id)
     try:
         yield f"retry: {RETRY_MS}\n\n".encode()
         batch: list[Event] | None = first
