@@ -25,6 +25,18 @@ router = APIRouter(prefix="/v1/events", tags=["events"])
 MEDIA_TYPE: Final = "text/event-stream"
 RETRY_MS: Final = 2000  # how long an EventSource waits before it reconnects
 _HEARTBEAT: Final = b": keep-alive\n\n"
+_EVENT_SCHEMA: Final = {
+    "type": "object",
+    "properties": {
+        "id": {"type": "string", "description": "`<epoch>-<sequence>`: send as Last-Event-ID."},
+        "event": {"type": "string", "enum": ["invalidate", "reset", "ready"]},
+        "data": {
+            "type": "string",
+            "description": 'JSON: `{"kind", "id"}` (invalidate), `{"reason"}` (reset), `{}`.',
+        },
+    },
+    "required": ["id", "event", "data"],
+}
 
 _DESCRIPTION = """\
 Server-Sent Events, one per line group (`id:`, `event:`, `data:`):
@@ -53,7 +65,8 @@ key again.
         **problems(),
         200: {
             "description": "The stream of invalidation notices.",
-            "content": {MEDIA_TYPE: {"schema": {"type": "string"}}},
+            # One event of the stream (its fields as sent; `data` is JSON text).
+            "content": {MEDIA_TYPE: {"schema": _EVENT_SCHEMA}},
         },
     },
     summary="Stream invalidation notices",
