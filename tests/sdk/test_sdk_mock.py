@@ -92,6 +92,8 @@ def test_checks_run_in_keyplane_order(mock: MockKeyplane, kp: Keyplane) -> None:
     mock.remove(key)
     assert kp.keys.verify(key).code == "NOT_FOUND"
     assert kp.keys.verify("kp_test_typo").code == "NOT_FOUND"
+    naive = mock.add_key(expires_at=datetime(2000, 1, 1))  # noqa: DTZ001 - taken as UTC
+    assert kp.keys.verify(naive).code == "EXPIRED"
 
 
 def test_rate_limits_and_quota_are_spent_only_when_all_admit(

@@ -13,6 +13,7 @@ import pytest
 from keyplane_client import AsyncKeyplane, Keyplane
 
 from conftest import Server
+from support.aio import run
 
 # (method, path) -> the SDK method, as "namespace.method".
 OPERATIONS = {
@@ -75,9 +76,9 @@ LEFT_OUT = {
 RENAMED = {"from": "start", "to": "end"}
 # Parameters the SDK sends itself.
 HANDLED = {"cursor"}
-# Keywords the SDK takes before the server documents them: `preset` is issue 9's
-# alternative to `scopes` (permission presets).
-AHEAD_OF_THE_SERVER = {"keys.create": {"preset"}}
+# Keywords the SDK takes before the server documents them (issue 9): `preset`, the
+# alternative to `scopes` (permission presets), and the organization's `route_table` (nginx).
+AHEAD_OF_THE_SERVER = {"keys.create": {"preset"}, "org.update": {"route_table"}}
 
 
 @pytest.fixture(scope="module")
@@ -151,3 +152,4 @@ def test_the_async_client_mirrors_the_blocking_one() -> None:
         if not lists:
             assert inspect.iscoroutinefunction(awaited), name
     sync.close()
+    run(asynchronous.close)

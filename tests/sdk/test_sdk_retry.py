@@ -309,4 +309,6 @@ def test_a_client_needs_a_key_and_never_shows_it() -> None:
         Keyplane("http://keyplane.test", "")
     with Keyplane("http://keyplane.test/", API_KEY) as kp:
         assert repr(kp) == "Keyplane(base_url='http://keyplane.test')"
-    assert API_KEY not in repr(AsyncKeyplane("http://keyplane.test", API_KEY))
+    asynchronous = AsyncKeyplane("http://keyplane.test", API_KEY)
+    assert API_KEY not in repr(asynchronous)
+    run(asynchronous.close)

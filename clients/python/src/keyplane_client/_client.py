@@ -117,7 +117,7 @@ class Keyplane:
         headers: Mapping[str, str] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.retry = RetryPolicy(max_retries=max_retries)
+        self._retry = RetryPolicy(max_retries=max_retries)
         self._http = httpx.Client(
             base_url=self.base_url,
             headers=_headers(api_key, headers),
@@ -152,15 +152,15 @@ class Keyplane:
     def close(self) -> None:
         self._http.close()
 
-    # --- what the namespaces call -----------------------------------------------------
+    # --- what the namespaces call (private: Call may change) ---------------------------
 
-    def request(self, model: type[M], call: Call) -> M:
+    def _request(self, model: type[M], call: Call) -> M:
         return _parse(model, self._send(call, stream=False))
 
-    def request_empty(self, call: Call) -> None:
+    def _request_empty(self, call: Call) -> None:
         self._send(call, stream=False)
 
-    def stream(self, call: Call) -> Iterator[bytes]:
+    def _stream(self, call: Call) -> Iterator[bytes]:
         """The answer's body, chunk by chunk, as it arrives."""
         response = self._send(call, stream=True)
         try:
@@ -179,13 +179,13 @@ class Keyplane:
             try:
                 response = self._http.send(request, stream=stream)
             except httpx.TransportError as error:
-                delay = _wait_after_error(self.retry, attempt, error, call)
+                delay = _wait_after_error(self._retry, attempt, error, call)
             else:
                 if response.is_success:
                     return response
                 response.read()
                 response.close()
-                delay = _wait_after_answer(self.retry, attempt, response)
+                delay = _wait_after_answer(self._retry, attempt, response)
             time.sleep(delay)
             attempt += 1
 
@@ -206,7 +206,7 @@ class AsyncKeyplane:
         headers: Mapping[str, str] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
-        self.retry = RetryPolicy(max_retries=max_retries)
+        self._retry = RetryPolicy(max_retries=max_retries)
         self._http = httpx.AsyncClient(
             base_url=self.base_url,
             headers=_headers(api_key, headers),
@@ -241,13 +241,13 @@ class AsyncKeyplane:
     async def close(self) -> None:
         await self._http.aclose()
 
-    async def request(self, model: type[M], call: Call) -> M:
+    async def _request(self, model: type[M], call: Call) -> M:
         return _parse(model, await self._send(call, stream=False))
 
-    async def request_empty(self, call: Call) -> None:
+    async def _request_empty(self, call: Call) -> None:
         await self._send(call, stream=False)
 
-    async def stream(self, call: Call) -> AsyncIterator[bytes]:
+    async def _stream(self, call: Call) -> AsyncIterator[bytes]:
         response = await self._send(call, stream=True)
         try:
             async for chunk in response.aiter_bytes():
@@ -266,13 +266,13 @@ class AsyncKeyplane:
             try:
                 response = await self._http.send(request, stream=stream)
             except httpx.TransportError as error:
-                delay = _wait_after_error(self.retry, attempt, error, call)
+                delay = _wait_after_error(self._retry, attempt, error, call)
             else:
                 if response.is_success:
                     return response
                 await response.aread()
                 await response.aclose()
-                delay = _wait_after_answer(self.retry, attempt, response)
+                delay = _wait_after_answer(self._retry, attempt, response)
             await asyncio.sleep(delay)
             attempt += 1
 

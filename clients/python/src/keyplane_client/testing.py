@@ -199,7 +199,7 @@ class MockKeyplane(httpx.MockTransport):
             metadata=dict(metadata or {}),
             profile=made_profile,
             environment=environment,
-            expires_at=expires_at,
+            expires_at=_aware(expires_at),
             ip_allowlist=tuple(ip_allowlist),
             windows=[_Window(r["name"], r["limit"], r["period_seconds"]) for r in ratelimits],
             quota=quota,
@@ -375,6 +375,13 @@ def _verdict(
         )
     verdict.update(limits or {})
     return verdict
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """A time with its zone (a naive one is taken as UTC, as keyplane answers in UTC)."""
+    if moment is not None and moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment
 
 
 def _allowed(ip: str | None, allowlist: Iterable[str]) -> bool:

@@ -36,13 +36,13 @@ class Apps:
     ) -> App:
         """An app; its ``scopes`` govern every key in it (none: full access)."""
         call = _create(name=name, scopes=scopes, description=description, ratelimits=ratelimits)
-        return self._client.request(App, call)
+        return self._client._request(App, call)
 
     def list(self, *, limit: int | None = None) -> Paginator[App]:
-        return Paginator(lambda cursor: self._client.request(Page[App], _page(cursor, limit)))
+        return Paginator(lambda cursor: self._client._request(Page[App], _page(cursor, limit)))
 
     def get(self, app_id: str) -> App:
-        return self._client.request(App, _one("GET", app_id))
+        return self._client._request(App, _one("GET", app_id))
 
     def update(
         self,
@@ -62,11 +62,11 @@ class Apps:
             description=description,
             ratelimits=ratelimits,
         )
-        return self._client.request(App, call)
+        return self._client._request(App, call)
 
     def delete(self, app_id: str) -> None:
         """Deletes the app and its keys."""
-        self._client.request_empty(_one("DELETE", app_id))
+        self._client._request_empty(_one("DELETE", app_id))
 
 
 class AsyncApps:
@@ -82,16 +82,16 @@ class AsyncApps:
         ratelimits: Sequence[RateLimitParam] | NotGiven = NOT_GIVEN,
     ) -> App:
         call = _create(name=name, scopes=scopes, description=description, ratelimits=ratelimits)
-        return await self._client.request(App, call)
+        return await self._client._request(App, call)
 
     def list(self, *, limit: int | None = None) -> AsyncPaginator[App]:
         async def fetch(cursor: str | None) -> Page[App]:
-            return await self._client.request(Page[App], _page(cursor, limit))
+            return await self._client._request(Page[App], _page(cursor, limit))
 
         return AsyncPaginator(fetch)
 
     async def get(self, app_id: str) -> App:
-        return await self._client.request(App, _one("GET", app_id))
+        return await self._client._request(App, _one("GET", app_id))
 
     async def update(
         self,
@@ -110,7 +110,7 @@ class AsyncApps:
             description=description,
             ratelimits=ratelimits,
         )
-        return await self._client.request(App, call)
+        return await self._client._request(App, call)
 
     async def delete(self, app_id: str) -> None:
-        await self._client.request_empty(_one("DELETE", app_id))
+        await self._client._request_empty(_one("DELETE", app_id))

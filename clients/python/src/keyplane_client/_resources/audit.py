@@ -64,7 +64,7 @@ class AuditEvents:
         ending in a dot: ``key.``), ``target_id``, from ``start`` (inclusive) to ``end``."""
         filters = _filters(actor_id, action, target_id, start, end)
         return Paginator(
-            lambda cursor: self._client.request(Page[AuditEvent], _page(filters, cursor, limit))
+            lambda cursor: self._client._request(Page[AuditEvent], _page(filters, cursor, limit))
         )
 
     def export(
@@ -80,7 +80,7 @@ class AuditEvents:
         """The matching events as a file (JSON Lines or CSV with a header), streamed in
         chunks as the server writes them: ``for chunk in …: out.write(chunk)``."""
         filters = _filters(actor_id, action, target_id, start, end)
-        return self._client.stream(_export(filters, format))
+        return self._client._stream(_export(filters, format))
 
     def export_events(
         self,
@@ -94,7 +94,7 @@ class AuditEvents:
         """The export as typed events, parsed line by line while it streams."""
         buffer = bytearray()
         filters = _filters(actor_id, action, target_id, start, end)
-        for chunk in self._client.stream(_export(filters, "jsonl")):
+        for chunk in self._client._stream(_export(filters, "jsonl")):
             buffer += chunk
             yield from _lines(buffer)
         buffer += b"\n"
@@ -118,7 +118,7 @@ class AsyncAuditEvents:
         filters = _filters(actor_id, action, target_id, start, end)
 
         async def fetch(cursor: str | None) -> Page[AuditEvent]:
-            return await self._client.request(Page[AuditEvent], _page(filters, cursor, limit))
+            return await self._client._request(Page[AuditEvent], _page(filters, cursor, limit))
 
         return AsyncPaginator(fetch)
 
@@ -134,7 +134,7 @@ class AsyncAuditEvents:
     ) -> AsyncIterator[bytes]:
         """``async for chunk in kp.audit_events.export(format="csv"):``"""
         filters = _filters(actor_id, action, target_id, start, end)
-        return self._client.stream(_export(filters, format))
+        return self._client._stream(_export(filters, format))
 
     async def export_events(
         self,
@@ -147,7 +147,7 @@ class AsyncAuditEvents:
     ) -> AsyncIterator[AuditEvent]:
         buffer = bytearray()
         filters = _filters(actor_id, action, target_id, start, end)
-        async for chunk in self._client.stream(_export(filters, "jsonl")):
+        async for chunk in self._client._stream(_export(filters, "jsonl")):
             buffer += chunk
             for event in _lines(buffer):
                 yield event

@@ -34,14 +34,14 @@ class Resources:
     ) -> Resource:
         """A resource of your own (``actions`` default to read, write and delete)."""
         call = _create(name=name, title=title, description=description, actions=actions)
-        return self._client.request(Resource, call)
+        return self._client._request(Resource, call)
 
     def list(self) -> Paginator[Resource]:
         """The whole catalogue: built-in resources and the organization's own."""
-        return Paginator(lambda _cursor: self._client.request(Page[Resource], _LIST))
+        return Paginator(lambda _cursor: self._client._request(Page[Resource], _LIST))
 
     def get(self, name: str) -> Resource:
-        return self._client.request(Resource, _one("GET", name))
+        return self._client._request(Resource, _one("GET", name))
 
     def update(
         self,
@@ -53,11 +53,11 @@ class Resources:
     ) -> Resource:
         """Built-ins cannot change; an action still granted cannot be removed (409)."""
         call = _one("PATCH", name, title=title, description=description, actions=actions)
-        return self._client.request(Resource, call)
+        return self._client._request(Resource, call)
 
     def delete(self, name: str) -> None:
         """Refused (409) while any key or app grants the resource."""
-        self._client.request_empty(_one("DELETE", name))
+        self._client._request_empty(_one("DELETE", name))
 
 
 class AsyncResources:
@@ -73,16 +73,16 @@ class AsyncResources:
         actions: Sequence[str] | NotGiven = NOT_GIVEN,
     ) -> Resource:
         call = _create(name=name, title=title, description=description, actions=actions)
-        return await self._client.request(Resource, call)
+        return await self._client._request(Resource, call)
 
     def list(self) -> AsyncPaginator[Resource]:
         async def fetch(_cursor: str | None) -> Page[Resource]:
-            return await self._client.request(Page[Resource], _LIST)
+            return await self._client._request(Page[Resource], _LIST)
 
         return AsyncPaginator(fetch)
 
     async def get(self, name: str) -> Resource:
-        return await self._client.request(Resource, _one("GET", name))
+        return await self._client._request(Resource, _one("GET", name))
 
     async def update(
         self,
@@ -93,7 +93,7 @@ class AsyncResources:
         actions: Sequence[str] | NotGiven = NOT_GIVEN,
     ) -> Resource:
         call = _one("PATCH", name, title=title, description=description, actions=actions)
-        return await self._client.request(Resource, call)
+        return await self._client._request(Resource, call)
 
     async def delete(self, name: str) -> None:
-        await self._client.request_empty(_one("DELETE", name))
+        await self._client._request_empty(_one("DELETE", name))

@@ -74,7 +74,7 @@ class Keys:
         """Issues a key. The answer's ``.key`` is the full key, shown this once: store it.
         Without ``scopes`` (and outside an app) the key has full access, unless the
         organization requires explicit scopes."""
-        return self._client.request(
+        return self._client._request(
             CreatedKey,
             _create(
                 name=name,
@@ -102,12 +102,12 @@ class Keys:
     ) -> Paginator[Key]:
         """Every key (``limit`` is the page size), following ``next_cursor`` page by page."""
         return Paginator(
-            lambda cursor: self._client.request(Page[Key], _page(cursor, status, app_id, limit))
+            lambda cursor: self._client._request(Page[Key], _page(cursor, status, app_id, limit))
         )
 
     def get(self, key_id: str) -> Key:
         """The key, with ``current_ratelimits`` (every limit that applies, and what remains)."""
-        return self._client.request(Key, Call("GET", path("/v1/keys/{}", key_id)))
+        return self._client._request(Key, Call("GET", path("/v1/keys/{}", key_id)))
 
     def update(
         self,
@@ -124,7 +124,7 @@ class Keys:
     ) -> Key:
         """Changes what is given (None removes a profile, an expiry or a quota). Name,
         scopes, app and secret cannot change: create a new key instead."""
-        return self._client.request(
+        return self._client._request(
             Key,
             _update(
                 key_id,
@@ -148,14 +148,14 @@ class Keys:
 
     def delete(self, key_id: str) -> None:
         """Deletes the key for good: every service using it stops working at once."""
-        self._client.request_empty(Call("DELETE", path("/v1/keys/{}", key_id)))
+        self._client._request_empty(Call("DELETE", path("/v1/keys/{}", key_id)))
 
     def rotate(
         self, key_id: str, *, grace_period_seconds: int | NotGiven = NOT_GIVEN
     ) -> CreatedKey:
         """Issues the key's successor (its ``.key`` shown this once); the old key keeps
         verifying for the grace period (the server's default: a day)."""
-        return self._client.request(CreatedKey, _rotate(key_id, grace_period_seconds))
+        return self._client._request(CreatedKey, _rotate(key_id, grace_period_seconds))
 
     def verify(
         self,
@@ -168,7 +168,7 @@ class Keys:
         """May ``key`` (a key a client presented to your service) do all of ``scopes``?
         A refusal is a verdict (``valid`` False and its ``code``), not an exception; the
         calling key needs ``keys:verify``."""
-        return self._client.request(Verdict, _verify(key, scopes, ip, cost))
+        return self._client._request(Verdict, _verify(key, scopes, ip, cost))
 
 
 class AsyncKeys:
@@ -193,7 +193,7 @@ class AsyncKeys:
         preset: str | NotGiven = NOT_GIVEN,
     ) -> CreatedKey:
         """See :meth:`Keys.create`."""
-        return await self._client.request(
+        return await self._client._request(
             CreatedKey,
             _create(
                 name=name,
@@ -222,12 +222,12 @@ class AsyncKeys:
         """``async for key in kp.keys.list():`` every key, page by page."""
 
         async def fetch(cursor: str | None) -> Page[Key]:
-            return await self._client.request(Page[Key], _page(cursor, status, app_id, limit))
+            return await self._client._request(Page[Key], _page(cursor, status, app_id, limit))
 
         return AsyncPaginator(fetch)
 
     async def get(self, key_id: str) -> Key:
-        return await self._client.request(Key, Call("GET", path("/v1/keys/{}", key_id)))
+        return await self._client._request(Key, Call("GET", path("/v1/keys/{}", key_id)))
 
     async def update(
         self,
@@ -243,7 +243,7 @@ class AsyncKeys:
         ip_allowlist: Sequence[str] | NotGiven = NOT_GIVEN,
     ) -> Key:
         """See :meth:`Keys.update`."""
-        return await self._client.request(
+        return await self._client._request(
             Key,
             _update(
                 key_id,
@@ -265,12 +265,12 @@ class AsyncKeys:
         return await self.update(key_id, status="active")
 
     async def delete(self, key_id: str) -> None:
-        await self._client.request_empty(Call("DELETE", path("/v1/keys/{}", key_id)))
+        await self._client._request_empty(Call("DELETE", path("/v1/keys/{}", key_id)))
 
     async def rotate(
         self, key_id: str, *, grace_period_seconds: int | NotGiven = NOT_GIVEN
     ) -> CreatedKey:
-        return await self._client.request(CreatedKey, _rotate(key_id, grace_period_seconds))
+        return await self._client._request(CreatedKey, _rotate(key_id, grace_period_seconds))
 
     async def verify(
         self,
@@ -281,4 +281,4 @@ class AsyncKeys:
         cost: int | NotGiven = NOT_GIVEN,
     ) -> Verdict:
         """See :meth:`Keys.verify`."""
-        return await self._client.request(Verdict, _verify(key, scopes, ip, cost))
+        return await self._client._request(Verdict, _verify(key, scopes, ip, cost))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from keyplane_client._models import Organization, RateLimitParam
+from keyplane_client._models import Organization, RateLimitParam, RouteParam
 from keyplane_client._types import NOT_GIVEN, AsyncAPI, Call, NotGiven, SyncAPI, body
 
 _GET = Call("GET", "/v1/org")
@@ -20,7 +20,7 @@ class Org:
         self._client = client
 
     def get(self) -> Organization:
-        return self._client.request(Organization, _GET)
+        return self._client._request(Organization, _GET)
 
     def update(
         self,
@@ -32,8 +32,11 @@ class Org:
         expiry_warning_days: Sequence[int] | NotGiven = NOT_GIVEN,
         rotation_period_days: int | NotGiven | None = NOT_GIVEN,
         ratelimits: Sequence[RateLimitParam] | NotGiven = NOT_GIVEN,
+        route_table: Sequence[RouteParam] | NotGiven = NOT_GIVEN,
     ) -> Organization:
-        """Changes what is given (None removes a maximum lifetime or rotation period)."""
+        """Changes what is given (None removes a maximum lifetime or rotation period).
+        ``route_table`` maps requests to scopes for ``/v1/auth/nginx``
+        (``[{"method": "GET", "path": "/models/*", "scopes": ["models:read"]}]``)."""
         call = _update(
             name=name,
             require_explicit_scopes=require_explicit_scopes,
@@ -42,8 +45,9 @@ class Org:
             expiry_warning_days=expiry_warning_days,
             rotation_period_days=rotation_period_days,
             ratelimits=ratelimits,
+            route_table=route_table,
         )
-        return self._client.request(Organization, call)
+        return self._client._request(Organization, call)
 
 
 class AsyncOrg:
@@ -51,7 +55,7 @@ class AsyncOrg:
         self._client = client
 
     async def get(self) -> Organization:
-        return await self._client.request(Organization, _GET)
+        return await self._client._request(Organization, _GET)
 
     async def update(
         self,
@@ -63,6 +67,7 @@ class AsyncOrg:
         expiry_warning_days: Sequence[int] | NotGiven = NOT_GIVEN,
         rotation_period_days: int | NotGiven | None = NOT_GIVEN,
         ratelimits: Sequence[RateLimitParam] | NotGiven = NOT_GIVEN,
+        route_table: Sequence[RouteParam] | NotGiven = NOT_GIVEN,
     ) -> Organization:
         call = _update(
             name=name,
@@ -72,5 +77,6 @@ class AsyncOrg:
             expiry_warning_days=expiry_warning_days,
             rotation_period_days=rotation_period_days,
             ratelimits=ratelimits,
+            route_table=route_table,
         )
-        return await self._client.request(Organization, call)
+        return await self._client._request(Organization, call)

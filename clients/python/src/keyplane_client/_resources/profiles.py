@@ -36,13 +36,13 @@ class Profiles:
         description: str | NotGiven = NOT_GIVEN,
     ) -> Profile:
         call = _create(name=name, settings=settings, description=description)
-        return self._client.request(Profile, call)
+        return self._client._request(Profile, call)
 
     def list(self, *, limit: int | None = None) -> Paginator[Profile]:
-        return Paginator(lambda cursor: self._client.request(Page[Profile], _page(cursor, limit)))
+        return Paginator(lambda cursor: self._client._request(Page[Profile], _page(cursor, limit)))
 
     def get(self, profile_id: str) -> Profile:
-        return self._client.request(Profile, _one("GET", profile_id))
+        return self._client._request(Profile, _one("GET", profile_id))
 
     def update(
         self,
@@ -54,11 +54,11 @@ class Profiles:
     ) -> Profile:
         """Keys carrying the profile answer verifications with the new settings at once."""
         call = _one("PATCH", profile_id, name=name, settings=settings, description=description)
-        return self._client.request(Profile, call)
+        return self._client._request(Profile, call)
 
     def delete(self, profile_id: str) -> None:
         """Refused (409) while any key carries the profile."""
-        self._client.request_empty(_one("DELETE", profile_id))
+        self._client._request_empty(_one("DELETE", profile_id))
 
 
 class AsyncProfiles:
@@ -73,16 +73,16 @@ class AsyncProfiles:
         description: str | NotGiven = NOT_GIVEN,
     ) -> Profile:
         call = _create(name=name, settings=settings, description=description)
-        return await self._client.request(Profile, call)
+        return await self._client._request(Profile, call)
 
     def list(self, *, limit: int | None = None) -> AsyncPaginator[Profile]:
         async def fetch(cursor: str | None) -> Page[Profile]:
-            return await self._client.request(Page[Profile], _page(cursor, limit))
+            return await self._client._request(Page[Profile], _page(cursor, limit))
 
         return AsyncPaginator(fetch)
 
     async def get(self, profile_id: str) -> Profile:
-        return await self._client.request(Profile, _one("GET", profile_id))
+        return await self._client._request(Profile, _one("GET", profile_id))
 
     async def update(
         self,
@@ -93,7 +93,7 @@ class AsyncProfiles:
         description: str | NotGiven = NOT_GIVEN,
     ) -> Profile:
         call = _one("PATCH", profile_id, name=name, settings=settings, description=description)
-        return await self._client.request(Profile, call)
+        return await self._client._request(Profile, call)
 
     async def delete(self, profile_id: str) -> None:
-        await self._client.request_empty(_one("DELETE", profile_id))
+        await self._client._request_empty(_one("DELETE", profile_id))

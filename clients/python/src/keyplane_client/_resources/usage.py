@@ -53,7 +53,7 @@ class Usage:
     ) -> UsageSeries:
         """Answers per bucket and outcome (``VALID``, each refusal code) for one key, one
         app's keys, or the whole organization; by hour unless a ``granularity`` is given."""
-        return self._client.request(UsageSeries, _series(key_id, app_id, start, end, granularity))
+        return self._client._request(UsageSeries, _series(key_id, app_id, start, end, granularity))
 
     def top_keys(
         self,
@@ -64,7 +64,7 @@ class Usage:
         limit: int | None = None,
     ) -> TopKeys:
         """The keys with the most answers in the range, busiest first."""
-        return self._client.request(TopKeys, _top(start, end, granularity, limit))
+        return self._client._request(TopKeys, _top(start, end, granularity, limit))
 
 
 class AsyncUsage:
@@ -81,7 +81,7 @@ class AsyncUsage:
         granularity: Granularity | None = None,
     ) -> UsageSeries:
         call = _series(key_id, app_id, start, end, granularity)
-        return await self._client.request(UsageSeries, call)
+        return await self._client._request(UsageSeries, call)
 
     async def top_keys(
         self,
@@ -91,4 +91,4 @@ class AsyncUsage:
         granularity: Granularity | None = None,
         limit: int | None = None,
     ) -> TopKeys:
-        return await self._client.request(TopKeys, _top(start, end, granularity, limit))
+        return await self._client._request(TopKeys, _top(start, end, granularity, limit))

@@ -38,13 +38,13 @@ class Users:
         """Invites a user (``viewer`` unless a ``role`` is given). Without a password the
         answer's ``set_password_url`` is a one-time link for them: a secret, shown once."""
         call = _create(email=email, name=name, role=role, password=password)
-        return self._client.request(CreatedUser, call)
+        return self._client._request(CreatedUser, call)
 
     def list(self, *, limit: int | None = None) -> Paginator[User]:
-        return Paginator(lambda cursor: self._client.request(Page[User], _page(cursor, limit)))
+        return Paginator(lambda cursor: self._client._request(Page[User], _page(cursor, limit)))
 
     def get(self, user_id: str) -> User:
-        return self._client.request(User, _one("GET", user_id))
+        return self._client._request(User, _one("GET", user_id))
 
     def update(
         self,
@@ -54,11 +54,11 @@ class Users:
         role: Role | NotGiven = NOT_GIVEN,
     ) -> User:
         """The last owner cannot be demoted (409)."""
-        return self._client.request(User, _one("PATCH", user_id, name=name, role=role))
+        return self._client._request(User, _one("PATCH", user_id, name=name, role=role))
 
     def delete(self, user_id: str) -> None:
         """Removes the user; their console sessions end at once."""
-        self._client.request_empty(_one("DELETE", user_id))
+        self._client._request_empty(_one("DELETE", user_id))
 
 
 class AsyncUsers:
@@ -74,16 +74,16 @@ class AsyncUsers:
         password: str | NotGiven = NOT_GIVEN,
     ) -> CreatedUser:
         call = _create(email=email, name=name, role=role, password=password)
-        return await self._client.request(CreatedUser, call)
+        return await self._client._request(CreatedUser, call)
 
     def list(self, *, limit: int | None = None) -> AsyncPaginator[User]:
         async def fetch(cursor: str | None) -> Page[User]:
-            return await self._client.request(Page[User], _page(cursor, limit))
+            return await self._client._request(Page[User], _page(cursor, limit))
 
         return AsyncPaginator(fetch)
 
     async def get(self, user_id: str) -> User:
-        return await self._client.request(User, _one("GET", user_id))
+        return await self._client._request(User, _one("GET", user_id))
 
     async def update(
         self,
@@ -92,7 +92,7 @@ class AsyncUsers:
         name: str | NotGiven = NOT_GIVEN,
         role: Role | NotGiven = NOT_GIVEN,
     ) -> User:
-        return await self._client.request(User, _one("PATCH", user_id, name=name, role=role))
+        return await self._client._request(User, _one("PATCH", user_id, name=name, role=role))
 
     async def delete(self, user_id: str) -> None:
-        await self._client.request_empty(_one("DELETE", user_id))
+        await self._client._request_empty(_one("DELETE", user_id))

@@ -48,13 +48,13 @@ class Webhooks:
         """An endpoint for ``events`` (or ``["*"]``). The answer's ``.secret``
         (``whsec_…``) signs every delivery and is shown this once."""
         call = _create(url=url, events=events, enabled=enabled, description=description)
-        return self._client.request(CreatedWebhook, call)
+        return self._client._request(CreatedWebhook, call)
 
     def list(self, *, limit: int | None = None) -> Paginator[Webhook]:
-        return Paginator(lambda cursor: self._client.request(Page[Webhook], _page(cursor, limit)))
+        return Paginator(lambda cursor: self._client._request(Page[Webhook], _page(cursor, limit)))
 
     def get(self, webhook_id: str) -> Webhook:
-        return self._client.request(Webhook, _one("GET", webhook_id))
+        return self._client._request(Webhook, _one("GET", webhook_id))
 
     def update(
         self,
@@ -68,30 +68,30 @@ class Webhooks:
         call = _one(
             "PATCH", webhook_id, url=url, events=events, enabled=enabled, description=description
         )
-        return self._client.request(Webhook, call)
+        return self._client._request(Webhook, call)
 
     def delete(self, webhook_id: str) -> None:
-        self._client.request_empty(_one("DELETE", webhook_id))
+        self._client._request_empty(_one("DELETE", webhook_id))
 
     def roll_secret(self, webhook_id: str) -> CreatedWebhook:
         """A new signing secret, shown this once; the old one keeps signing for 24 hours."""
-        return self._client.request(CreatedWebhook, _one("POST", webhook_id, "/roll-secret"))
+        return self._client._request(CreatedWebhook, _one("POST", webhook_id, "/roll-secret"))
 
     def deliveries(self, webhook_id: str, *, limit: int | None = None) -> Paginator[Delivery]:
         """Messages to the endpoint, newest first, each with every attempt."""
         return Paginator(
-            lambda cursor: self._client.request(
+            lambda cursor: self._client._request(
                 Page[Delivery], _deliveries(webhook_id, cursor, limit)
             )
         )
 
     def redeliver(self, webhook_id: str, delivery_id: str) -> Delivery:
         """Queues the message again (same ``webhook-id``)."""
-        return self._client.request(Delivery, _redeliver(webhook_id, delivery_id))
+        return self._client._request(Delivery, _redeliver(webhook_id, delivery_id))
 
     def test(self, webhook_id: str) -> Delivery:
         """Queues a ``webhook.test`` message to the endpoint."""
-        return self._client.request(Delivery, _one("POST", webhook_id, "/test"))
+        return self._client._request(Delivery, _one("POST", webhook_id, "/test"))
 
 
 class AsyncWebhooks:
@@ -107,16 +107,16 @@ class AsyncWebhooks:
         description: str | NotGiven = NOT_GIVEN,
     ) -> CreatedWebhook:
         call = _create(url=url, events=events, enabled=enabled, description=description)
-        return await self._client.request(CreatedWebhook, call)
+        return await self._client._request(CreatedWebhook, call)
 
     def list(self, *, limit: int | None = None) -> AsyncPaginator[Webhook]:
         async def fetch(cursor: str | None) -> Page[Webhook]:
-            return await self._client.request(Page[Webhook], _page(cursor, limit))
+            return await self._client._request(Page[Webhook], _page(cursor, limit))
 
         return AsyncPaginator(fetch)
 
     async def get(self, webhook_id: str) -> Webhook:
-        return await self._client.request(Webhook, _one("GET", webhook_id))
+        return await self._client._request(Webhook, _one("GET", webhook_id))
 
     async def update(
         self,
@@ -130,24 +130,24 @@ class AsyncWebhooks:
         call = _one(
             "PATCH", webhook_id, url=url, events=events, enabled=enabled, description=description
         )
-        return await self._client.request(Webhook, call)
+        return await self._client._request(Webhook, call)
 
     async def delete(self, webhook_id: str) -> None:
-        await self._client.request_empty(_one("DELETE", webhook_id))
+        await self._client._request_empty(_one("DELETE", webhook_id))
 
     async def roll_secret(self, webhook_id: str) -> CreatedWebhook:
-        return await self._client.request(CreatedWebhook, _one("POST", webhook_id, "/roll-secret"))
+        return await self._client._request(CreatedWebhook, _one("POST", webhook_id, "/roll-secret"))
 
     def deliveries(self, webhook_id: str, *, limit: int | None = None) -> AsyncPaginator[Delivery]:
         async def fetch(cursor: str | None) -> Page[Delivery]:
-            return await self._client.request(
+            return await self._client._request(
                 Page[Delivery], _deliveries(webhook_id, cursor, limit)
             )
 
         return AsyncPaginator(fetch)
 
     async def redeliver(self, webhook_id: str, delivery_id: str) -> Delivery:
-        return await self._client.request(Delivery, _redeliver(webhook_id, delivery_id))
+        return await self._client._request(Delivery, _redeliver(webhook_id, delivery_id))
 
     async def test(self, webhook_id: str) -> Delivery:
-        return await self._client.request(Delivery, _one("POST", webhook_id, "/test"))
+        return await self._client._request(Delivery, _one("POST", webhook_id, "/test"))
