@@ -9,11 +9,13 @@ every request and carries its RateLimit headers.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
+from pathlib import Path
 
 import httpx
 
-from keyplane_client import KeyplaneGuard
+from keyplane_client import AsyncKeyplane, KeyplaneGuard
 
 from conftest import Org, free_port
 from support.aio import run
@@ -293,3 +295,24 @@ def test_concurrent_misses_share_one_verification_unless_the_key_is_limited(
     shared, each = run(scenario)
     assert shared == 1
     assert each == 10  # every request of a limited key is counted by keyplane
+
+
+def test_the_readme_guard_example_runs_against_a_real_server(sdk_org: Org) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "clients" / "python" / "README.md").read_text()
+    start = readme.index("## FastAPI guard")
+    block = re.findall(r"```python\n(.*?)```", readme[start:], flags=re.DOTALL)[0]
+    assert '"http://127.0.0.1:8000"' in block
+    checker, key_id, key = _keys(sdk_org, metadata={"plan": "pro"})
+
+    async def scenario() -> httpx.Response:
+        namespace: dict[str, object] = {"gateway_key": checker}
+        code = block.replace('"http://127.0.0.1:8000"', repr(sdk_org.server.base_url))
+        exec(compile(code, "README.md", "exec"), namespace)  # noqa: S102 - the README's own code
+        kp = namespace["kp"]
+        assert isinstance(kp, AsyncKeyplane)
+        async with kp, client_for(namespace["app"]) as app:  # type: ignore[arg-type]
+            return await app.get("/models", headers=bearer(key))
+
+    answer = run(scenario)
+    assert answer.status_code == 200
+    assert answer.json() == {"caller": key_id, "app": None, "plan": "pro"}
