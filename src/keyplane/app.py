@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
@@ -55,6 +55,7 @@ from keyplane.services.apps import AppService
 from keyplane.services.auditing import AuditService
 from keyplane.services.children import ChildKeyService
 from keyplane.services.delivery import WebhookDeliveryJob
+from keyplane.services.events import InvalidationEvents
 from keyplane.services.expiry import ExpiryJob, NoticeJob
 from keyplane.services.keys import KeyService
 from keyplane.services.leaks import LeakService
@@ -94,8 +95,10 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
     _check_secret(settings, hasher, engine)
     metrics: Metrics = PrometheusMetrics() if settings.metrics else NullMetrics()
     cache = InProcessKeyCache(max_entries=settings.cache_max_entries)
+    events = InvalidationEvents()
+    # The keyring is made below, with the store it reads: the lambda finds it at call time.
     store = SqlStore(
-        engine, committed=lambda notices: apply_all(cache, notices, keyring.invalidate)
+        engine, committed=_committed(settings, cache, events, lambda: keyring.invalidate())
     )
     keyring = SqlKeyring(
         store,
@@ -225,8 +228,29 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
             close_limiter,
             engine.dispose,
         ],
-        listener=_listener(settings, cache, metrics, keyring),
+        listener=_listener(settings, cache, metrics, events, keyring),
+        events=events,
     )
+
+
+def _committed(
+    settings: Settings,
+    cache: InProcessKeyCache,
+    events: InvalidationEvents,
+    signing: Callable[[], None],
+) -> Callable[[Sequence[str]], None]:
+    """What this process does with its own committed notices: its cache forgets at once
+    (the answer to a change already reflects it). The event stream hears them here on
+    SQLite only; on PostgreSQL the listener delivers them to it with every other node's,
+    in one commit order, and a lost listener is the stream's gap (storage/listener.py)."""
+    if not is_sqlite(settings.database_url):
+        return lambda notices: apply_all(cache, notices, signing)
+
+    def committed(notices: Sequence[str]) -> None:
+        apply_all(cache, notices, signing)
+        events.published(notices)
+
+    return committed
 
 
 def _limiter(
@@ -291,7 +315,11 @@ def _limits_guard(settings: Settings) -> LimitsGuard:
 
 
 def _listener(
-    settings: Settings, cache: InProcessKeyCache, metrics: Metrics, keyring: SqlKeyring
+    settings: Settings,
+    cache: InProcessKeyCache,
+    metrics: Metrics,
+    events: InvalidationEvents,
+    keyring: SqlKeyring,
 ) -> InvalidationListener | None:
     """How other processes' changes reach this one's cache.
 
@@ -305,7 +333,7 @@ def _listener(
     if is_sqlite(settings.database_url):
         return None
     return PostgresInvalidationListener(
-        settings.database_url, cache, metrics, signing=keyring.invalidate
+        settings.database_url, cache, metrics, signing=keyring.invalidate, feed=events
     )
 
 

@@ -27,6 +27,7 @@ from keyplane.services.analytics import AnalyticsService
 from keyplane.services.apps import AppService
 from keyplane.services.auditing import AuditService
 from keyplane.services.children import ChildKeyService
+from keyplane.services.events import InvalidationEvents
 from keyplane.services.keys import KeyService
 from keyplane.services.leaks import LeakService
 from keyplane.services.orgs import OrgService
@@ -91,6 +92,9 @@ class Keyplane:
     # is the only one that changes anything. Started by `serve`, not by `worker`: a worker
     # verifies nothing, so its cache is never read.
     listener: InvalidationListener | None = None
+    # GET /v1/events/stream: the invalidation notices this process hears, for clients that
+    # cache verdicts (services/events.py).
+    events: InvalidationEvents = field(default_factory=InvalidationEvents)
 
     def start(self, *, jobs: bool = False, listen: bool = False) -> None:
         if listen:

@@ -48,6 +48,11 @@ class Settings(BaseSettings):
     # Delegated keys (services/children.py): how deep a chain of keys creating children
     # may go. A root key is depth 0, its child 1, a grandchild 2; 0 turns delegation off.
     max_key_depth: int = Field(default=2, ge=0, le=10)
+    # GET /v1/events/stream: a comment line after this many seconds of silence (proxies close
+    # idle connections), and the longest a stream lasts before the server ends it (the
+    # client reconnects with Last-Event-ID and misses nothing; its key is checked again).
+    events_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    events_stream_max_seconds: float = Field(default=600.0, gt=0)
     # Background jobs (keyplane/jobs.py): seconds between rounds, and whether `serve` runs
     # them too (false when `keyplane worker` processes run them instead).
     jobs_interval_seconds: float = Field(default=30.0, gt=0)

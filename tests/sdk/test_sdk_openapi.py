@@ -74,6 +74,7 @@ OPERATIONS = {
 LEFT_OUT = {
     ("GET", "/"): "the index, for people and link-following clients",
     ("GET", "/healthz"): "for load balancers",
+    ("GET", "/v1/events/stream"): "followed by KeyplaneGuard's cache (keyplane_client._events)",
 }
 
 # What the SDK calls a parameter whose API name is a Python keyword.

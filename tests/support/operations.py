@@ -231,6 +231,11 @@ def body(op: Operation) -> dict[str, Any] | None:
     return BODIES[op.id]() if op.has_body else None
 
 
+def streams(op: Operation) -> bool:
+    """An operation answering an endless stream (Server-Sent Events) on success."""
+    return "text/event-stream" in op.spec["responses"].get("200", {}).get("content", {})
+
+
 def call(
     api: Api | httpx.Client,
     op: Operation,
@@ -238,8 +243,15 @@ def call(
     json: dict[str, Any] | None = None,
     **kwargs: Any,
 ) -> httpx.Response:
+    """``op``'s answer. A stream that opens is closed once its headers are in: a 2xx
+    response then carries no body (it never ends); any other answer is read whole."""
     http = api.http if isinstance(api, Api) else api
-    return http.request(op.method, op.url(ids), json=json, **kwargs)
+    if not streams(op):
+        return http.request(op.method, op.url(ids), json=json, **kwargs)
+    with http.stream(op.method, op.url(ids), json=json, **kwargs) as response:
+        if not response.is_success:
+            response.read()
+    return response
 
 
 def _without_usage(value: Any) -> Any:

@@ -11,6 +11,7 @@ from keyplane.api.routes import (
     analytics,
     apps,
     audit,
+    events,
     gateway,
     health,
     index,
@@ -59,5 +60,6 @@ def install(app: FastAPI) -> None:
         analytics,
         audit,
         webhooks,
+        events,
     ):
         app.include_router(feature.router)

@@ -38,6 +38,7 @@ POLICY: Final[Mapping[Operation, str | None]] = {
     # Public: the key presented is the one judged (against the organization's route table),
     # as a verification judges it; nginx's auth_request calls it for every client request.
     ("GET", "/v1/auth/nginx"): None,
+    ("GET", "/v1/events/stream"): "keys:verify",
     ("POST", "/v1/keys"): "api_keys:write",
     ("GET", "/v1/keys"): "api_keys:read",
     ("GET", "/v1/keys/{key_id}"): "api_keys:read",

@@ -302,11 +302,15 @@ class Invalidations(Protocol):
     transaction commits and, on PostgreSQL, sends it to every other node with NOTIFY in
     the same transaction, so it arrives exactly when the change commits and never for a
     rolled-back one (storage/invalidations.py).
+
+    Name the organization the object belongs to: the event stream (services/events.py)
+    tells each organization only of its own changes, and a notice without one makes it
+    tell every subscriber to drop everything.
     """
 
-    def key(self, key_id: str) -> None: ...
-    def app(self, app_id: str) -> None: ...
-    def profile(self, profile_id: str) -> None: ...
+    def key(self, key_id: str, org_id: str | None = None) -> None: ...
+    def app(self, app_id: str, org_id: str | None = None) -> None: ...
+    def profile(self, profile_id: str, org_id: str | None = None) -> None: ...
     def org(self, org_id: str) -> None: ...
     def signing_keys(self) -> None:
         """The token signing keys changed (a rotation): every node reloads its Keyring."""
@@ -429,6 +433,17 @@ class Keyring(Protocol):
 
     def jwks(self) -> dict[str, object]:
         """The public keys of the current and previous signing keys, as a JWK Set."""
+class InvalidationFeed(Protocol):
+    """Where committed invalidation notices go besides the KeyCache: the event stream of
+    this process (services/events.py). Called from any thread; never blocks."""
+
+    def published(self, notices: Sequence[str]) -> None:
+        """Notices of committed changes, in commit order."""
+        ...
+
+    def gap(self) -> None:
+        """Notices may have been missed (a listener lost its connection): whoever kept
+        anything on the strength of this feed must drop it."""
         ...
 
 

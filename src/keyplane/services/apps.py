@@ -145,7 +145,7 @@ class AppService:
                 target_name=updated.name,
                 changes=changed,
             )
-            tx.invalidations.app(app_id)
+            tx.invalidations.app(app_id, principal.org_id)
             return _app(tx, org.id, app_id)
 
     def delete(self, principal: Principal, app_id: str) -> list[str]:
@@ -159,7 +159,7 @@ class AppService:
                 tx, principal, now, "app.delete", "app", app.id, name=app.name, deleted_keys=key_ids
             )
             # Every key of the app is cached under it: the app's notice forgets them all.
-            tx.invalidations.app(app_id)
+            tx.invalidations.app(app_id, principal.org_id)
         return key_ids
 
     @staticmethod

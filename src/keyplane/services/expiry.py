@@ -140,7 +140,7 @@ class ExpiryJob:
             )
             # An expired key answers EXPIRED from its cached record already; the notice
             # only makes every process forget the record of a key that no longer exists.
-            tx.invalidations.key(key.id)
+            tx.invalidations.key(key.id, org.id)
             purged.append(key.id)
             done = 1
         return done

@@ -380,7 +380,7 @@ class KeyService:
                 target_name=key.name,
                 changes=changed,
             )
-            tx.invalidations.key(key_id)
+            tx.invalidations.key(key_id, principal.org_id)
             view = self._view(tx, _key(tx, org.id, key_id), now)
         if self._limiter is not None and quota_change is not None:
             if isinstance(quota_change, int):
@@ -413,7 +413,7 @@ class KeyService:
             gone = delete_descendants(tx, principal, now, key)
             tx.keys.delete(principal.org_id, key_id)
             record(tx, principal, now, "key.delete", "key", key.id, name=key.name)
-            tx.invalidations.key(key_id)
+            tx.invalidations.key(key_id, principal.org_id)
         if self._limiter is not None:
             for ident in (key_id, *gone):
                 self._limiter.forget(ident)

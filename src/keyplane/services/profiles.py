@@ -100,7 +100,7 @@ class ProfileService:
                 target_name=updated.name,
                 changes=diff(profile, updated, ("name", "description", "settings")),
             )
-            tx.invalidations.profile(profile_id)
+            tx.invalidations.profile(profile_id, principal.org_id)
         return updated
 
     def delete(self, principal: Principal, profile_id: str) -> None:
@@ -118,7 +118,7 @@ class ProfileService:
                 )
             tx.profiles.delete(principal.org_id, profile_id)
             record(tx, principal, now, "profile.delete", "profile", profile.id, name=profile.name)
-            tx.invalidations.profile(profile_id)
+            tx.invalidations.profile(profile_id, principal.org_id)
 
 
 def _profile(tx: Transaction, org_id: str, profile_id: str) -> Profile:

@@ -116,7 +116,7 @@ class RotationService:
             # A seam for the key.rotated webhook: its outbox row belongs here, in this unit
             # of work, beside the audit event.
             # The old key's cached record still holds its former expiry.
-            tx.invalidations.key(old.id)
+            tx.invalidations.key(old.id, org.id)
             # Its children end with its grace (services/delegation.py).
             clamp_descendants(tx, principal, now, old, grace_ends_at)
         return Rotated(issued, old.id, grace_ends_at)

@@ -32,23 +32,23 @@ class SqlInvalidations:
         self._notify = notify
         self.notices: list[str] = []
 
-    def key(self, key_id: str) -> None:
-        self._add("key", key_id)
+    def key(self, key_id: str, org_id: str | None = None) -> None:
+        self._add("key", key_id, org_id)
 
-    def app(self, app_id: str) -> None:
-        self._add("app", app_id)
+    def app(self, app_id: str, org_id: str | None = None) -> None:
+        self._add("app", app_id, org_id)
 
-    def profile(self, profile_id: str) -> None:
-        self._add("profile", profile_id)
+    def profile(self, profile_id: str, org_id: str | None = None) -> None:
+        self._add("profile", profile_id, org_id)
 
     def org(self, org_id: str) -> None:
-        self._add("org", org_id)
+        self._add("org", org_id, org_id)
 
     def signing_keys(self) -> None:
-        self._add("signing", "keys")
+        self._add("signing", "keys", None)
 
-    def _add(self, kind: Kind, ident: str) -> None:
-        payload = notice(kind, ident)
+    def _add(self, kind: Kind, ident: str, org_id: str | None) -> None:
+        payload = notice(kind, ident, org_id)
         if payload in self.notices:
             return
         self.notices.append(payload)

@@ -10,6 +10,10 @@ before the drop is gone; a fill that read before the drop and stores after it is
 the cache's generation guard). Reconnection backs off from 0.1 s to 5 s. A connection that
 dies silently (a network partition, no FIN) is found by TCP keepalives and by a ``SELECT 1``
 every few seconds of silence. The TTL revalidation (services/verifying.py) is the last net.
+
+The same notices, and the same drops, go to ``feed`` (the event stream, services/events.py):
+its subscribers learn of every node's changes, this one's included, in commit order, and
+are told to drop everything when this listener may have missed some.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from psycopg.conninfo import make_conninfo
 from sqlalchemy.engine import make_url
 
 from keyplane.domain.invalidation import apply, unstamped
-from keyplane.domain.ports import KeyCache, Metrics
+from keyplane.domain.ports import InvalidationFeed, KeyCache, Metrics
 from keyplane.storage.engine import normalise_url
 from keyplane.storage.invalidations import CHANNEL
 
@@ -63,11 +67,13 @@ class PostgresInvalidationListener:
         ping_seconds: float = 5.0,
         backoff: tuple[float, float] = (0.1, 5.0),
         signing: Callable[[], None] | None = None,
+        feed: InvalidationFeed | None = None,
     ) -> None:
         self._conninfo = make_conninfo(libpq_url(url), **_KEEPALIVES)
         self._cache = cache
         # Reloads the token signing keys (a rotation's notice, or a lost connection).
         self._signing = signing
+        self._feed = feed
         self._metrics = metrics
         self._ping_seconds = ping_seconds
         self._backoff = backoff
@@ -121,9 +127,7 @@ class PostgresInvalidationListener:
             conn.execute(f"LISTEN {CHANNEL}")
             self._pid = conn.info.backend_pid
             # After LISTEN, never before: see the module's docstring.
-            self._cache.clear()
-            if self._signing is not None:
-                self._signing()
+            self._clear()
             self.connects += 1
             self.listening.set()
             if self.connects > 1:
@@ -136,6 +140,8 @@ class PostgresInvalidationListener:
                 for message in conn.notifies(timeout=_WAIT_SECONDS):
                     text, sent_at = unstamped(message.payload)
                     apply(self._cache, text, self._signing)
+                    if self._feed is not None:
+                        self._feed.published((text,))
                     self.received += 1
                     self._metrics.invalidation_received(
                         None if sent_at is None else time.time() - sent_at
@@ -149,6 +155,11 @@ class PostgresInvalidationListener:
     def _lost(self) -> None:
         self.listening.clear()
         self._pid = None
+        self._clear()
+
+    def _clear(self) -> None:
         self._cache.clear()
         if self._signing is not None:
             self._signing()
+        if self._feed is not None:
+            self._feed.gap()

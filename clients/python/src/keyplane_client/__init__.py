@@ -10,7 +10,13 @@ with Keyplane("https://keyplane.example.com", api_key) as kp:
 
 Everything public is here; modules starting with ``_`` may change without notice.
 ``keyplane_client.testing`` holds a mock keyplane for your own tests.
+
+The guard for FastAPI and Starlette (``KeyplaneGuard``, ``KeyplaneMiddleware``,
+``KeyplaneRefused``) is imported on first use: it needs Starlette (FastAPI brings it),
+which the client alone does not.
 """
+
+from typing import TYPE_CHECKING, Any
 
 from keyplane_client._client import AsyncKeyplane, Keyplane
 from keyplane_client._errors import (
@@ -66,7 +72,28 @@ from keyplane_client._models import (
 )
 from keyplane_client._pagination import AsyncPaginator, Page, Paginator
 from keyplane_client._types import NOT_GIVEN, NotGiven
+from keyplane_client._verified import VerifiedKey
 from keyplane_client._version import __version__
+
+if TYPE_CHECKING:
+    from keyplane_client._guard import KeyplaneGuard, KeyplaneRefused
+    from keyplane_client._middleware import KeyplaneMiddleware
+
+_GUARD = {
+    "KeyplaneGuard": "keyplane_client._guard",
+    "KeyplaneRefused": "keyplane_client._guard",
+    "KeyplaneMiddleware": "keyplane_client._middleware",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _GUARD.get(name)
+    if module is None:
+        raise AttributeError(f"module 'keyplane_client' has no attribute {name!r}")
+    import importlib  # here: the guard's modules import Starlette, only when asked for
+
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "NOT_GIVEN",
@@ -94,6 +121,9 @@ __all__ = [
     "KeyUsage",
     "Keyplane",
     "KeyplaneError",
+    "KeyplaneGuard",
+    "KeyplaneMiddleware",
+    "KeyplaneRefused",
     "NotFoundError",
     "NotGiven",
     "Organization",
@@ -121,6 +151,7 @@ __all__ = [
     "User",
     "ValidationError",
     "Verdict",
+    "VerifiedKey",
     "VerifiedProfile",
     "Webhook",
     "__version__",
