@@ -98,7 +98,8 @@ def build(settings: Settings, *, clock: Clock = utc_now, run_migrations: bool = 
     events = InvalidationEvents()
     # The keyring is made below, with the store it reads: the lambda finds it at call time.
     store = SqlStore(
-        engine, committed=_committed(settings, cache, events, lambda: keyring.invalidate())
+        engine,
+        committed=_committed(settings, cache, events, lambda: keyring.invalidate()),  # noqa: PLW0108 (keyring is made below)
     )
     keyring = SqlKeyring(
         store,

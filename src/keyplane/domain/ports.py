@@ -433,6 +433,8 @@ class Keyring(Protocol):
 
     def jwks(self) -> dict[str, object]:
         """The public keys of the current and previous signing keys, as a JWK Set."""
+
+
 class InvalidationFeed(Protocol):
     """Where committed invalidation notices go besides the KeyCache: the event stream of
     this process (services/events.py). Called from any thread; never blocks."""

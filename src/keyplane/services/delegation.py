@@ -73,7 +73,7 @@ def delete_descendants(
                 parent_id=child.parent_id,
                 with_ancestor=key.id,
             )
-        tx.invalidations.key(child.id)
+        tx.invalidations.key(child.id, child.org_id)
     return [child.id for child in below]
 
 
@@ -102,4 +102,4 @@ def clamp_descendants(
             },
             with_ancestor=key.id,
         )
-        tx.invalidations.key(child.id)
+        tx.invalidations.key(child.id, child.org_id)

@@ -179,7 +179,7 @@ class LeakService:
                 reporter=report.reporter,
                 reported_at=report.reported_at.isoformat(),
             )
-            tx.invalidations.key(key.id)
+            tx.invalidations.key(key.id, key.org_id)
         orgs[org.id] = org
         if action == "deleted" and self._limiter is not None:
             self._limiter.forget(key.id)
