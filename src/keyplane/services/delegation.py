@@ -37,6 +37,15 @@ def descendants(tx: Transaction, org_id: str, key_id: str) -> list[ApiKey]:
     return found
 
 
+def notify_descendants(tx: Transaction, key: ApiKey) -> None:
+    """Invalidation notices for every key below ``key`` (its status changed). keyplane's own
+    caches need none (a record forgets with any of its ancestors, memory.py), but the event
+    stream's subscribers (GET /v1/events/stream: the SDK guard) know a cached child only by
+    its own id, so each descendant is named."""
+    for child in descendants(tx, key.org_id, key.id):
+        tx.invalidations.key(child.id, child.org_id)
+
+
 def delete_descendants(
     tx: Transaction, principal: Principal, now: datetime, key: ApiKey, *, purge: bool = False
 ) -> list[str]:

@@ -54,7 +54,11 @@ from keyplane.services.common import (
     paginate,
     record,
 )
-from keyplane.services.delegation import clamp_descendants, delete_descendants
+from keyplane.services.delegation import (
+    clamp_descendants,
+    delete_descendants,
+    notify_descendants,
+)
 from keyplane.services.presets import preset_details, preset_instead_of_scopes
 
 
@@ -381,6 +385,8 @@ class KeyService:
                 changes=changed,
             )
             tx.invalidations.key(key_id, principal.org_id)
+            if updated.stored_status != key.stored_status:
+                notify_descendants(tx, key)
             view = self._view(tx, _key(tx, org.id, key_id), now)
         if self._limiter is not None and quota_change is not None:
             if isinstance(quota_change, int):

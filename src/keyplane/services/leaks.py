@@ -36,6 +36,7 @@ from keyplane.domain.ports import Clock, Mailer, Metrics, RateLimiter, Store
 from keyplane.domain.scopes import ScopeSet
 from keyplane.domain.tokens import KeyHasher
 from keyplane.services.common import Principal, record
+from keyplane.services.delegation import delete_descendants, notify_descendants
 
 log = logging.getLogger(__name__)
 
@@ -149,13 +150,6 @@ class LeakService:
             org = tx.orgs.get(key.org_id)
             if org is None:
                 return None
-            if org.leaked_key_action == "delete":
-                acted = tx.keys.delete(org.id, key.id)
-            else:
-                acted = tx.keys.deactivate(org.id, key.id, at=now)
-            if not acted:  # another report, or a person, got there first
-                return None
-            action = _DONE[org.leaked_key_action]
             principal = Principal(
                 org.id,
                 ACTOR,
@@ -164,6 +158,17 @@ class LeakService:
                 client_ip=report.client_ip,
                 user_agent=report.user_agent,
             )
+            if org.leaked_key_action == "delete":
+                acted = tx.keys.delete(org.id, key.id)
+                if acted:  # its delegated keys go with it, each audited
+                    delete_descendants(tx, principal, now, key)
+            else:
+                acted = tx.keys.deactivate(org.id, key.id, at=now)
+                if acted:  # they stop with it; the event stream hears of each
+                    notify_descendants(tx, key)
+            if not acted:  # another report, or a person, got there first
+                return None
+            action = _DONE[org.leaked_key_action]
             record(
                 tx,
                 principal,
