@@ -385,8 +385,7 @@ class KeyService:
                 changes=changed,
             )
             tx.invalidations.key(key_id, principal.org_id)
-            if updated.stored_status != key.stored_status:
-                notify_descendants(tx, key)
+            _status_reaches_descendants(tx, key, updated)
             view = self._view(tx, _key(tx, org.id, key_id), now)
         if self._limiter is not None and quota_change is not None:
             if isinstance(quota_change, int):
@@ -659,3 +658,9 @@ def _earlier(candidate: datetime | None, current: datetime | None) -> bool:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
+
+
+def _status_reaches_descendants(tx: Transaction, before: ApiKey, after: ApiKey) -> None:
+    """A key disabled or enabled stops or restarts its delegated keys with it."""
+    if after.stored_status != before.stored_status:
+        notify_descendants(tx, before)
