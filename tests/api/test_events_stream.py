@@ -58,6 +58,21 @@ def test_a_change_is_an_invalidation_within_a_second(org: Org) -> None:
     assert took <= WITHIN
 
 
+def test_a_parents_status_change_names_each_descendant(org: Org) -> None:
+    """A guard knows a cached child key only by its own id: disabling (or enabling) its
+    parent must name the child and the grandchild too."""
+    parent = org.api.create_key(scopes=["apps:read"])
+    as_parent = org.api.as_key(str(parent["key"]))
+    child = as_parent.post(f"/v1/keys/{parent['id']}/children", json={"name": "child"}).json()
+    as_child = org.api.as_key(str(child["key"]))
+    grandchild = as_child.post(f"/v1/keys/{child['id']}/children", json={"name": "gc"}).json()
+    with _stream(org) as stream:
+        stream.until("ready")
+        _disable(org, str(parent["id"]))
+        named = {stream.until("invalidate", WITHIN)[0].data["id"] for _ in range(3)}
+    assert named == {parent["id"], child["id"], grandchild["id"]}
+
+
 def test_app_and_profile_changes_are_named_by_their_ids(org: Org) -> None:
     app = org.api.post("/v1/apps", json={"name": "streamed"}).json()
     profile = org.api.post("/v1/profiles", json={"name": "streamed"}).json()

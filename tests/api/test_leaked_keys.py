@@ -201,6 +201,23 @@ def test_delete_mode_deletes_the_key(leak_server: Server, acme: Org, smtp: SmtpS
     assert eventually(lambda: len(smtp.inbox.messages) == 1)
 
 
+def test_delete_mode_deletes_the_keys_delegated_keys_with_it(
+    leak_server: Server, acme: Org, smtp: SmtpServer
+) -> None:
+    assert acme.api.patch("/v1/org", json={"leaked_key_action": "delete"}).status_code == 200
+    made = acme.api.create_key(name="parent", scopes=["apps:read"])
+    as_parent = acme.api.as_key(str(made["key"]))
+    child = as_parent.post(f"/v1/keys/{made['id']}/children", json={"name": "child"}).json()
+
+    assert report(leak_server, [str(made["key"])]).status_code == 202
+    handled(leak_server)
+
+    assert acme.api.get(f"/v1/keys/{child['id']}").status_code == 404
+    assert acme.api.verify(str(child["key"]))["code"] == "NOT_FOUND"
+    [deleted] = _events(acme, "key.delete")
+    assert deleted["target"]["id"] == child["id"]
+
+
 def test_leaked_key_action_accepts_only_its_two_values(acme: Org) -> None:
     for wrong in ("revoke", None, 1):
         answer = acme.api.patch("/v1/org", json={"leaked_key_action": wrong})

@@ -170,3 +170,31 @@ def test_the_async_client_does_the_same(sdk_org: Org) -> None:
     assert description == "async"
     assert status == "inactive"
     assert outcome == "VALIDNot found"
+
+
+def test_a_key_hands_an_agent_a_narrower_child_and_lists_it(kp: Keyplane, sdk_org: Org) -> None:
+    parent = kp.keys.create(name="job runner", scopes=["apps:read", "profiles:read"])
+    with Keyplane(kp.base_url, parent.key) as as_parent:
+        child = as_parent.keys.create_child(
+            parent.id, name="agent run 42", scopes=["apps:read"], expires_in=900
+        )
+    assert isinstance(child, CreatedKey)
+    assert (child.parent_id, child.depth, child.scopes) == (parent.id, 1, ["apps:read"])
+    assert child.expires_at is not None
+    assert child.expires_at <= datetime.now(UTC) + timedelta(seconds=901)
+    assert [k.id for k in kp.keys.children(parent.id)] == [child.id]
+    assert [k.id for k in kp.keys.list(parent_id=parent.id)] == [child.id]
+
+    async def from_the_child() -> str:
+        async with AsyncKeyplane(kp.base_url, child.key) as as_child:
+            return (await as_child.keys.create_child(child.id, name="sub-agent")).id
+
+    async def listed_by_the_owner() -> list[str]:
+        async with AsyncKeyplane(kp.base_url, sdk_org.api.key) as owner:
+            return [k.id async for k in owner.keys.children(child.id)]
+
+    assert run(listed_by_the_owner) == []
+    grandchild = run(from_the_child)
+    assert run(listed_by_the_owner) == [grandchild]
+    kp.keys.update(parent.id, status="inactive")
+    assert kp.keys.verify(child.key).code == "DISABLED"

@@ -115,6 +115,10 @@ class Key(Model):
     quota: Quota | None = None
     ip_allowlist: list[str] = Field(default_factory=list)
     current_ratelimits: list[RateLimitState] | None = None
+    # Delegation: the key that created this one (POST /v1/keys/{id}/children), and how far
+    # below a key made by a person it is (0: such a key).
+    parent_id: str | None = None
+    depth: int = 0
 
 
 class CreatedKey(Key):
@@ -227,6 +231,9 @@ class Organization(Model):
     created_at: datetime
     updated_at: datetime | None = None
     ratelimits: list[RateLimit] = Field(default_factory=list)
+    # What a gateway's requests need (GET /v1/auth/nginx): [{method, path, scopes}], in order.
+    route_table: list[dict[str, Any]] = Field(default_factory=list)
+    leaked_key_action: str = "disable"
 
 
 # --- webhooks -------------------------------------------------------------------------------

@@ -17,12 +17,24 @@ def _create(**fields: Any) -> Call:
     return Call("POST", "/v1/keys", json=body(**fields))
 
 
-def _page(cursor: str | None, status: str | None, app_id: str | None, limit: int | None) -> Call:
-    return Call(
-        "GET",
-        "/v1/keys",
-        params={"cursor": cursor, "status": status, "app_id": app_id, "limit": limit},
-    )
+def _page(
+    cursor: str | None,
+    status: str | None,
+    app_id: str | None,
+    limit: int | None,
+    parent_id: str | None = None,
+) -> Call:
+    params = {"cursor": cursor, "status": status, "app_id": app_id, "limit": limit}
+    return Call("GET", "/v1/keys", params=params | {"parent_id": parent_id})
+
+
+def _create_child(key_id: str, **fields: Any) -> Call:
+    return Call("POST", path("/v1/keys/{}/children", key_id), json=body(**fields))
+
+
+def _children(key_id: str, cursor: str | None, limit: int | None) -> Call:
+    url = path("/v1/keys/{}/children", key_id)
+    return Call("GET", url, params={"cursor": cursor, "limit": limit})
 
 
 def _update(key_id: str, **fields: Any) -> Call:
@@ -99,10 +111,49 @@ class Keys:
         status: Literal["active", "inactive", "expired"] | None = None,
         app_id: str | None = None,
         limit: int | None = None,
+        parent_id: str | None = None,
     ) -> Paginator[Key]:
-        """Every key (``limit`` is the page size), following ``next_cursor`` page by page."""
+        """Every key (``limit`` is the page size), following ``next_cursor`` page by page;
+        ``parent_id``: only the children of that key."""
         return Paginator(
-            lambda cursor: self._client._request(Page[Key], _page(cursor, status, app_id, limit))
+            lambda cursor: self._client._request(
+                Page[Key], _page(cursor, status, app_id, limit, parent_id)
+            )
+        )
+
+    def create_child(
+        self,
+        key_id: str,
+        *,
+        name: str,
+        scopes: Sequence[str] | NotGiven = NOT_GIVEN,
+        expires_at: datetime | str | NotGiven = NOT_GIVEN,
+        expires_in: int | NotGiven = NOT_GIVEN,
+        ratelimits: Sequence[RateLimitParam] | NotGiven = NOT_GIVEN,
+        quota: QuotaParam | NotGiven = NOT_GIVEN,
+        metadata: Mapping[str, Any] | NotGiven = NOT_GIVEN,
+        description: str | NotGiven = NOT_GIVEN,
+    ) -> CreatedKey:
+        """A delegated key for an agent or a job, made by the key ``key_id`` itself: this
+        client must hold that key. Never more than its parent (scopes a subset, expiry no
+        later, by default an hour; limits no looser); it stops with its parent."""
+        call = _create_child(
+            key_id,
+            name=name,
+            scopes=scopes,
+            expires_at=expires_at,
+            expires_in=expires_in,
+            ratelimits=ratelimits,
+            quota=quota,
+            metadata=metadata,
+            description=description,
+        )
+        return self._client._request(CreatedKey, call)
+
+    def children(self, key_id: str, *, limit: int | None = None) -> Paginator[Key]:
+        """The keys ``key_id`` created, newest first."""
+        return Paginator(
+            lambda cursor: self._client._request(Page[Key], _children(key_id, cursor, limit))
         )
 
     def get(self, key_id: str) -> Key:
@@ -218,11 +269,45 @@ class AsyncKeys:
         status: Literal["active", "inactive", "expired"] | None = None,
         app_id: str | None = None,
         limit: int | None = None,
+        parent_id: str | None = None,
     ) -> AsyncPaginator[Key]:
         """``async for key in kp.keys.list():`` every key, page by page."""
 
         async def fetch(cursor: str | None) -> Page[Key]:
-            return await self._client._request(Page[Key], _page(cursor, status, app_id, limit))
+            call = _page(cursor, status, app_id, limit, parent_id)
+            return await self._client._request(Page[Key], call)
+
+        return AsyncPaginator(fetch)
+
+    async def create_child(
+        self,
+        key_id: str,
+        *,
+        name: str,
+        scopes: Sequence[str] | NotGiven = NOT_GIVEN,
+        expires_at: datetime | str | NotGiven = NOT_GIVEN,
+        expires_in: int | NotGiven = NOT_GIVEN,
+        ratelimits: Sequence[RateLimitParam] | NotGiven = NOT_GIVEN,
+        quota: QuotaParam | NotGiven = NOT_GIVEN,
+        metadata: Mapping[str, Any] | NotGiven = NOT_GIVEN,
+        description: str | NotGiven = NOT_GIVEN,
+    ) -> CreatedKey:
+        call = _create_child(
+            key_id,
+            name=name,
+            scopes=scopes,
+            expires_at=expires_at,
+            expires_in=expires_in,
+            ratelimits=ratelimits,
+            quota=quota,
+            metadata=metadata,
+            description=description,
+        )
+        return await self._client._request(CreatedKey, call)
+
+    def children(self, key_id: str, *, limit: int | None = None) -> AsyncPaginator[Key]:
+        async def fetch(cursor: str | None) -> Page[Key]:
+            return await self._client._request(Page[Key], _children(key_id, cursor, limit))
 
         return AsyncPaginator(fetch)
 

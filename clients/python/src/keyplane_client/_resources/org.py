@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 from keyplane_client._models import Organization, RateLimitParam, RouteParam
 from keyplane_client._types import NOT_GIVEN, AsyncAPI, Call, NotGiven, SyncAPI, body
@@ -33,10 +33,12 @@ class Org:
         rotation_period_days: int | NotGiven | None = NOT_GIVEN,
         ratelimits: Sequence[RateLimitParam] | NotGiven = NOT_GIVEN,
         route_table: Sequence[RouteParam] | NotGiven = NOT_GIVEN,
+        leaked_key_action: Literal["disable", "delete"] | NotGiven = NOT_GIVEN,
     ) -> Organization:
         """Changes what is given (None removes a maximum lifetime or rotation period).
         ``route_table`` maps requests to scopes for ``/v1/auth/nginx``
-        (``[{"method": "GET", "path": "/models/*", "scopes": ["models:read"]}]``)."""
+        (``[{"method": "GET", "path": "/models/*", "scopes": ["models:read"]}]``);
+        ``leaked_key_action`` is what a key reported leaked becomes."""
         call = _update(
             name=name,
             require_explicit_scopes=require_explicit_scopes,
@@ -46,6 +48,7 @@ class Org:
             rotation_period_days=rotation_period_days,
             ratelimits=ratelimits,
             route_table=route_table,
+            leaked_key_action=leaked_key_action,
         )
         return self._client._request(Organization, call)
 
@@ -68,6 +71,7 @@ class AsyncOrg:
         rotation_period_days: int | NotGiven | None = NOT_GIVEN,
         ratelimits: Sequence[RateLimitParam] | NotGiven = NOT_GIVEN,
         route_table: Sequence[RouteParam] | NotGiven = NOT_GIVEN,
+        leaked_key_action: Literal["disable", "delete"] | NotGiven = NOT_GIVEN,
     ) -> Organization:
         call = _update(
             name=name,
@@ -78,5 +82,6 @@ class AsyncOrg:
             rotation_period_days=rotation_period_days,
             ratelimits=ratelimits,
             route_table=route_table,
+            leaked_key_action=leaked_key_action,
         )
         return await self._client._request(Organization, call)
