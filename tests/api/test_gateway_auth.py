@@ -133,6 +133,26 @@ def test_an_allowed_request_is_a_204_telling_the_upstream_who_called(routed: Org
     assert response.content == b""
 
 
+def test_an_access_token_passes_as_its_key_narrowed_to_its_scopes(routed: Org) -> None:
+    caller = key(routed, scopes=["models:read", "models:deploy"])
+    issued = httpx.post(
+        f"{routed.server.base_url}/oauth/token",
+        data={"grant_type": "client_credentials", "scope": "models:read"},
+        auth=(str(caller["id"]), str(caller["key"])),
+        timeout=10,
+    )
+    assert issued.status_code == 200, issued.text
+    token = issued.json()["access_token"]
+
+    allowed = ask(routed, token)
+    assert allowed.status_code == 204, allowed.text
+    assert allowed.headers["x-keyplane-key-id"] == caller["id"]
+    assert allowed.headers["x-keyplane-scopes"] == "models:read"
+    problem(ask(routed, token, "POST", "/models/llama/deploy"), 403)  # not in the token
+    assert routed.api.patch(f"/v1/keys/{caller['id']}", json={"status": "inactive"}).is_success
+    problem(ask(routed, token), 401)  # its key is disabled
+
+
 def test_a_limited_key_spends_and_hears_its_limits_then_429(routed: Org) -> None:
     limited = key(
         routed,
