@@ -31,7 +31,6 @@ No ``from __future__ import annotations``: FastAPI reads the annotations of the 
 
 import argparse
 import asyncio
-import json
 import math
 import os
 import shutil
@@ -44,8 +43,7 @@ import time
 import traceback
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -56,7 +54,6 @@ from keyplane_client import AsyncKeyplane, KeyplaneGuard, VerifiedKey
 from keyplane_client._guard import DEFAULT_CACHE_TTL, bearer
 from verify import (
     HTTP_TIMEOUT,
-    RESULTS_DIR,
     BenchError,
     HttpResult,
     Server,
@@ -72,6 +69,7 @@ from verify import (
     print_table,
     run_wrk,
     running_server,
+    save,
     stop,
     tail,
 )
@@ -437,24 +435,6 @@ def _share(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.0%}"
 
 
-def save(
-    results: Results, table: list[tuple[str, str, str, str]], lines: list[str], env: dict[str, Any]
-) -> Path:
-    RESULTS_DIR.mkdir(exist_ok=True)
-    now = datetime.now(UTC)
-    path = RESULTS_DIR / f"guard-{now:%Y%m%dT%H%M%SZ}.json"
-    document = {
-        "benchmark": "guard",
-        "at": now.isoformat(),
-        "environment": env,
-        "results": asdict(results),
-        "report": [dict(zip(("figure", "value", "target", "met"), r, strict=True)) for r in table],
-        "notes": lines,
-    }
-    path.write_text(json.dumps(document, indent=2, ensure_ascii=False) + "\n")
-    return path
-
-
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per round and route (10)")
@@ -512,7 +492,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         table,
         lines,
     )
-    print(f"results: {os.path.relpath(save(results, table, lines, env))}")
+    print(f"results: {os.path.relpath(save(results, table, lines, env, 'guard'))}")
     return 0
 
 

@@ -900,12 +900,20 @@ def print_table(title: str, table: list[Row], lines: list[str]) -> None:
         print(line)
 
 
-def save(results: Results, table: list[Row], lines: list[str], env: dict[str, Any]) -> Path:
+def save(
+    results: Any,
+    table: Sequence[Sequence[str]],
+    lines: list[str],
+    env: dict[str, Any],
+    benchmark: str = "verify",
+) -> Path:
+    """Writes a run's figures to bench/results/<benchmark>-<time>.json (``results``: the
+    benchmark's dataclass of measurements)."""
     RESULTS_DIR.mkdir(exist_ok=True)
     now = datetime.now(UTC)
-    path = RESULTS_DIR / f"verify-{now:%Y%m%dT%H%M%SZ}.json"
+    path = RESULTS_DIR / f"{benchmark}-{now:%Y%m%dT%H%M%SZ}.json"
     document = {
-        "benchmark": "verify",
+        "benchmark": benchmark,
         "at": now.isoformat(),
         "environment": env,
         "results": asdict(results),
