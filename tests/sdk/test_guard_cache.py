@@ -11,7 +11,7 @@ import pytest
 
 from keyplane.domain.tokens import mint_key, parse_key
 from keyplane_client import Verdict, VerifiedKey
-from keyplane_client._cache import VerdictCache
+from keyplane_client._cache import QUIET_SECONDS, VerdictCache
 from keyplane_client._guard import bearer, token_expiry, well_formed
 
 
@@ -47,6 +47,17 @@ def test_a_verification_answered_after_a_drop_is_not_stored() -> None:
     cache.invalidate("key_other")  # a notice arrived while the verification was in flight
     assert not cache.put((b"f", "", None), _verified(), generation)
     assert len(cache) == 0
+
+
+def test_a_verdict_naming_a_just_changed_id_is_not_stored_for_a_while() -> None:
+    """Another keyplane node may not have heard the change yet: its answer could be old."""
+    clock = Clock()
+    cache = VerdictCache(10, 30, clock=clock)
+    cache.invalidate("app_1")
+    assert not cache.put((b"f", "", None), _verified(app_id="app_1"), cache.generation)
+    assert cache.put((b"g", "", None), _verified("key_2"), cache.generation)  # not named
+    clock.now += QUIET_SECONDS
+    assert cache.put((b"f", "", None), _verified(app_id="app_1"), cache.generation)
 
 
 @pytest.mark.parametrize(

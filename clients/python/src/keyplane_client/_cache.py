@@ -32,6 +32,12 @@ CacheKey = tuple[bytes, str, str | None]
 
 _SALT_BYTES: Final = 16
 _DIGEST_BYTES: Final = 16
+# After a notice names an id, verdicts naming it are not stored for this long. Several
+# keyplane nodes behind one address hear a change within a second of each other, not at
+# once: a verification answered by a node that has not heard it yet, after this guard has,
+# would otherwise be cached as it was before the change, until the TTL. Keyplane promises
+# a second; two leave room for the stream's own delivery.
+QUIET_SECONDS: Final = 2.0
 
 
 class _Entry(NamedTuple):
@@ -64,6 +70,8 @@ class VerdictCache:
         self._entries: dict[CacheKey, _Entry] = {}
         # id -> the cache keys of entries that name it, to drop them on a notice.
         self._by_id: dict[str, set[CacheKey]] = {}
+        # id -> until when (monotonic) verdicts naming it are not stored (QUIET_SECONDS).
+        self._quiet: dict[str, float] = {}
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -95,6 +103,8 @@ class VerdictCache:
         if generation != self.generation or not self.serving or self.max_entries == 0:
             return False
         now = self._clock()
+        if self._quiet and any(self._quiet.get(i, 0.0) > now for i in verified.ids()):
+            return False
         deadline = now + self.ttl
         ends = [verified.expires_at.timestamp()] if verified.expires_at is not None else []
         if not_after is not None:
@@ -111,8 +121,13 @@ class VerdictCache:
         return True
 
     def invalidate(self, ident: str) -> None:
-        """Drops every entry naming ``ident`` (a key, app or profile id)."""
+        """Drops every entry naming ``ident`` (a key, app or profile id), and stores no
+        verdict naming it for QUIET_SECONDS."""
         self.generation += 1
+        now = self._clock()
+        if len(self._quiet) > self.max_entries:  # bounded: forget the quiet periods over
+            self._quiet = {i: until for i, until in self._quiet.items() if until > now}
+        self._quiet[ident] = now + QUIET_SECONDS
         for key in self._by_id.pop(ident, set()).copy():
             self._drop(key)
 
