@@ -70,4 +70,9 @@ def test_the_api_keeps_its_documented_contract_under_fuzzing(
     generated = re.search(r"(\d+) generated, (\d+) passed", report)
     assert generated is not None, report[-3000:]
     assert generated[1] == generated[2], report[-3000:]
-    assert "Authentication failed" not in report, "every operation was tested signed in"
+    # Every operation was tested signed in, but GitHub's: it takes only reports signed with
+    # GitHub's key, which the fuzzer cannot make, so it hears 401 throughout (its signature
+    # check is tested with a real key pair: test_github_secret_scanning.py).
+    failed = re.search(r"Authentication failed.*?\n\n(.*?)💡", report, re.S)
+    unauthenticated = set(re.findall(r"- ([A-Z]+ \S+)", failed[1])) if failed else set()
+    assert unauthenticated <= {"POST /v1/github/secret-scanning"}, report[-3000:]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import time
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -70,12 +70,15 @@ def _token(server: Server, client_id: str, secret: str) -> str:
 
 def _verified(server: Server, token: str) -> dict[str, object]:
     keys = jwt.PyJWKClient(f"{server.base_url}{JWKS}", cache_keys=False, cache_jwk_set=False)
+    # The server's clock may run ahead of this one (tests move it): its iat is not early.
+    ahead = max((server.clock() - datetime.now(UTC)).total_seconds(), 0.0)
     claims: dict[str, object] = jwt.decode(
         token,
         keys.get_signing_key_from_jwt(token).key,
         algorithms=["EdDSA"],
         issuer="keyplane",
         options={"require": ["exp", "iat", "sub", "jti"]},
+        leeway=ahead + 5,
     )
     return claims
 

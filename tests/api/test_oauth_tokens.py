@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import httpx
 import jwt
@@ -154,7 +154,7 @@ def test_a_disabled_or_deleted_keys_tokens_stop_at_once(
 
 
 def test_a_token_never_outlives_its_key(org: Org) -> None:
-    soon = (datetime.now(UTC) + timedelta(seconds=120)).isoformat()
+    soon = (org.server.clock() + timedelta(seconds=120)).isoformat()  # the server's now
     key = org.api.create_key(name="short", scopes=["apps:read"], expires_at=soon)
     with _client(org, key) as client:
         assert client.fetch_token()["expires_in"] <= 120
@@ -213,7 +213,7 @@ def test_refusals_are_rfc6749_errors(
     other = org.api.create_key(name="other", scopes=["apps:read"])
     grant = {"grant_type": "client_credentials"}
     requests: dict[str, tuple[object, dict[str, object]]] = {
-        "wrong secret": (grant, {"headers": _basic(client_id, secret[:-1] + "x")}),
+        "wrong secret": (grant, {"headers": _basic(client_id, _wrong(secret))}),
         "another key's secret": (grant, {"headers": _basic(client_id, str(other["key"]))}),
         "unknown client id": (grant, {"headers": _basic("key_" + "0" * 26, secret)}),
         "no client authentication": (grant, {}),
@@ -272,3 +272,8 @@ def test_a_change_made_with_a_token_is_audited_as_its_key(org: Org) -> None:
     assert event["actor"]["id"] == key["id"]
     assert token not in str(events)
     assert str(key["key"]) not in str(events)
+
+
+def _wrong(secret: str) -> str:
+    """``secret`` with its last character changed (never to itself)."""
+    return secret[:-1] + ("x" if secret[-1] != "x" else "y")

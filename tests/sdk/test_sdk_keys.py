@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -40,10 +40,10 @@ def test_create_sends_only_what_is_given(kp: Keyplane) -> None:
     assert created.app_id is None
 
 
-def test_create_with_every_field(kp: Keyplane) -> None:
+def test_create_with_every_field(kp: Keyplane, sdk_org: Org) -> None:
     app = kp.apps.create(name="acme", scopes=["apps:read", "api_keys:read"])
     profile = kp.profiles.create(name="free", settings={"rpm": 60})
-    expires = datetime.now(UTC) + timedelta(days=3)
+    expires = sdk_org.server.clock() + timedelta(days=3)  # the server's now: tests move it
     created = kp.keys.create(
         name="acme prod",
         description="for acme",
@@ -181,7 +181,7 @@ def test_a_key_hands_an_agent_a_narrower_child_and_lists_it(kp: Keyplane, sdk_or
     assert isinstance(child, CreatedKey)
     assert (child.parent_id, child.depth, child.scopes) == (parent.id, 1, ["apps:read"])
     assert child.expires_at is not None
-    assert child.expires_at <= datetime.now(UTC) + timedelta(seconds=901)
+    assert child.expires_at <= sdk_org.server.clock() + timedelta(seconds=901)
     assert [k.id for k in kp.keys.children(parent.id)] == [child.id]
     assert [k.id for k in kp.keys.list(parent_id=parent.id)] == [child.id]
 

@@ -7,7 +7,7 @@ import csv
 import io
 import json
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
@@ -177,8 +177,8 @@ def test_webhooks_show_their_secret_once_and_queue_tests(
         kp.webhooks.get(hook.id)
 
 
-def test_audit_events_list_and_export(kp: Keyplane) -> None:
-    before = datetime.now(UTC) - timedelta(seconds=5)
+def test_audit_events_list_and_export(kp: Keyplane, sdk_org: Org) -> None:
+    before = sdk_org.server.clock() - timedelta(seconds=5)  # the server's now: tests move it
     created = kp.keys.create(name="audited", scopes=["apps:read"])
     kp.keys.update(created.id, description="changed")
 
@@ -196,7 +196,8 @@ def test_audit_events_list_and_export(kp: Keyplane) -> None:
     rows = list(csv.reader(io.StringIO(b"".join(kp.audit_events.export(format="csv")).decode())))
     assert rows[0][:3] == ["id", "time", "seq"]
     assert {events[0].id, events[1].id} <= {row[0] for row in rows[1:]}
-    exported = list(kp.audit_events.export_events(target_id=created.id, end=datetime.now(UTC)))
+    end = sdk_org.server.clock()
+    exported = list(kp.audit_events.export_events(target_id=created.id, end=end))
     assert [e.hash for e in exported] == [e.hash for e in events]
     assert created.key.encode() not in jsonl
 

@@ -16,6 +16,7 @@ from fastapi import APIRouter, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from keyplane.api.errors import ratelimit_headers
+from keyplane.api.routes._docs import problems
 from keyplane.api.schemas.oauth import (
     Jwks,
     OAuthErrorResponse,
@@ -63,6 +64,8 @@ def _error_doc(description: str) -> dict[str, Any]:
             "`rate_limited`: the key is over a rate limit or out of quota (a token request "
             "counts as one use of the key); `Retry-After` says when to retry."
         ),
+        # The store unreachable: a problem document, as for every operation.
+        503: problems()[503],
     },
     openapi_extra={
         "requestBody": {
